@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what e3relax needs to build and test, idempotently, on a machine
+# that has only the Rust toolchain, python3/pip and apt:
+#  * libtorch 2.11.0 (the build tch 0.24.0 pins) from PyPI into .libtorch/
+#    (no CPU-only libtorch exists on PyPI; the two small NVIDIA wheels are
+#    what the CPU libraries need to start);
+#  * the Debian packages the tests use, when missing.
+# Re-running it does nothing when everything is in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TORCH_VERSION=2.11.0
+marker=.libtorch/.e3relax-torch-$TORCH_VERSION
+if [ ! -f "$marker" ] || [ ! -f .libtorch/torch/lib/libtorch_cpu.so ]; then
+    echo "setup: installing libtorch $TORCH_VERSION into .libtorch (about 540 MB download)" >&2
+    rm -rf .libtorch
+    python3 -m pip install --quiet --disable-pip-version-check --no-cache-dir --no-deps \
+        --target .libtorch "torch==$TORCH_VERSION" \
+        'nvidia-cuda-runtime==13.0.96.*' 'nvidia-cuda-cupti==13.0.85.*'
+    touch "$marker"
+fi
+
+# Debian packages used by the test suite (C/C++/Fortran consumers, CMake).
+need=()
+for tool in cmake:cmake gfortran:gfortran g++:g++ pkg-config:pkg-config make:make; do
+    command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    echo "setup: installing ${need[*]} with apt-get" >&2
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi

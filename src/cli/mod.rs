@@ -1,0 +1,60 @@
+//! Subcommands of the `e3relax` tool. Each returns a library error, which
+//! `main` prints as one line.
+
+mod bench;
+mod convert;
+mod info;
+
+use clap::{Parser, Subcommand};
+
+use e3relax::io::Format;
+use e3relax::units::LengthUnit;
+use e3relax::{Error, Result};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "e3relax",
+    version,
+    about = "Relaxed crystal structures in one forward pass of an E(3)-equivariant graph network",
+    long_about = "e3relax predicts the relaxed lattice and atomic positions of a crystal in one \
+forward pass of E3Relax, so that a DFT or MD optimiser starts from a much better geometry.\n\n\
+Structure files: VASP POSCAR/CONTCAR (*.vasp, POSCAR*, CONTCAR*), extended XYZ (*.xyz, \
+*.extxyz, multi-frame) and CIF (*.cif); any of them may be gzip-compressed (*.gz). \
+Lengths are in Å unless an option says otherwise."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Summarise structures: formula, cell, volume, density, neighbour counts
+    Info(info::InfoArgs),
+    /// Convert structure files between POSCAR, extended XYZ and CIF
+    Convert(convert::ConvertArgs),
+    /// Measure performance (neighbour graph, optionally against pymatgen)
+    Bench(bench::BenchArgs),
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Info(args) => info::run(args),
+        Command::Convert(args) => convert::run(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+/// Parses an optional `--format` value.
+pub(crate) fn format_option(name: &Option<String>) -> Result<Option<Format>> {
+    name.as_deref().map(Format::from_name).transpose()
+}
+
+/// Parses a `--unit` value.
+pub(crate) fn unit_option(name: &str) -> Result<LengthUnit> {
+    LengthUnit::parse(name).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "unknown length unit '{name}' (expected angstrom or bohr)"
+        ))
+    })
+}

@@ -1,0 +1,206 @@
+//! Relaxation pairs in the format of the shared datasets: a folder with
+//! `unrelaxed.extxyz` and `relaxed.extxyz` (either may be `.gz`), the same
+//! structures under the same `id`s. A pair whose atoms disagree, or one side
+//! of which is missing or invalid, is reported in `skipped` and never used.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::io::{self, Format};
+use crate::metrics::Target;
+use crate::structure::Structure;
+
+/// One unrelaxed/relaxed pair and its training target.
+#[derive(Debug, Clone)]
+pub struct RelaxationPair {
+    pub id: String,
+    pub unrelaxed: Structure,
+    pub relaxed: Structure,
+    pub target: Target,
+}
+
+/// A pair that was not used, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkippedPair {
+    pub id: String,
+    pub reason: String,
+}
+
+/// The usable pairs of a dataset plus the report of skipped ones.
+#[derive(Debug, Clone, Default)]
+pub struct Dataset {
+    pub pairs: Vec<RelaxationPair>,
+    pub skipped: Vec<SkippedPair>,
+}
+
+fn find_file(dir: &Path, stem: &str) -> Result<PathBuf> {
+    let candidates = [
+        format!("{stem}.extxyz"),
+        format!("{stem}.extxyz.gz"),
+        format!("{stem}.xyz"),
+        format!("{stem}.xyz.gz"),
+    ];
+    candidates
+        .iter()
+        .map(|c| dir.join(c))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{}: no {stem}.extxyz (or .extxyz.gz) in this folder",
+                dir.display()
+            ))
+        })
+}
+
+impl Dataset {
+    /// Loads the pairs of a dataset folder.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let unrelaxed = find_file(dir, "unrelaxed")?;
+        let relaxed = find_file(dir, "relaxed")?;
+        Dataset::from_files(&unrelaxed, &relaxed)
+    }
+
+    /// Loads pairs from two multi-frame files. Frames are matched by `id`;
+    /// when neither file has ids, by position.
+    pub fn from_files(unrelaxed: &Path, relaxed: &Path) -> Result<Self> {
+        let read = |p: &Path| -> Result<Vec<Structure>> {
+            let text = io::read_text(p)?;
+            io::parse(&text, Format::ExtXyz).map_err(|e| e.in_file(&p.display().to_string()))
+        };
+        let before = read(unrelaxed)?;
+        let after = read(relaxed)?;
+        let key = |frames: &[Structure], path: &Path| -> Result<Vec<String>> {
+            let with_id = frames.iter().filter(|s| s.id.is_some()).count();
+            match with_id {
+                0 => Ok((0..frames.len())
+                    .map(|i| format!("frame {}", i + 1))
+                    .collect()),
+                n if n == frames.len() => {
+                    Ok(frames.iter().map(|s| s.id.clone().unwrap()).collect())
+                }
+                _ => Err(Error::InvalidArgument(format!(
+                    "{}: some frames have an id and some do not; pairs cannot be matched",
+                    path.display()
+                ))),
+            }
+        };
+        let before_ids = key(&before, unrelaxed)?;
+        let after_ids = key(&after, relaxed)?;
+        let mut by_id: HashMap<&str, usize> = HashMap::new();
+        for (k, id) in after_ids.iter().enumerate() {
+            by_id.insert(id, k);
+        }
+        let mut dataset = Dataset::default();
+        let mut used = vec![false; after.len()];
+        for (k, id) in before_ids.iter().enumerate() {
+            let skip = |reason: String| SkippedPair {
+                id: id.clone(),
+                reason,
+            };
+            let Some(&m) = by_id.get(id.as_str()) else {
+                dataset
+                    .skipped
+                    .push(skip(format!("not in {}", relaxed.display())));
+                continue;
+            };
+            used[m] = true;
+            let (u, r) = (&before[k], &after[m]);
+            let problem = if u.numbers.len() != r.numbers.len() {
+                Some(format!(
+                    "{} atoms unrelaxed but {} relaxed",
+                    u.natoms(),
+                    r.natoms()
+                ))
+            } else if let Some(i) = (0..u.natoms()).find(|&i| u.numbers[i] != r.numbers[i]) {
+                Some(format!(
+                    "atom {} is Z={} unrelaxed but Z={} relaxed",
+                    i + 1,
+                    u.numbers[i],
+                    r.numbers[i]
+                ))
+            } else if let Err(e) = u.validate() {
+                Some(format!("unrelaxed: {e}"))
+            } else if let Err(e) = r.validate() {
+                Some(format!("relaxed: {e}"))
+            } else {
+                None
+            };
+            match problem {
+                Some(reason) => dataset.skipped.push(skip(reason)),
+                None => dataset.pairs.push(RelaxationPair {
+                    id: id.clone(),
+                    target: Target::new(u, r),
+                    unrelaxed: u.clone(),
+                    relaxed: r.clone(),
+                }),
+            }
+        }
+        for (m, id) in after_ids.iter().enumerate() {
+            if !used[m] {
+                dataset.skipped.push(SkippedPair {
+                    id: id.clone(),
+                    reason: format!("not in {}", unrelaxed.display()),
+                });
+            }
+        }
+        Ok(dataset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(id: &str, z: u32, x: f64) -> String {
+        format!("2\nLattice=\"4 0 0 0 4 0 0 0 4\" Properties=species:S:1:pos:R:3 id={id}\nH 0 0 0\n{} {x} 0 0\n", crate::elements::symbol(z).unwrap())
+    }
+
+    #[test]
+    fn matches_by_id_and_reports_mismatches() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = [
+            frame("a", 8, 2.0),
+            frame("b", 8, 2.0),
+            frame("c", 8, 2.0),
+            frame("d", 8, 2.0),
+        ]
+        .concat();
+        // b: species differ; c: missing; d: atoms overlap in the relaxed one; e: extra.
+        let after = [
+            frame("d", 8, 0.1),
+            frame("b", 9, 2.0),
+            frame("a", 8, 2.1),
+            frame("e", 8, 2.0),
+        ]
+        .concat();
+        std::fs::write(dir.path().join("unrelaxed.extxyz"), before).unwrap();
+        std::fs::write(dir.path().join("relaxed.extxyz"), after).unwrap();
+        let d = Dataset::from_dir(dir.path()).unwrap();
+        assert_eq!(d.pairs.len(), 1);
+        assert_eq!(d.pairs[0].id, "a");
+        assert_eq!(d.pairs[0].relaxed.positions[1][0], 2.1);
+        let reasons: Vec<(String, String)> = d
+            .skipped
+            .iter()
+            .map(|s| (s.id.clone(), s.reason.clone()))
+            .collect();
+        assert_eq!(reasons.len(), 4, "{reasons:?}");
+        assert!(
+            reasons[0].0 == "b"
+                && reasons[0]
+                    .1
+                    .contains("atom 2 is Z=8 unrelaxed but Z=9 relaxed")
+        );
+        assert!(reasons[1].0 == "c" && reasons[1].1.starts_with("not in"));
+        assert!(reasons[2].0 == "d" && reasons[2].1.contains("relaxed: invalid structure"));
+        assert!(reasons[3].0 == "e" && reasons[3].1.contains("unrelaxed.extxyz"));
+    }
+
+    #[test]
+    fn missing_folder_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Dataset::from_dir(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("no unrelaxed.extxyz"), "{e}");
+    }
+}

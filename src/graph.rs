@@ -1,0 +1,493 @@
+//! The periodic neighbour graph of model-spec.md.
+//!
+//! Atom-atom edges are found once, on the input structure, with a cell list
+//! (O(N) for large cells, one rayon task per atom, deterministic order). The
+//! number of image shells along each axis comes from the distance between
+//! opposite faces of the cell, so small and skewed cells get every image
+//! within the radius.
+
+use rayon::prelude::*;
+
+use crate::linalg::{self, Mat3, Vec3};
+
+/// The six self-image offsets every atom receives (model-spec.md, Graph).
+pub const SELF_IMAGE_OFFSETS: [[i32; 3]; 6] = [
+    [0, 0, 1],
+    [0, 1, 0],
+    [1, 0, 0],
+    [0, 1, 1],
+    [1, 0, 1],
+    [1, 1, 0],
+];
+
+/// One periodic image `j + k . L` near an atom `i`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Neighbor {
+    /// Index of the neighbouring atom.
+    pub index: usize,
+    /// Integer lattice offset `k` of the image.
+    pub offset: [i32; 3],
+    /// `|pos[j] + k . L - pos[i]|`, Å.
+    pub distance: f64,
+}
+
+/// A directed edge: messages flow from `source` (at `offset`) to `target`;
+/// its vector is `pos[source] + offset . L - pos[target]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Edge {
+    pub source: usize,
+    pub target: usize,
+    pub offset: [i32; 3],
+}
+
+/// Settings of the model graph.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GraphSettings {
+    /// Search radius, Å (published: 6.0).
+    pub radius: f64,
+    /// Neighbours kept per atom, nearest first (published: 50).
+    pub max_neighbors: usize,
+}
+
+impl Default for GraphSettings {
+    fn default() -> Self {
+        GraphSettings {
+            radius: 6.0,
+            max_neighbors: 50,
+        }
+    }
+}
+
+/// Distance between the two faces of the cell spanned by the other two
+/// lattice vectors, for each axis: how far one image shell reaches.
+pub fn face_distances(lattice: &Mat3) -> Vec3 {
+    let volume = linalg::det(lattice).abs();
+    [
+        volume / linalg::norm(linalg::cross(lattice[1], lattice[2])),
+        volume / linalg::norm(linalg::cross(lattice[2], lattice[0])),
+        volume / linalg::norm(linalg::cross(lattice[0], lattice[1])),
+    ]
+}
+
+/// Orders neighbours by distance, ties broken by index then offset, so the
+/// nearest-K cut is reproducible.
+fn sort_neighbors(list: &mut [Neighbor]) {
+    list.sort_by(|a, b| {
+        a.distance
+            .total_cmp(&b.distance)
+            .then(a.index.cmp(&b.index))
+            .then(a.offset.cmp(&b.offset))
+    });
+}
+
+/// Atoms binned by their wrapped fractional coordinates.
+struct CellList {
+    bins: [usize; 3],
+    shells: [i64; 3],
+    /// Atom indices grouped by bin (CSR with `bin_start`).
+    atoms_by_bin: Vec<usize>,
+    bin_start: Vec<usize>,
+    bin_of_atom: Vec<[usize; 3]>,
+    /// Positions moved into the cell, and the integer shift `n_i` with
+    /// `pos_i = wrapped_i + n_i . L`.
+    wrapped: Vec<Vec3>,
+    shift: Vec<[i64; 3]>,
+}
+
+impl CellList {
+    fn new(lattice: &Mat3, positions: &[Vec3], radius: f64) -> Self {
+        let inverse = linalg::inverse(lattice).expect("lattice must be invertible");
+        let heights = face_distances(lattice);
+        let mut bins = heights.map(|h| ((h / radius).floor() as usize).max(1));
+        // A vacuum-filled cell would make many empty bins; keep the count
+        // within a few per atom.
+        let max_bins = 4 * positions.len() + 64;
+        while bins.iter().product::<usize>() > max_bins {
+            let largest = (0..3).max_by_key(|&a| bins[a]).unwrap();
+            bins[largest] = bins[largest].div_ceil(2);
+        }
+        let shells = [0, 1, 2].map(|a| {
+            let width = heights[a] / bins[a] as f64;
+            (radius / width).ceil() as i64
+        });
+        let mut wrapped = Vec::with_capacity(positions.len());
+        let mut shift = Vec::with_capacity(positions.len());
+        let mut bin_of_atom = Vec::with_capacity(positions.len());
+        for &p in positions {
+            let frac = linalg::vec_mat(p, &inverse);
+            let mut n = [0i64; 3];
+            let mut f = [0.0; 3];
+            for a in 0..3 {
+                let floor = frac[a].floor();
+                n[a] = floor as i64;
+                f[a] = frac[a] - floor;
+                // frac - floor(frac) rounds up to exactly 1.0 for tiny negatives.
+                if f[a] >= 1.0 {
+                    f[a] = 0.0;
+                    n[a] += 1;
+                }
+            }
+            let bin = [0, 1, 2].map(|a| ((f[a] * bins[a] as f64) as usize).min(bins[a] - 1));
+            // wrapped = pos - n . L, computed from the original position so
+            // that no fractional round trip error enters the distances.
+            let n_f = n.map(|v| v as f64);
+            wrapped.push(linalg::sub(p, linalg::vec_mat(n_f, lattice)));
+            shift.push(n);
+            bin_of_atom.push(bin);
+        }
+        let flat = |b: [usize; 3]| (b[0] * bins[1] + b[1]) * bins[2] + b[2];
+        let nbins = bins.iter().product::<usize>();
+        let mut counts = vec![0usize; nbins + 1];
+        for b in &bin_of_atom {
+            counts[flat(*b) + 1] += 1;
+        }
+        for k in 0..nbins {
+            counts[k + 1] += counts[k];
+        }
+        let bin_start = counts.clone();
+        let mut fill = counts;
+        let mut atoms_by_bin = vec![0; positions.len()];
+        for (atom, b) in bin_of_atom.iter().enumerate() {
+            let slot = &mut fill[flat(*b)];
+            atoms_by_bin[*slot] = atom;
+            *slot += 1;
+        }
+        CellList {
+            bins,
+            shells,
+            atoms_by_bin,
+            bin_start,
+            bin_of_atom,
+            wrapped,
+            shift,
+        }
+    }
+
+    /// Every image within `radius` of atom `i` (itself at zero offset
+    /// excluded), unsorted.
+    fn neighbors_of(
+        &self,
+        i: usize,
+        lattice: &Mat3,
+        positions: &[Vec3],
+        radius: f64,
+    ) -> Vec<Neighbor> {
+        let mut found = Vec::new();
+        let home = self.bin_of_atom[i];
+        let r2 = radius * radius;
+        let bins = self.bins.map(|b| b as i64);
+        let [s0, s1, s2] = self.shells;
+        for d0 in -s0..=s0 {
+            for d1 in -s1..=s1 {
+                for d2 in -s2..=s2 {
+                    let cell = [
+                        home[0] as i64 + d0,
+                        home[1] as i64 + d1,
+                        home[2] as i64 + d2,
+                    ];
+                    // Each (bin, image shift) pair is reached exactly once.
+                    let image = [0, 1, 2].map(|a| cell[a].div_euclid(bins[a]));
+                    let bin = [0, 1, 2].map(|a| cell[a].rem_euclid(bins[a]) as usize);
+                    let image_cart = linalg::vec_mat(image.map(|v| v as f64), lattice);
+                    let flat = (bin[0] * self.bins[1] + bin[1]) * self.bins[2] + bin[2];
+                    for &j in &self.atoms_by_bin[self.bin_start[flat]..self.bin_start[flat + 1]] {
+                        let offset = [0, 1, 2]
+                            .map(|a| (image[a] - self.shift[j][a] + self.shift[i][a]) as i32);
+                        if j == i && offset == [0, 0, 0] {
+                            continue;
+                        }
+                        let r =
+                            linalg::sub(linalg::add(self.wrapped[j], image_cart), self.wrapped[i]);
+                        if linalg::dot(r, r) <= r2 {
+                            let exact = linalg::sub(
+                                linalg::add(
+                                    positions[j],
+                                    linalg::vec_mat(offset.map(f64::from), lattice),
+                                ),
+                                positions[i],
+                            );
+                            found.push(Neighbor {
+                                index: j,
+                                offset,
+                                distance: linalg::norm(exact),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        found
+    }
+}
+
+/// For every atom, all periodic images within `radius` (the atom itself at
+/// zero offset excluded), nearest first. `lattice` must be invertible.
+pub fn radius_neighbors(lattice: &Mat3, positions: &[Vec3], radius: f64) -> Vec<Vec<Neighbor>> {
+    if positions.is_empty() {
+        return Vec::new();
+    }
+    let cells = CellList::new(lattice, positions, radius);
+    (0..positions.len())
+        .into_par_iter()
+        .map(|i| {
+            let mut list = cells.neighbors_of(i, lattice, positions, radius);
+            sort_neighbors(&mut list);
+            list
+        })
+        .collect()
+}
+
+/// The closest pair `(i, j, distance)` with `i <= j` among images within
+/// `radius` (`i == j` when an atom is close to its own image).
+pub fn closest_pair_within(
+    lattice: &Mat3,
+    positions: &[Vec3],
+    radius: f64,
+) -> Option<(usize, usize, f64)> {
+    radius_neighbors(lattice, positions, radius)
+        .iter()
+        .enumerate()
+        .filter_map(|(i, list)| {
+            list.first()
+                .map(|n| (i.min(n.index), i.max(n.index), n.distance))
+        })
+        .min_by(|a, b| a.2.total_cmp(&b.2).then((a.0, a.1).cmp(&(b.0, b.1))))
+}
+
+/// The model graph of model-spec.md: for each target atom `i`, the nearest
+/// `max_neighbors` images within the radius (sorted by distance), minus the
+/// edges to `i`'s own images, followed by the six fixed self-image edges.
+/// Edges are grouped by target in atom order.
+pub fn build_graph(lattice: &Mat3, positions: &[Vec3], settings: &GraphSettings) -> Vec<Edge> {
+    let per_atom = radius_neighbors(lattice, positions, settings.radius);
+    let mut edges = Vec::new();
+    for (i, list) in per_atom.iter().enumerate() {
+        edges.extend(
+            list.iter()
+                .take(settings.max_neighbors)
+                .filter(|n| n.index != i)
+                .map(|n| Edge {
+                    source: n.index,
+                    target: i,
+                    offset: n.offset,
+                }),
+        );
+        edges.extend(SELF_IMAGE_OFFSETS.iter().map(|&offset| Edge {
+            source: i,
+            target: i,
+            offset,
+        }));
+    }
+    edges
+}
+
+/// Slow, obvious references the fast kernels are tested against.
+#[doc(hidden)]
+pub mod reference {
+    use super::*;
+
+    /// Every image of every atom within `radius` by looping over all atoms
+    /// and a generous box of offsets, nearest first.
+    pub fn radius_neighbors(lattice: &Mat3, positions: &[Vec3], radius: f64) -> Vec<Vec<Neighbor>> {
+        // Offsets reach the radius plus however far apart (in cells) the
+        // given positions are, since they need not lie inside the cell.
+        let inverse = linalg::inverse(lattice).expect("invertible lattice");
+        let frac: Vec<Vec3> = positions
+            .iter()
+            .map(|&p| linalg::vec_mat(p, &inverse))
+            .collect();
+        let heights = face_distances(lattice);
+        let reach = [0, 1, 2].map(|a| {
+            let lo = frac.iter().map(|f| f[a]).fold(f64::INFINITY, f64::min);
+            let hi = frac.iter().map(|f| f[a]).fold(f64::NEG_INFINITY, f64::max);
+            (radius / heights[a] + (hi - lo)).ceil() as i32 + 1
+        });
+        positions
+            .iter()
+            .enumerate()
+            .map(|(i, &pi)| {
+                let mut list = Vec::new();
+                for (j, &pj) in positions.iter().enumerate() {
+                    for k0 in -reach[0]..=reach[0] {
+                        for k1 in -reach[1]..=reach[1] {
+                            for k2 in -reach[2]..=reach[2] {
+                                if i == j && [k0, k1, k2] == [0, 0, 0] {
+                                    continue;
+                                }
+                                let shift = linalg::vec_mat([k0, k1, k2].map(f64::from), lattice);
+                                let d = linalg::norm(linalg::sub(linalg::add(pj, shift), pi));
+                                if d <= radius {
+                                    list.push(Neighbor {
+                                        index: j,
+                                        offset: [k0, k1, k2],
+                                        distance: d,
+                                    });
+                                }
+                            }
+                        }
+                    }
+                }
+                sort_neighbors(&mut list);
+                list
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn random_lattice(rng: &mut impl Rng, scale: f64, skew: f64) -> Mat3 {
+        loop {
+            let mut l = [[0.0; 3]; 3];
+            for (a, row) in l.iter_mut().enumerate() {
+                for (b, v) in row.iter_mut().enumerate() {
+                    *v = if a == b {
+                        scale * rng.random_range(0.5..1.5)
+                    } else {
+                        scale * skew * rng.random_range(-1.0..1.0)
+                    };
+                }
+            }
+            let lengths = l.map(linalg::norm);
+            if linalg::det(&l).abs() / (lengths[0] * lengths[1] * lengths[2]) > 0.2 {
+                return l;
+            }
+        }
+    }
+
+    fn random_positions(rng: &mut impl Rng, lattice: &Mat3, n: usize, spill: f64) -> Vec<Vec3> {
+        (0..n)
+            .map(|_| {
+                let f = [0; 3].map(|_| rng.random_range(-spill..1.0 + spill));
+                linalg::vec_mat(f, lattice)
+            })
+            .collect()
+    }
+
+    fn assert_same(fast: &[Vec<Neighbor>], slow: &[Vec<Neighbor>]) {
+        assert_eq!(fast.len(), slow.len());
+        for (i, (a, b)) in fast.iter().zip(slow).enumerate() {
+            let key = |n: &Neighbor| (n.index, n.offset);
+            let mut ka: Vec<_> = a.iter().map(key).collect();
+            let mut kb: Vec<_> = b.iter().map(key).collect();
+            ka.sort();
+            kb.sort();
+            assert_eq!(ka, kb, "neighbours of atom {i} differ");
+            for (x, y) in a.iter().zip(b) {
+                assert!((x.distance - y.distance).abs() < 1e-9);
+            }
+        }
+    }
+
+    #[test]
+    fn cell_list_matches_brute_force_on_random_triclinic_cells() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for trial in 0..120 {
+            let scale = [2.5, 4.0, 7.0, 12.0][trial % 4];
+            let skew = [0.0, 0.3, 0.6][trial % 3];
+            let lattice = random_lattice(&mut rng, scale, skew);
+            let n = 1 + trial % 9;
+            let positions = random_positions(&mut rng, &lattice, n, 0.7);
+            let radius = rng.random_range(2.0..7.0);
+            let fast = radius_neighbors(&lattice, &positions, radius);
+            let slow = reference::radius_neighbors(&lattice, &positions, radius);
+            assert_same(&fast, &slow);
+        }
+    }
+
+    #[test]
+    fn strongly_skewed_and_one_atom_cells() {
+        // 20 degrees between a and b, a 2.5 A axis: many shells needed.
+        let g = 20f64.to_radians();
+        let lattice = [
+            [2.5, 0.0, 0.0],
+            [3.0 * g.cos(), 3.0 * g.sin(), 0.0],
+            [0.4, 0.3, 2.6],
+        ];
+        let positions = vec![[0.3, 0.2, 0.1]];
+        let fast = radius_neighbors(&lattice, &positions, 6.0);
+        let slow = reference::radius_neighbors(&lattice, &positions, 6.0);
+        assert!(fast[0].len() > 100);
+        assert_same(&fast, &slow);
+    }
+
+    #[test]
+    fn large_cell_uses_many_bins_and_agrees() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let lattice = random_lattice(&mut rng, 20.0, 0.2);
+        let positions = random_positions(&mut rng, &lattice, 300, 0.0);
+        let cells = CellList::new(&lattice, &positions, 4.0);
+        assert!(cells.bins.iter().product::<usize>() > 8);
+        let fast = radius_neighbors(&lattice, &positions, 4.0);
+        assert_same(
+            &fast,
+            &reference::radius_neighbors(&lattice, &positions, 4.0),
+        );
+    }
+
+    #[test]
+    fn model_graph_caps_drops_self_images_and_adds_six() {
+        // 1-atom simple cubic, a = 2: 6 images at 2, 12 at 2.83, 8 at 3.46 ...
+        let lattice = [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0]];
+        let edges = build_graph(&lattice, &[[0.1, 0.2, 0.3]], &GraphSettings::default());
+        // Every neighbour is a self image, so only the fixed six remain.
+        assert_eq!(edges.len(), 6);
+        assert!(edges.iter().all(|e| e.source == 0 && e.target == 0));
+        assert_eq!(
+            edges.iter().map(|e| e.offset).collect::<Vec<_>>(),
+            SELF_IMAGE_OFFSETS
+        );
+    }
+
+    #[test]
+    fn model_graph_keeps_nearest_before_dropping_self_images() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let lattice = random_lattice(&mut rng, 5.0, 0.3);
+        let positions = random_positions(&mut rng, &lattice, 6, 0.0);
+        let settings = GraphSettings {
+            radius: 6.0,
+            max_neighbors: 20,
+        };
+        let edges = build_graph(&lattice, &positions, &settings);
+        let slow = reference::radius_neighbors(&lattice, &positions, 6.0);
+        for (i, list) in slow.iter().enumerate() {
+            let mut expected: Vec<Edge> = list
+                .iter()
+                .take(20)
+                .filter(|n| n.index != i)
+                .map(|n| Edge {
+                    source: n.index,
+                    target: i,
+                    offset: n.offset,
+                })
+                .collect();
+            expected.extend(SELF_IMAGE_OFFSETS.map(|offset| Edge {
+                source: i,
+                target: i,
+                offset,
+            }));
+            let got: Vec<Edge> = edges.iter().copied().filter(|e| e.target == i).collect();
+            let mut a = got.clone();
+            let mut b = expected.clone();
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "atom {i}");
+        }
+        // Deterministic: building again gives the identical list.
+        assert_eq!(edges, build_graph(&lattice, &positions, &settings));
+    }
+
+    #[test]
+    fn closest_pair_reports_atoms_and_self_images() {
+        let lattice = [[4.0, 0.0, 0.0], [0.0, 4.0, 0.0], [0.0, 0.0, 4.0]];
+        let pair =
+            closest_pair_within(&lattice, &[[0.0; 3], [3.9, 0.0, 0.0], [2.0, 2.0, 2.0]], 0.5);
+        let (i, j, d) = pair.unwrap();
+        assert_eq!((i, j), (0, 1));
+        assert!((d - 0.1).abs() < 1e-12);
+        assert!(closest_pair_within(&lattice, &[[0.0; 3]], 0.5).is_none());
+    }
+}

@@ -1,0 +1,31 @@
+//! # e3relax
+//!
+//! Relaxed crystal structures in one forward pass of E3Relax, an
+//! SE(3)-equivariant graph network whose nodes are atoms and the three
+//! lattice vectors.
+//!
+//! Conventions everywhere: lengths in Å, lattice rows are lattice vectors,
+//! Cartesian positions, atomic numbers for species.
+//!
+//! Layout: [`structure`] (the crystal and its validation), [`io`] (POSCAR,
+//! extended XYZ, CIF), [`dataset`] (relaxation pairs), [`graph`] (periodic
+//! neighbour graph), [`metrics`] (the paper's evaluation), [`runtime`]
+//! (libtorch start-up and devices), [`bench`] (benchmarks).
+
+pub mod bench;
+pub mod dataset;
+pub mod elements;
+pub mod error;
+pub mod graph;
+pub mod io;
+pub mod linalg;
+pub mod metrics;
+pub mod runtime;
+pub mod structure;
+pub mod units;
+
+pub use error::{Error, Result};
+pub use structure::Structure;
+
+/// Version of this library.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
