@@ -36,7 +36,7 @@ impl Format {
     }
 
     /// Guesses the format from a file name: `*.vasp`, `*.poscar`,
-    /// `POSCAR*`, `CONTCAR*`; `*.xyz`, `*.extxyz`; `*.cif`; each optionally
+    /// names containing `POSCAR` or `CONTCAR` (as ASE); `*.xyz`, `*.extxyz`; `*.cif`; each optionally
     /// followed by `.gz`.
     pub fn from_path(path: &Path) -> Result<Self> {
         let name = path
@@ -46,8 +46,7 @@ impl Format {
             .to_string();
         let bare = name.strip_suffix(".gz").unwrap_or(&name);
         let lower = bare.to_ascii_lowercase();
-        let upper = bare.to_ascii_uppercase();
-        if upper.starts_with("POSCAR") || upper.starts_with("CONTCAR") {
+        if bare.contains("POSCAR") || bare.contains("CONTCAR") {
             return Ok(Format::Poscar);
         }
         match lower.rsplit_once('.').map(|(_, ext)| ext) {
@@ -207,6 +206,7 @@ mod tests {
         let f = |p: &str| Format::from_path(Path::new(p)).unwrap();
         assert_eq!(f("run/POSCAR"), Format::Poscar);
         assert_eq!(f("CONTCAR_relaxed"), Format::Poscar);
+        assert_eq!(f("relaxed_POSCAR"), Format::Poscar);
         assert_eq!(f("x.vasp"), Format::Poscar);
         assert_eq!(f("a.extxyz.gz"), Format::ExtXyz);
         assert_eq!(f("a.XYZ"), Format::ExtXyz);

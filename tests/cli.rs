@@ -1,0 +1,185 @@
+//! The `e3relax` command-line tool, run as a user would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn e3relax(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_e3relax"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A failing command prints exactly one line, naming what it must name.
+fn assert_one_line_error(out: &Output, needles: &[&str]) {
+    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.starts_with("e3relax: error: "), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "'{n}' not in: {err}");
+    }
+}
+
+#[test]
+fn convert_multi_frame_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let cif = dir.path().join("frames.cif");
+    let back = dir.path().join("frames.xyz");
+    let out = e3relax(&["convert", s(&fixture("ase_multi.extxyz")), s(&cif)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = e3relax(&["convert", s(&cif), s(&back)]);
+    assert!(out.status.success());
+    let original = e3relax::io::read_file(&fixture("ase_multi.extxyz"), None).unwrap();
+    let round = e3relax::io::read_file(&back, None).unwrap();
+    assert_eq!(round.len(), 3);
+    for (a, b) in original.iter().zip(&round) {
+        assert_eq!(a.numbers, b.numbers);
+        assert_eq!(a.id, b.id);
+        for (x, y) in a
+            .fractional_positions()
+            .iter()
+            .zip(b.fractional_positions())
+        {
+            for k in 0..3 {
+                assert!((x[k] - y[k]).abs() < 1e-9);
+            }
+        }
+    }
+}
+
+#[test]
+fn convert_with_format_override_and_bohr() {
+    let dir = tempfile::tempdir().unwrap();
+    let odd = dir.path().join("structure.txt");
+    let out = e3relax(&[
+        "convert",
+        s(&fixture("ase_direct.vasp")),
+        s(&odd),
+        "--format",
+        "poscar",
+    ]);
+    assert!(out.status.success());
+    let xyz = dir.path().join("scaled.xyz");
+    let out = e3relax(&[
+        "convert",
+        s(&odd),
+        s(&xyz),
+        "--from",
+        "poscar",
+        "--input-unit",
+        "bohr",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a = e3relax::io::read_file(&fixture("ase_direct.vasp"), None)
+        .unwrap()
+        .remove(0);
+    let b = e3relax::io::read_file(&xyz, None).unwrap().remove(0);
+    assert!((b.lattice[0][0] - a.lattice[0][0] * 0.529177210903).abs() < 1e-12);
+}
+
+#[test]
+fn info_reports_cell_and_neighbours() {
+    let out = e3relax(&["info", s(&fixture("ase_selective.vasp"))]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("formula   Si8 (8 atoms)"), "{text}");
+    assert!(
+        text.contains("a = 5.4300  b = 5.4300  c = 5.4300 Å"),
+        "{text}"
+    );
+    assert!(text.contains("volume    160.1030 Å^3"), "{text}");
+    assert!(text.contains("density   2.3303 g/cm^3"), "{text}");
+    // Diamond Si (a = 5.43 A) within 6 A: shells of 4, 12, 12, 6 and 12 = 46
+    // images (under the cap of 50); the 6 at 5.43 A are the atom's own
+    // images, dropped for the fixed self-image edges: 40 remain.
+    assert!(
+        text.contains("min 40 / mean 40.0 / max 40, plus 6 self-image edges (368 edges)"),
+        "{text}"
+    );
+    let json = e3relax(&[
+        "info",
+        "--json",
+        "--unit",
+        "bohr",
+        s(&fixture("ase_multi.extxyz")),
+    ]);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[2]["id"], "frame-2");
+    assert!((lines[0]["lengths"][0].as_f64().unwrap() - 5.1 / 0.529177210903).abs() < 1e-9);
+}
+
+#[test]
+fn errors_are_one_line_naming_file_and_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nothing.cif");
+    assert_one_line_error(
+        &e3relax(&["info", s(&missing)]),
+        &["nothing.cif", "No such file"],
+    );
+
+    let bad = dir.path().join("bad.extxyz");
+    std::fs::write(&bad, "2\nLattice=\"4 0 0 0 4 0 0 0 4\"\nH 0 0 0\n").unwrap();
+    assert_one_line_error(
+        &e3relax(&["info", s(&bad)]),
+        &["bad.extxyz:1:", "announces 2 atoms"],
+    );
+
+    let overlap = dir.path().join("POSCAR");
+    std::fs::write(
+        &overlap,
+        "x\n1\n4 0 0\n0 4 0\n0 0 4\nH\n2\nCartesian\n0 0 0\n0 0 0.1\n",
+    )
+    .unwrap();
+    assert_one_line_error(
+        &e3relax(&["info", s(&overlap)]),
+        &["POSCAR", "atoms 1 and 2 are 0.1000 Å apart"],
+    );
+
+    let out = dir.path().join("many.vasp");
+    assert_one_line_error(
+        &e3relax(&["convert", s(&fixture("ase_multi.extxyz")), s(&out)]),
+        &["many.vasp", "POSCAR holds one structure, but there are 3"],
+    );
+    assert!(!out.exists(), "a failed conversion must not leave a file");
+    assert_one_line_error(
+        &e3relax(&["convert", s(&fixture("ase_p1.cif")), "x.unknown"]),
+        &["x.unknown", "--format"],
+    );
+    assert_one_line_error(
+        &e3relax(&["info", s(&fixture("ase_p1.cif")), "--unit", "furlong"]),
+        &["furlong"],
+    );
+}
+
+#[test]
+fn help_lists_the_subcommands() {
+    let out = e3relax(&["--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["info", "convert", "bench"] {
+        assert!(text.contains(cmd), "{text}");
+    }
+}
