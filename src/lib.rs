@@ -10,7 +10,8 @@
 //! Layout: [`structure`] (the crystal and its validation), [`io`] (POSCAR,
 //! extended XYZ, CIF), [`dataset`] (relaxation pairs), [`graph`] (periodic
 //! neighbour graph), [`metrics`] (the paper's evaluation), [`runtime`]
-//! (libtorch start-up and devices), [`bench`] (benchmarks).
+//! (libtorch start-up and devices), [`model`] (the network in tch),
+//! [`relax`] (the prediction API), [`bench`] (benchmarks).
 
 pub mod bench;
 pub mod dataset;
@@ -20,6 +21,8 @@ pub mod graph;
 pub mod io;
 pub mod linalg;
 pub mod metrics;
+pub mod model;
+pub mod relax;
 pub mod runtime;
 pub mod structure;
 pub mod units;

@@ -1,0 +1,305 @@
+//! Model directories (`config.json` + `model.safetensors`) and the
+//! conversion of the authors' PyTorch checkpoints.
+//!
+//! Parameter names (t = layer 0..T-1, c = l1, l2, l3; `.0`/`.2` are the two
+//! linears of a Linear-act-Linear stack):
+//!
+//! | ours | authors' | spec |
+//! |---|---|---|
+//! | `atom_embedding.weight` | `atom_emb.embeddings.weight` | atom table |
+//! | `lattice_embedding.{c}.weight` | `scalar_{c}_emb.weight` | lattice scalars |
+//! | `layers.{t}.lattice_to_atom.{c}.{x_local_proj,edge_local_proj,mlp_scalar_local,mlp_vector_local}.*` | `lattice_{c}_layers.{t}.*` | P, W_f, S_loc, V_loc |
+//! | `layers.{t}.message_passing.{x_proj,edge_proj}.*` | `message_passing_layers.{t}.*` | Q, W_e |
+//! | `layers.{t}.self_update.{vec_proj,xvec_proj}.*` | `message_update_layers.{t}.*` | U, G |
+//! | `layers.{t}.position_update.{attention_pos,pos_mlp}.*` | `structure_update_layers.{t}.*` | A, Wp |
+//! | `layers.{t}.atom_to_lattice.{c}.{mlp_scalar_global,mlp_vector_global,vector_l_proj,scalar_l_proj}.*` | `lattice_{c}_layers.{t}.*` | S_glob, V_glob, Y, Z |
+//! | `layers.{t}.lattice_update.{c}.mlp_l.weight` | `lattice_{c}_layers.{t}.mlp_l.weight` | Wl |
+//!
+//! The authors' `radial_basis.rbf.offset` buffer (the Gaussian centres) is
+//! not stored: it is recreated from K, and checked when a checkpoint has it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{Error, Result};
+use crate::model::config::ModelConfig;
+use crate::model::network::E3Relax;
+use crate::model::radial::RadialBasis;
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// A network with its parameters, on one device.
+#[derive(Debug)]
+pub struct Model {
+    pub vs: VarStore,
+    pub network: E3Relax,
+}
+
+impl Model {
+    /// A freshly initialised model (CPU, f32) with a seeded RNG.
+    pub fn new(config: &ModelConfig, seed: i64) -> Result<Model> {
+        config.validate()?;
+        tch::manual_seed(seed);
+        let vs = VarStore::new(Device::Cpu);
+        let network = E3Relax::new(&vs.root(), config);
+        Ok(Model { vs, network })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        self.network.config()
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.network.kind()
+    }
+
+    /// Every parameter, sorted by name.
+    pub fn named_parameters(&self) -> BTreeMap<String, Tensor> {
+        self.vs.variables().into_iter().collect()
+    }
+
+    /// Copies named tensors into the parameters. Every parameter must be
+    /// present with its exact shape, and nothing else may be: the error
+    /// names the first (alphabetical) mismatch. `source` names the origin.
+    pub fn assign(&self, tensors: BTreeMap<String, Tensor>, source: &str) -> Result<()> {
+        let expected = self.named_parameters();
+        for (name, param) in &expected {
+            match tensors.get(name) {
+                None => {
+                    return Err(Error::Model(format!(
+                        "{source}: missing tensor '{name}' (expected shape {:?})",
+                        param.size()
+                    )))
+                }
+                Some(t) if t.size() != param.size() => {
+                    return Err(Error::Model(format!(
+                        "{source}: tensor '{name}' has shape {:?}, expected {:?}",
+                        t.size(),
+                        param.size()
+                    )))
+                }
+                Some(t) if !t.is_floating_point() => {
+                    return Err(Error::Model(format!(
+                        "{source}: tensor '{name}' is {:?}, not floating point",
+                        t.kind()
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(extra) = tensors.keys().find(|k| !expected.contains_key(*k)) {
+            return Err(Error::Model(format!(
+                "{source}: unexpected tensor '{extra}' (not a parameter of this config)"
+            )));
+        }
+        tch::no_grad(|| -> Result<()> {
+            for (name, param) in &expected {
+                let value = tensors[name]
+                    .to_kind(param.kind())
+                    .to_device(param.device());
+                param.shallow_clone().f_copy_(&value)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Loads a model directory onto `device` (f32).
+    pub fn load(dir: &Path, device: Device) -> Result<Model> {
+        let shown = dir.display().to_string();
+        if !dir.is_dir() {
+            return Err(Error::Model(format!(
+                "{shown}: not a model directory (expected {CONFIG_FILE} and {WEIGHTS_FILE})"
+            )));
+        }
+        let config_path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&config_path)
+            .map_err(|e| Error::io(config_path.display().to_string(), e))?;
+        let config = ModelConfig::from_json(&text).map_err(|e| match e {
+            Error::Model(m) => Error::Model(format!("{}: {m}", config_path.display())),
+            other => other,
+        })?;
+        let weights_path = dir.join(WEIGHTS_FILE);
+        if !weights_path.is_file() {
+            return Err(Error::Model(format!(
+                "{}: no such file",
+                weights_path.display()
+            )));
+        }
+        let tensors = read_safetensors(&weights_path)?;
+        let model = Model::new(&config, 0)?;
+        model.assign(tensors, &weights_path.display().to_string())?;
+        model.to_device(device)
+    }
+
+    /// Moves the parameters to a device.
+    pub fn to_device(mut self, device: Device) -> Result<Model> {
+        if device != self.vs.device() {
+            self.vs.set_device(device);
+        }
+        Ok(self)
+    }
+
+    /// Writes `config.json` and `model.safetensors` into `dir` (created if
+    /// needed), each atomically.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+        crate::io::write_atomically(&dir.join(CONFIG_FILE), self.config().to_json().as_bytes())?;
+        let weights = dir.join(WEIGHTS_FILE);
+        let tmp = dir.join(format!(".{WEIGHTS_FILE}.tmp{}", std::process::id()));
+        let named: Vec<(String, Tensor)> = self
+            .named_parameters()
+            .into_iter()
+            .map(|(k, t)| (k, t.to_device(Device::Cpu).contiguous()))
+            .collect();
+        Tensor::write_safetensors(&named, &tmp)?;
+        std::fs::rename(&tmp, &weights).map_err(|e| Error::io(weights.display().to_string(), e))?;
+        Ok(())
+    }
+}
+
+/// Reads every tensor of a safetensors file; a missing, truncated or
+/// foreign file is an error naming the file.
+pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
+    let shown = path.display().to_string();
+    if !path.is_file() {
+        return Err(Error::Model(format!("{shown}: no such file")));
+    }
+    let tensors = Tensor::read_safetensors(path)
+        .map_err(|e| Error::Model(format!("{shown}: not a readable safetensors file ({e})")))?;
+    Ok(tensors.into_iter().collect())
+}
+
+/// Our parameter name for one of the authors', or `None` for a name that is
+/// not a parameter of their network.
+pub fn name_from_authors(name: &str) -> Option<String> {
+    if name == "atom_emb.embeddings.weight" {
+        return Some("atom_embedding.weight".into());
+    }
+    for c in ["l1", "l2", "l3"] {
+        if name == format!("scalar_{c}_emb.weight") {
+            return Some(format!("lattice_embedding.{c}.weight"));
+        }
+    }
+    let (prefix, rest) = name.split_once('.')?;
+    let (layer, tail) = rest.split_once('.')?;
+    let t: usize = layer.parse().ok()?;
+    let block = match prefix {
+        "message_passing_layers" => "message_passing".to_string(),
+        "message_update_layers" => "self_update".to_string(),
+        "structure_update_layers" => "position_update".to_string(),
+        _ => {
+            let c = prefix.strip_prefix("lattice_")?.strip_suffix("_layers")?;
+            if !["l1", "l2", "l3"].contains(&c) {
+                return None;
+            }
+            let module = tail.split('.').next()?;
+            let group =
+                match module {
+                    "x_local_proj" | "edge_local_proj" | "mlp_scalar_local"
+                    | "mlp_vector_local" => "lattice_to_atom",
+                    "mlp_scalar_global" | "mlp_vector_global" | "vector_l_proj"
+                    | "scalar_l_proj" => "atom_to_lattice",
+                    "mlp_l" => "lattice_update",
+                    _ => return None,
+                };
+            format!("{group}.{c}")
+        }
+    };
+    Some(format!("layers.{t}.{block}.{tail}"))
+}
+
+/// The authors' name of one of our parameters (inverse of
+/// [`name_from_authors`]).
+pub fn name_to_authors(name: &str) -> Option<String> {
+    if name == "atom_embedding.weight" {
+        return Some("atom_emb.embeddings.weight".into());
+    }
+    if let Some(c) = name
+        .strip_prefix("lattice_embedding.")
+        .and_then(|r| r.strip_suffix(".weight"))
+    {
+        return Some(format!("scalar_{c}_emb.weight"));
+    }
+    let rest = name.strip_prefix("layers.")?;
+    let (t, rest) = rest.split_once('.')?;
+    let (block, tail) = rest.split_once('.')?;
+    match block {
+        "message_passing" => Some(format!("message_passing_layers.{t}.{tail}")),
+        "self_update" => Some(format!("message_update_layers.{t}.{tail}")),
+        "position_update" => Some(format!("structure_update_layers.{t}.{tail}")),
+        "lattice_to_atom" | "atom_to_lattice" | "lattice_update" => {
+            let (c, tail) = tail.split_once('.')?;
+            Some(format!("lattice_{c}_layers.{t}.{tail}"))
+        }
+        _ => None,
+    }
+}
+
+/// Converts the authors' state dict (read from safetensors) into a model
+/// of `config`; the error names the first missing, unknown or mis-shaped
+/// tensor in the authors' names.
+pub fn import_authors_checkpoint(path: &Path, config: &ModelConfig) -> Result<Model> {
+    let shown = path.display().to_string();
+    let theirs = read_safetensors(path)?;
+    let model = Model::new(config, 0)?;
+    let mut ours = BTreeMap::new();
+    for (name, tensor) in theirs {
+        if name == "radial_basis.rbf.offset" {
+            let rb = RadialBasis {
+                num_rbf: config.num_rbf,
+                cutoff: config.rbf_cutoff,
+                exponent: config.envelope_exponent,
+            };
+            let expected = rb.centres((Kind::Double, Device::Cpu));
+            let ok = tensor.size() == expected.size()
+                && tensor
+                    .to_kind(Kind::Double)
+                    .allclose(&expected, 1e-6, 1e-6, false);
+            if !ok {
+                return Err(Error::Model(format!(
+                    "{shown}: radial_basis.rbf.offset (shape {:?}) is not {} centres evenly spaced on [0, 1]",
+                    tensor.size(),
+                    config.num_rbf
+                )));
+            }
+            continue;
+        }
+        let mapped = name_from_authors(&name).ok_or_else(|| {
+            Error::Model(format!(
+                "{shown}: unexpected tensor '{name}' (not in the E3Relax layout)"
+            ))
+        })?;
+        ours.insert(mapped, tensor);
+    }
+    // Report mismatches in the authors' names.
+    let expected = model.named_parameters();
+    for (name, param) in &expected {
+        let theirs_name = name_to_authors(name).unwrap_or_else(|| name.clone());
+        match ours.get(name) {
+            None => {
+                return Err(Error::Model(format!(
+                    "{shown}: missing tensor '{theirs_name}' (expected shape {:?})",
+                    param.size()
+                )))
+            }
+            Some(t) if t.size() != param.size() => {
+                return Err(Error::Model(format!(
+                    "{shown}: tensor '{theirs_name}' has shape {:?}, expected {:?} for this config",
+                    t.size(),
+                    param.size()
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    model.assign(ours, &shown)?;
+    Ok(model)
+}

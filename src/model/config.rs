@@ -1,0 +1,209 @@
+//! The model configuration (`config.json` of a model directory), with the
+//! field names of model-spec.md's "Config fields".
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Version of the model-directory format this library writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+fn default_format_version() -> u32 {
+    FORMAT_VERSION
+}
+fn default_true() -> bool {
+    true
+}
+
+/// Every hyper-parameter of the network and its graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Model-directory format version (currently 1).
+    #[serde(default = "default_format_version")]
+    pub format_version: u32,
+    /// F, the width of scalar and vector features (even: Q uses F/2).
+    pub hidden_channels: i64,
+    /// T, the number of layers.
+    pub num_layers: usize,
+    /// K, the number of radial basis functions (at least 2).
+    pub num_rbf: i64,
+    /// Length scale of the radial basis, Å (published: 30).
+    pub rbf_cutoff: f64,
+    /// Envelope exponent p (published: 5).
+    pub envelope_exponent: i32,
+    /// Rows of the atom embedding table; row index = atomic number, so
+    /// atomic numbers 1..num_elements-1 are accepted (published: 118).
+    pub num_elements: i64,
+    /// Neighbour search radius, Å (published: 6).
+    pub graph_radius: f64,
+    /// Nearest neighbours kept per atom (published: 50).
+    pub max_neighbors: usize,
+    /// FIX 1 off: add the lattice update to columns, as the authors' code
+    /// does (breaks rotation equivariance; for converted checkpoints).
+    #[serde(default)]
+    pub lattice_delta_as_columns: bool,
+    /// FIX 2: wrap atoms into the cell before the network and move them back
+    /// by the same integer shift in the predicted lattice after it.
+    #[serde(default = "default_true")]
+    pub wrap_positions: bool,
+    /// Loss weight of each layer's output (empty = all 1).
+    #[serde(default)]
+    pub layer_loss_weights: Vec<f64>,
+}
+
+impl ModelConfig {
+    /// The published size (F = 512, T = 4, K = 128, 118 elements, 6 Å, 50).
+    pub fn published() -> Self {
+        ModelConfig {
+            format_version: FORMAT_VERSION,
+            hidden_channels: 512,
+            num_layers: 4,
+            num_rbf: 128,
+            rbf_cutoff: 30.0,
+            envelope_exponent: 5,
+            num_elements: 118,
+            graph_radius: 6.0,
+            max_neighbors: 50,
+            lattice_delta_as_columns: false,
+            wrap_positions: true,
+            layer_loss_weights: Vec::new(),
+        }
+    }
+
+    /// A published-shaped config of another width and depth.
+    pub fn with_size(hidden_channels: i64, num_layers: usize, num_rbf: i64) -> Self {
+        ModelConfig {
+            hidden_channels,
+            num_layers,
+            num_rbf,
+            ..ModelConfig::published()
+        }
+    }
+
+    /// Per-layer loss weights (all 1 when the field is empty).
+    pub fn loss_weights(&self) -> Vec<f64> {
+        if self.layer_loss_weights.is_empty() {
+            vec![1.0; self.num_layers]
+        } else {
+            self.layer_loss_weights.clone()
+        }
+    }
+
+    /// Largest atomic number the embedding table accepts.
+    pub fn max_atomic_number(&self) -> u32 {
+        (self.num_elements - 1).max(0) as u32
+    }
+
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Model(format!("config: {m}")));
+        if self.format_version != FORMAT_VERSION {
+            return bad(format!(
+                "format_version {} is not supported (this library reads version {FORMAT_VERSION})",
+                self.format_version
+            ));
+        }
+        if self.hidden_channels < 2 || self.hidden_channels % 2 != 0 {
+            return bad(format!(
+                "hidden_channels must be an even number >= 2, got {}",
+                self.hidden_channels
+            ));
+        }
+        if self.num_layers == 0 {
+            return bad("num_layers must be at least 1".into());
+        }
+        if self.num_rbf < 2 {
+            return bad(format!("num_rbf must be at least 2, got {}", self.num_rbf));
+        }
+        if !(self.rbf_cutoff > 0.0 && self.rbf_cutoff.is_finite()) {
+            return bad(format!(
+                "rbf_cutoff must be positive, got {}",
+                self.rbf_cutoff
+            ));
+        }
+        if self.envelope_exponent < 1 {
+            return bad(format!(
+                "envelope_exponent must be at least 1, got {}",
+                self.envelope_exponent
+            ));
+        }
+        if !(2..=1000).contains(&self.num_elements) {
+            return bad(format!(
+                "num_elements must be in 2..=1000, got {}",
+                self.num_elements
+            ));
+        }
+        if !(self.graph_radius > 0.0 && self.graph_radius.is_finite()) {
+            return bad(format!(
+                "graph_radius must be positive, got {}",
+                self.graph_radius
+            ));
+        }
+        if self.max_neighbors == 0 {
+            return bad("max_neighbors must be at least 1".into());
+        }
+        if !self.layer_loss_weights.is_empty() && self.layer_loss_weights.len() != self.num_layers {
+            return bad(format!(
+                "layer_loss_weights has {} entries for {} layers",
+                self.layer_loss_weights.len(),
+                self.num_layers
+            ));
+        }
+        if self
+            .layer_loss_weights
+            .iter()
+            .any(|w| !(w.is_finite() && *w >= 0.0))
+        {
+            return bad("layer_loss_weights must be finite and non-negative".into());
+        }
+        Ok(())
+    }
+
+    /// Parses and validates a config JSON text.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let config: ModelConfig =
+            serde_json::from_str(text).map_err(|e| Error::Model(format!("config: {e}")))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("config serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_round_trips_and_validates() {
+        let c = ModelConfig::published();
+        c.validate().unwrap();
+        assert_eq!(ModelConfig::from_json(&c.to_json()).unwrap(), c);
+        assert_eq!(c.loss_weights(), vec![1.0; 4]);
+        assert_eq!(c.max_atomic_number(), 117);
+    }
+
+    #[test]
+    fn minimal_json_gets_defaults_and_bad_fields_are_named() {
+        let text = r#"{"hidden_channels": 8, "num_layers": 2, "num_rbf": 4, "rbf_cutoff": 30.0,
+            "envelope_exponent": 5, "num_elements": 118, "graph_radius": 6.0, "max_neighbors": 50}"#;
+        let c = ModelConfig::from_json(text).unwrap();
+        assert!(c.wrap_positions && !c.lattice_delta_as_columns);
+        let typo = text.replace("num_rbf", "num_rbfs");
+        let e = ModelConfig::from_json(&typo).unwrap_err().to_string();
+        assert!(e.contains("unknown field `num_rbfs`"), "{e}");
+        let odd = text.replace("\"hidden_channels\": 8", "\"hidden_channels\": 7");
+        assert!(ModelConfig::from_json(&odd)
+            .unwrap_err()
+            .to_string()
+            .contains("hidden_channels"));
+        let weights = text.replace("}", ", \"layer_loss_weights\": [1.0]}");
+        assert!(ModelConfig::from_json(&weights)
+            .unwrap_err()
+            .to_string()
+            .contains("1 entries for 2 layers"));
+    }
+}

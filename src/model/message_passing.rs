@@ -1,0 +1,76 @@
+//! Step 3, atom-atom message passing along the fixed edges, in chunks of
+//! edges so that a 10,000-atom cell never holds all per-edge features.
+
+use tch::nn::{self, Module};
+use tch::Tensor;
+
+use super::nn::{linear, split, Mlp};
+use super::radial::RadialBasis;
+
+/// Per-edge geometry of the current layer.
+pub struct EdgeGeometry {
+    /// Source atom `j` of each edge `[E]`.
+    pub source: Tensor,
+    /// Target atom `i` `[E]`.
+    pub target: Tensor,
+    /// `d = norm(r_ji)` `[E]`.
+    pub distance: Tensor,
+    /// `u_e = -r_ji / d` `[E,3]`.
+    pub direction: Tensor,
+}
+
+#[derive(Debug)]
+pub struct MessagePassing {
+    /// Q = Linear(F->F/2), act, Linear(F/2->3F).
+    x_proj: Mlp,
+    /// W_e = Linear(K->3F).
+    edge_proj: nn::Linear,
+    hidden: i64,
+}
+
+impl MessagePassing {
+    pub fn new(path: nn::Path, hidden: i64, num_rbf: i64) -> Self {
+        MessagePassing {
+            x_proj: Mlp::new(&path / "x_proj", hidden, hidden / 2, 3 * hidden, false),
+            edge_proj: linear(&path / "edge_proj", num_rbf, 3 * hidden, true),
+            hidden,
+        }
+    }
+
+    /// Edges per chunk: about 2^25 numbers per `[chunk, 3F]` tensor.
+    pub fn chunk_size(&self) -> i64 {
+        ((1i64 << 25) / (3 * self.hidden)).max(256)
+    }
+
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        v: &Tensor,
+        edges: &EdgeGeometry,
+        radial: &RadialBasis,
+    ) -> (Tensor, Tensor) {
+        let scale_f = (self.hidden as f64).sqrt();
+        let projected = self.x_proj.forward(x);
+        let mut dx = x.zeros_like();
+        let mut dv = v.zeros_like();
+        let total = edges.source.size()[0];
+        let chunk = self.chunk_size();
+        let mut start = 0;
+        while start < total {
+            let len = chunk.min(total - start);
+            let source = edges.source.narrow(0, start, len);
+            let target = edges.target.narrow(0, start, len);
+            let rbf = radial.forward(&edges.distance.narrow(0, start, len));
+            let direction = edges.direction.narrow(0, start, len);
+            let m = projected.index_select(0, &source) * self.edge_proj.forward(&rbf) / 3f64.sqrt();
+            let parts = split(&m, 3);
+            let dv_edge = (parts[0].unsqueeze(1) * v.index_select(0, &source)
+                + parts[1].unsqueeze(1) * direction.unsqueeze(-1))
+                / scale_f;
+            dx = dx.index_add(0, &target, &parts[2]);
+            dv = dv.index_add(0, &target, &dv_edge);
+            start += len;
+        }
+        ((x + dx) / 2f64.sqrt(), v + dv)
+    }
+}

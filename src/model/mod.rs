@@ -1,0 +1,30 @@
+//! The E3Relax network in tch, one module per block of model-spec.md.
+//!
+//! * [`config`]  hyper-parameters (`config.json`)
+//! * [`radial`]  radial basis with envelope
+//! * [`lattice_to_atom`] (step 2), [`message_passing`] (3),
+//!   [`self_update`] (4), [`position_update`] (5), [`atom_to_lattice`] (6),
+//!   [`lattice_update`] (7), composed with the geometry (1) and recording
+//!   (8) in [`network`]
+//! * [`batch`]  crystals of mixed sizes as tensors
+//! * [`checkpoint`]  model directories, parameter names, the converter of
+//!   the authors' checkpoints
+
+pub mod atom_to_lattice;
+pub mod batch;
+pub mod checkpoint;
+pub mod config;
+pub mod lattice_to_atom;
+pub mod lattice_update;
+pub mod loss;
+pub mod message_passing;
+pub mod network;
+pub mod nn;
+pub mod position_update;
+pub mod radial;
+pub mod self_update;
+
+pub use batch::Batch;
+pub use checkpoint::Model;
+pub use config::ModelConfig;
+pub use network::{E3Relax, LayerOutput};

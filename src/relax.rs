@@ -1,0 +1,169 @@
+//! The user-facing prediction API: load a model directory, relax one
+//! structure or many.
+
+use std::path::Path;
+
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{Error, Result};
+use crate::model::{Batch, LayerOutput, Model};
+use crate::runtime::DeviceRequest;
+use crate::structure::Structure;
+
+/// Settings of a prediction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RelaxOptions {
+    /// Keep the input lattice; only atoms move (defects, slabs).
+    pub fixed_cell: bool,
+    /// Structures per forward pass.
+    pub batch_size: usize,
+    /// Also return the structure after every layer.
+    pub keep_trajectory: bool,
+}
+
+impl Default for RelaxOptions {
+    fn default() -> Self {
+        RelaxOptions {
+            fixed_cell: false,
+            batch_size: 16,
+            keep_trajectory: false,
+        }
+    }
+}
+
+/// The prediction for one structure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Relaxation {
+    /// The relaxed structure (the last layer's output), with the input's
+    /// atom order, id and metadata.
+    pub relaxed: Structure,
+    /// The structure after each layer (empty unless asked for).
+    pub trajectory: Vec<Structure>,
+}
+
+/// A loaded model ready to relax structures.
+#[derive(Debug)]
+pub struct Relaxer {
+    model: Model,
+}
+
+fn to_rows(t: &Tensor) -> Result<Vec<[f64; 3]>> {
+    let flat: Vec<f64> = Vec::try_from(
+        t.to_device(Device::Cpu)
+            .to_kind(Kind::Double)
+            .contiguous()
+            .flatten(0, -1),
+    )?;
+    Ok(flat.chunks(3).map(|c| [c[0], c[1], c[2]]).collect())
+}
+
+impl Relaxer {
+    /// Loads a model directory onto the requested device.
+    pub fn load(dir: &Path, device: DeviceRequest) -> Result<Relaxer> {
+        let device = device.resolve()?;
+        Ok(Relaxer {
+            model: Model::load(dir, device)?,
+        })
+    }
+
+    pub fn from_model(model: Model) -> Relaxer {
+        Relaxer { model }
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Relaxes one structure.
+    pub fn relax(&self, structure: &Structure) -> Result<Structure> {
+        Ok(self
+            .relax_many(std::slice::from_ref(structure), &RelaxOptions::default())?
+            .remove(0)
+            .relaxed)
+    }
+
+    /// Relaxes many structures, `options.batch_size` per forward pass. The
+    /// result for a structure does not depend on what else is in its batch.
+    pub fn relax_many(
+        &self,
+        structures: &[Structure],
+        options: &RelaxOptions,
+    ) -> Result<Vec<Relaxation>> {
+        if options.batch_size == 0 {
+            return Err(Error::InvalidArgument(
+                "batch size must be at least 1".into(),
+            ));
+        }
+        let mut results = Vec::with_capacity(structures.len());
+        for chunk in structures.chunks(options.batch_size) {
+            let refs: Vec<&Structure> = chunk.iter().collect();
+            let batch = Batch::new(
+                &refs,
+                self.model.config(),
+                self.model.device(),
+                self.model.kind(),
+                options.fixed_cell,
+            )?;
+            let outputs = {
+                let _guard = tch::no_grad_guard();
+                self.model.network.forward(&batch)
+            };
+            results.extend(assemble(chunk, &batch, &outputs, options)?);
+        }
+        Ok(results)
+    }
+}
+
+/// Splits a batch's layer outputs back into structures.
+fn assemble(
+    chunk: &[Structure],
+    batch: &Batch,
+    outputs: &[LayerOutput],
+    options: &RelaxOptions,
+) -> Result<Vec<Relaxation>> {
+    let layers: Vec<usize> = if options.keep_trajectory {
+        (0..outputs.len()).collect()
+    } else {
+        vec![outputs.len() - 1]
+    };
+    let mut per_layer = Vec::new();
+    for &t in &layers {
+        per_layer.push((
+            to_rows(&outputs[t].positions)?,
+            to_rows(&outputs[t].lattice)?,
+        ));
+    }
+    let mut results = Vec::with_capacity(chunk.len());
+    let mut first = 0;
+    for (b, input) in chunk.iter().enumerate() {
+        let n = batch.natoms[b];
+        let make = |positions: &[[f64; 3]], lattice: &[[f64; 3]], layer: Option<usize>| {
+            let mut s = input.clone();
+            s.positions = positions[first..first + n].to_vec();
+            if !options.fixed_cell {
+                s.lattice = [lattice[3 * b], lattice[3 * b + 1], lattice[3 * b + 2]];
+            }
+            if let Some(t) = layer {
+                s.set_info("e3relax_layer", (t + 1).to_string());
+            }
+            s
+        };
+        let (last_pos, last_lat) = per_layer.last().unwrap();
+        let relaxed = make(last_pos, last_lat, None);
+        let trajectory = if options.keep_trajectory {
+            per_layer
+                .iter()
+                .enumerate()
+                .map(|(t, (p, l))| make(p, l, Some(t)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        results.push(Relaxation {
+            relaxed,
+            trajectory,
+        });
+        first += n;
+    }
+    Ok(results)
+}

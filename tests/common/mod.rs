@@ -1,0 +1,107 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use e3relax::linalg::{self, Mat3};
+use e3relax::model::{Model, ModelConfig};
+use e3relax::Structure;
+use rand::{Rng, SeedableRng};
+
+/// A small network of the published shape.
+pub fn small_config() -> ModelConfig {
+    ModelConfig {
+        graph_radius: 5.0,
+        max_neighbors: 24,
+        ..ModelConfig::with_size(16, 2, 8)
+    }
+}
+
+pub fn small_model(config: &ModelConfig, seed: i64) -> Model {
+    Model::new(config, seed).unwrap()
+}
+
+/// A random triclinic crystal with atoms at least ~1.4 Å apart.
+pub fn random_crystal(seed: u64, natoms: usize) -> Structure {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let scale = (natoms as f64 * 14.0).cbrt();
+    let lattice: Mat3 = [
+        [
+            scale * rng.random_range(0.9..1.1),
+            rng.random_range(-0.5..0.5),
+            rng.random_range(-0.5..0.5),
+        ],
+        [
+            rng.random_range(-0.8..0.8),
+            scale * rng.random_range(0.9..1.1),
+            rng.random_range(-0.5..0.5),
+        ],
+        [
+            rng.random_range(-0.8..0.8),
+            rng.random_range(-0.8..0.8),
+            scale * rng.random_range(0.9..1.1),
+        ],
+    ];
+    let mut positions: Vec<[f64; 3]> = Vec::new();
+    let mut numbers = Vec::new();
+    while positions.len() < natoms {
+        let f = [
+            rng.random_range(0.0..1.0),
+            rng.random_range(0.0..1.0),
+            rng.random_range(0.0..1.0),
+        ];
+        let p = linalg::vec_mat(f, &lattice);
+        let mut candidate = positions.clone();
+        candidate.push(p);
+        let z: u32 = [8, 12, 14, 26, 38, 56][rng.random_range(0..6)];
+        let trial = Structure::new_unchecked(lattice, candidate.clone(), vec![1; candidate.len()]);
+        if e3relax::graph::closest_pair_within(&trial.lattice, &trial.positions, 1.4).is_none() {
+            positions = candidate;
+            numbers.push(z);
+        }
+    }
+    Structure::new(lattice, positions, numbers).unwrap()
+}
+
+/// A random proper rotation (det +1).
+pub fn random_rotation(seed: u64) -> Mat3 {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let q: [f64; 4] = [0; 4].map(|_| rng.random_range(-1.0..1.0));
+    let n = q.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let [w, x, y, z] = q.map(|v| v / n);
+    [
+        [
+            1.0 - 2.0 * (y * y + z * z),
+            2.0 * (x * y - z * w),
+            2.0 * (x * z + y * w),
+        ],
+        [
+            2.0 * (x * y + z * w),
+            1.0 - 2.0 * (x * x + z * z),
+            2.0 * (y * z - x * w),
+        ],
+        [
+            2.0 * (x * z - y * w),
+            2.0 * (y * z + x * w),
+            1.0 - 2.0 * (x * x + y * y),
+        ],
+    ]
+}
+
+/// Rotates row vectors: `v R^T`.
+pub fn rotate(s: &Structure, r: &Mat3) -> Structure {
+    let rt = linalg::transpose(r);
+    let mut out = s.clone();
+    out.lattice = s.lattice.map(|row| linalg::vec_mat(row, &rt));
+    out.positions = s
+        .positions
+        .iter()
+        .map(|&p| linalg::vec_mat(p, &rt))
+        .collect();
+    out
+}
+
+pub fn max_abs_diff(a: &[[f64; 3]], b: &[[f64; 3]]) -> f64 {
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| (0..3).map(move |k| (x[k] - y[k]).abs()))
+        .fold(0.0, f64::max)
+}

@@ -1,0 +1,185 @@
+//! Properties of the network that would fail if a formula were wrong:
+//! rotation equivariance (and why FIX 1 exists), permutation, periodic
+//! images (FIX 2), batching, save/load, the published size.
+
+mod common;
+
+use common::*;
+use e3relax::linalg;
+use e3relax::model::{Model, ModelConfig};
+use e3relax::relax::{RelaxOptions, Relaxer};
+
+fn relax_all(
+    model: Model,
+    structures: &[e3relax::Structure],
+    batch_size: usize,
+) -> (Relaxer, Vec<e3relax::Structure>) {
+    let relaxer = Relaxer::from_model(model);
+    let out = relaxer
+        .relax_many(
+            structures,
+            &RelaxOptions {
+                batch_size,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .into_iter()
+        .map(|r| r.relaxed)
+        .collect();
+    (relaxer, out)
+}
+
+fn rotation_error(config: &ModelConfig) -> f64 {
+    let mut worst: f64 = 0.0;
+    for seed in 0..4 {
+        let crystal = random_crystal(seed, 5 + seed as usize);
+        let rotation = random_rotation(100 + seed);
+        let relaxer = Relaxer::from_model(small_model(config, seed as i64));
+        let a = relaxer.relax(&crystal).unwrap();
+        let b = relaxer.relax(&rotate(&crystal, &rotation)).unwrap();
+        let a_rotated = rotate(&a, &rotation);
+        worst = worst
+            .max(max_abs_diff(&a_rotated.positions, &b.positions))
+            .max(max_abs_diff(&a_rotated.lattice, &b.lattice));
+        // The network must actually move things for the test to mean anything.
+        assert!(max_abs_diff(&a.positions, &crystal.positions) > 1e-3);
+    }
+    worst
+}
+
+#[test]
+fn rotating_the_input_rotates_the_output_with_fix1() {
+    let err = rotation_error(&small_config());
+    assert!(err < 1e-4, "rotation error {err} Å");
+}
+
+#[test]
+fn without_fix1_the_authors_lattice_update_is_not_equivariant() {
+    // Adding dl_c to column c mixes Cartesian components with lattice
+    // indices: a rotated input no longer gives the rotated output.
+    let config = ModelConfig {
+        lattice_delta_as_columns: true,
+        ..small_config()
+    };
+    let err = rotation_error(&config);
+    assert!(
+        err > 1e-3,
+        "expected a visible error without FIX 1, got {err}"
+    );
+}
+
+#[test]
+fn permuting_atoms_permutes_outputs() {
+    let crystal = random_crystal(7, 9);
+    let order = [4usize, 0, 8, 2, 6, 1, 3, 7, 5];
+    let mut permuted = crystal.clone();
+    permuted.positions = order.iter().map(|&i| crystal.positions[i]).collect();
+    permuted.numbers = order.iter().map(|&i| crystal.numbers[i]).collect();
+    let relaxer = Relaxer::from_model(small_model(&small_config(), 3));
+    let a = relaxer.relax(&crystal).unwrap();
+    let b = relaxer.relax(&permuted).unwrap();
+    let a_perm: Vec<[f64; 3]> = order.iter().map(|&i| a.positions[i]).collect();
+    assert!(max_abs_diff(&a_perm, &b.positions) < 1e-5);
+    assert!(max_abs_diff(&a.lattice, &b.lattice) < 1e-5);
+}
+
+#[test]
+fn periodic_images_of_the_input_do_not_change_the_crystal_with_fix2() {
+    let crystal = random_crystal(11, 6);
+    let shifts = [
+        [1, 0, -2],
+        [0, 0, 0],
+        [-1, 3, 1],
+        [2, 2, 2],
+        [0, -1, 0],
+        [5, 0, 0],
+    ];
+    let mut moved = crystal.clone();
+    for (p, n) in moved.positions.iter_mut().zip(shifts) {
+        *p = linalg::add(*p, linalg::vec_mat(n.map(f64::from), &crystal.lattice));
+    }
+    let relaxer = Relaxer::from_model(small_model(&small_config(), 5));
+    let a = relaxer.relax(&crystal).unwrap();
+    let b = relaxer.relax(&moved).unwrap();
+    assert!(max_abs_diff(&a.lattice, &b.lattice) < 1e-5);
+    // Same crystal, each atom in the image it was given in.
+    let expected: Vec<[f64; 3]> = a
+        .positions
+        .iter()
+        .zip(shifts)
+        .map(|(p, n)| linalg::add(*p, linalg::vec_mat(n.map(f64::from), &a.lattice)))
+        .collect();
+    assert!(max_abs_diff(&expected, &b.positions) < 1e-4);
+
+    // Without FIX 2 the network sees a different input and answers differently.
+    let config = ModelConfig {
+        wrap_positions: false,
+        ..small_config()
+    };
+    let relaxer = Relaxer::from_model(small_model(&config, 5));
+    let a = relaxer.relax(&crystal).unwrap();
+    let b = relaxer.relax(&moved).unwrap();
+    assert!(max_abs_diff(&a.lattice, &b.lattice) > 1e-4);
+}
+
+#[test]
+fn a_batch_equals_each_crystal_alone() {
+    let crystals: Vec<_> = (0..4)
+        .map(|k| random_crystal(20 + k, 3 + 4 * k as usize))
+        .collect();
+    let (_, together) = relax_all(small_model(&small_config(), 9), &crystals, 4);
+    let (_, alone) = relax_all(small_model(&small_config(), 9), &crystals, 1);
+    for (a, b) in together.iter().zip(&alone) {
+        assert!(max_abs_diff(&a.positions, &b.positions) < 1e-5);
+        assert!(max_abs_diff(&a.lattice, &b.lattice) < 1e-5);
+    }
+}
+
+#[test]
+fn fixed_cell_keeps_the_lattice_and_moves_atoms() {
+    let crystal = random_crystal(31, 7);
+    let relaxer = Relaxer::from_model(small_model(&small_config(), 2));
+    let out = relaxer
+        .relax_many(
+            std::slice::from_ref(&crystal),
+            &RelaxOptions {
+                fixed_cell: true,
+                keep_trajectory: true,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .remove(0);
+    assert_eq!(out.relaxed.lattice, crystal.lattice);
+    assert!(max_abs_diff(&out.relaxed.positions, &crystal.positions) > 1e-3);
+    assert_eq!(out.trajectory.len(), 2);
+    assert_eq!(out.trajectory[1].positions, out.relaxed.positions);
+    assert_eq!(out.trajectory[0].info_value("e3relax_layer"), Some("1"));
+}
+
+#[test]
+fn save_then_load_gives_identical_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let crystal = random_crystal(41, 8);
+    let model = small_model(&small_config(), 13);
+    model.save(dir.path()).unwrap();
+    let before = Relaxer::from_model(model).relax(&crystal).unwrap();
+    let loaded = Relaxer::load(dir.path(), e3relax::runtime::DeviceRequest::Cpu).unwrap();
+    let after = loaded.relax(&crystal).unwrap();
+    assert_eq!(before.positions, after.positions);
+    assert_eq!(before.lattice, after.lattice);
+}
+
+#[test]
+fn published_size_constructs_and_runs() {
+    let config = ModelConfig::published();
+    let model = Model::new(&config, 0).unwrap();
+    let params = model.named_parameters();
+    assert_eq!(params.len(), 332);
+    let count: i64 = params.values().map(|t| t.numel() as i64).sum();
+    assert_eq!(count, 74_636_800);
+    let relaxer = Relaxer::from_model(model);
+    let out = relaxer.relax(&random_crystal(1, 8)).unwrap();
+    assert!(out.positions.iter().flatten().all(|v| v.is_finite()));
+}
