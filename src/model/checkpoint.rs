@@ -43,6 +43,10 @@ impl Model {
     /// A freshly initialised model (CPU, f32) with a seeded RNG.
     pub fn new(config: &ModelConfig, seed: i64) -> Result<Model> {
         config.validate()?;
+        // libtorch's generator is global: hold a lock from seeding to the last
+        // draw so that concurrent constructions stay reproducible.
+        static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _lock = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         tch::manual_seed(seed);
         let vs = VarStore::new(Device::Cpu);
         let network = E3Relax::new(&vs.root(), config);
