@@ -49,12 +49,24 @@ impl MessagePassing {
         edges: &EdgeGeometry,
         radial: &RadialBasis,
     ) -> (Tensor, Tensor) {
+        self.forward_in_chunks(x, v, edges, radial, self.chunk_size())
+    }
+
+    /// [`MessagePassing::forward`] with `chunk` edges at a time.
+    pub fn forward_in_chunks(
+        &self,
+        x: &Tensor,
+        v: &Tensor,
+        edges: &EdgeGeometry,
+        radial: &RadialBasis,
+        chunk: i64,
+    ) -> (Tensor, Tensor) {
         let scale_f = (self.hidden as f64).sqrt();
         let projected = self.x_proj.forward(x);
         let mut dx = x.zeros_like();
         let mut dv = v.zeros_like();
         let total = edges.source.size()[0];
-        let chunk = self.chunk_size();
+        let chunk = chunk.max(1);
         let mut start = 0;
         while start < total {
             let len = chunk.min(total - start);

@@ -28,3 +28,6 @@ pub use batch::Batch;
 pub use checkpoint::Model;
 pub use config::ModelConfig;
 pub use network::{E3Relax, LayerOutput};
+
+#[cfg(test)]
+mod block_tests;

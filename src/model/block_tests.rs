@@ -1,0 +1,388 @@
+//! Every block of the network against a slow, obvious implementation of the
+//! spec's formulas: plain loops over atoms, edges, xyz and channels, in f64,
+//! reading the weights from the block's own parameters.
+
+use std::collections::HashMap;
+
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use super::atom_to_lattice::AtomToLattice;
+use super::lattice_to_atom::LatticeToAtom;
+use super::lattice_update::LatticeUpdate;
+use super::message_passing::{EdgeGeometry, MessagePassing};
+use super::position_update::PositionUpdate;
+use super::radial::RadialBasis;
+use super::self_update::SelfUpdate;
+
+const F: usize = 4;
+const K: usize = 3;
+
+fn values(t: &Tensor) -> Vec<f64> {
+    Vec::try_from(t.to_kind(Kind::Double).contiguous().flatten(0, -1)).unwrap()
+}
+
+fn random(shape: &[i64]) -> Tensor {
+    Tensor::randn(shape, (Kind::Double, Device::Cpu))
+}
+
+/// The weights of a VarStore by name.
+struct Weights(HashMap<String, Vec<f64>>);
+
+impl Weights {
+    fn of(vs: &VarStore) -> Self {
+        Weights(
+            vs.variables()
+                .iter()
+                .map(|(k, t)| (k.clone(), values(t)))
+                .collect(),
+        )
+    }
+
+    /// `y = W x (+ b)` with `W` stored `[out, in]`.
+    fn linear(&self, name: &str, x: &[f64]) -> Vec<f64> {
+        let w = &self.0[&format!("{name}.weight")];
+        let out = w.len() / x.len();
+        let mut y: Vec<f64> = (0..out)
+            .map(|o| (0..x.len()).map(|i| w[o * x.len() + i] * x[i]).sum())
+            .collect();
+        if let Some(b) = self.0.get(&format!("{name}.bias")) {
+            for (yo, bo) in y.iter_mut().zip(b) {
+                *yo += bo;
+            }
+        }
+        y
+    }
+
+    /// `Linear, act, Linear (, act)` with the linears at `.0` and `.2`.
+    fn mlp(&self, name: &str, x: &[f64], final_act: bool) -> Vec<f64> {
+        let h: Vec<f64> = self
+            .linear(&format!("{name}.0"), x)
+            .into_iter()
+            .map(act)
+            .collect();
+        let y = self.linear(&format!("{name}.2"), &h);
+        if final_act {
+            y.into_iter().map(act).collect()
+        } else {
+            y
+        }
+    }
+}
+
+fn act(x: f64) -> f64 {
+    x / (1.0 + (-x).exp()) / 0.6
+}
+
+fn concat(a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter().chain(b).copied().collect()
+}
+
+/// Row `i` of a `[n, F]` array; vector `[n, 3, F]` entries as `[a][f]`.
+fn row(data: &[f64], i: usize, width: usize) -> Vec<f64> {
+    data[i * width..(i + 1) * width].to_vec()
+}
+
+fn vector(data: &[f64], i: usize) -> [Vec<f64>; 3] {
+    [0, 1, 2].map(|a| data[(i * 3 + a) * F..(i * 3 + a + 1) * F].to_vec())
+}
+
+fn channel_norm(v: &[Vec<f64>; 3]) -> Vec<f64> {
+    (0..F)
+        .map(|f| (v[0][f].powi(2) + v[1][f].powi(2) + v[2][f].powi(2) + 1e-8).sqrt())
+        .collect()
+}
+
+fn assert_close(got: &Tensor, want: &[f64], what: &str) {
+    let got = values(got);
+    assert_eq!(got.len(), want.len(), "{what}: size");
+    for (k, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() < 1e-10 * (1.0 + w.abs()),
+            "{what}[{k}]: {g} vs {w}"
+        );
+    }
+}
+
+fn store() -> VarStore {
+    tch::manual_seed(17);
+    VarStore::new(Device::Cpu)
+}
+
+#[test]
+fn lattice_to_atom_matches_loops() {
+    let mut vs = store();
+    let block = LatticeToAtom::new(vs.root(), F as i64, K as i64);
+    vs.double();
+    let n = 3;
+    let (x, v, u, rbf, s, w) = (
+        random(&[n, F as i64]),
+        random(&[n, 3, F as i64]),
+        random(&[n, 3]),
+        random(&[n, K as i64]),
+        random(&[n, F as i64]),
+        random(&[n, 3, F as i64]),
+    );
+    let (new_x, new_v) = block.forward(&x, &v, &u, &rbf, &s, &w);
+    let p = Weights::of(&vs);
+    let (xs, vs_, us, rs, ss, ws) = (
+        values(&x),
+        values(&v),
+        values(&u),
+        values(&rbf),
+        values(&s),
+        values(&w),
+    );
+    let mut want_x = Vec::new();
+    let mut want_v = Vec::new();
+    for i in 0..n as usize {
+        let xi = row(&xs, i, F);
+        let proj = p.mlp("x_local_proj", &xi, false);
+        let edge = p.linear("edge_local_proj", &row(&rs, i, K));
+        let h: Vec<f64> = proj
+            .iter()
+            .zip(&edge)
+            .map(|(a, b)| a * b / 3f64.sqrt())
+            .collect();
+        let x1 = &h[..F];
+        let x2 = &h[F..2 * F];
+        let x3 = &h[2 * F..];
+        let x_mid: Vec<f64> = (0..F).map(|f| xi[f] + x3[f]).collect();
+        let vi = vector(&vs_, i);
+        let v_mid: Vec<Vec<f64>> = (0..3)
+            .map(|a| {
+                (0..F)
+                    .map(|f| (x1[f] * vi[a][f] + x2[f] * us[i * 3 + a]) / (F as f64).sqrt())
+                    .collect()
+            })
+            .collect();
+        let s_loc = p.mlp("mlp_scalar_local", &concat(&x_mid, &row(&ss, i, F)), true);
+        want_x.extend((0..F).map(|f| s_loc[f] + x_mid[f]));
+        let wi = vector(&ws, i);
+        for a in 0..3 {
+            let input: Vec<f64> = (0..F).map(|f| v_mid[a][f] + wi[a][f]).collect();
+            let v_loc = p.linear("mlp_vector_local", &input);
+            want_v.extend((0..F).map(|f| v_loc[f] + v_mid[a][f]));
+        }
+    }
+    assert_close(&new_x, &want_x, "x");
+    assert_close(&new_v, &want_v, "v");
+}
+
+#[test]
+fn message_passing_matches_loops() {
+    let mut vs = store();
+    let block = MessagePassing::new(vs.root(), F as i64, K as i64);
+    vs.double();
+    let n = 4;
+    let edges_list = [
+        (0usize, 1usize),
+        (2, 1),
+        (3, 0),
+        (1, 3),
+        (1, 1),
+        (2, 0),
+        (0, 2),
+    ];
+    let source = Tensor::from_slice(&edges_list.map(|e| e.0 as i64));
+    let target = Tensor::from_slice(&edges_list.map(|e| e.1 as i64));
+    let e = edges_list.len() as i64;
+    let distance = random(&[e]).abs() * 3.0 + 1.0;
+    let direction = random(&[e, 3]);
+    let (x, v) = (random(&[n, F as i64]), random(&[n, 3, F as i64]));
+    let radial = RadialBasis {
+        num_rbf: K as i64,
+        cutoff: 6.0,
+        exponent: 5,
+    };
+    let geometry = EdgeGeometry {
+        source,
+        target,
+        distance: distance.shallow_clone(),
+        direction: direction.shallow_clone(),
+    };
+    let (new_x, new_v) = block.forward(&x, &v, &geometry, &radial);
+    let p = Weights::of(&vs);
+    let (xs, vs_, ds, us) = (
+        values(&x),
+        values(&v),
+        values(&distance),
+        values(&direction),
+    );
+    let rbf = values(&radial.forward(&distance));
+    let mut dx = vec![vec![0.0; F]; n as usize];
+    let mut dv = vec![[vec![0.0; F], vec![0.0; F], vec![0.0; F]]; n as usize];
+    for (k, &(j, i)) in edges_list.iter().enumerate() {
+        assert!(ds[k] > 0.0);
+        let q = p.mlp("x_proj", &row(&xs, j, F), false);
+        let we = p.linear("edge_proj", &row(&rbf, k, K));
+        let m: Vec<f64> = q
+            .iter()
+            .zip(&we)
+            .map(|(a, b)| a * b / 3f64.sqrt())
+            .collect();
+        let vj = vector(&vs_, j);
+        for f in 0..F {
+            dx[i][f] += m[2 * F + f];
+            for a in 0..3 {
+                dv[i][a][f] += (m[f] * vj[a][f] + m[F + f] * us[k * 3 + a]) / (F as f64).sqrt();
+            }
+        }
+    }
+    let mut want_x = Vec::new();
+    let mut want_v = Vec::new();
+    for i in 0..n as usize {
+        want_x.extend((0..F).map(|f| (xs[i * F + f] + dx[i][f]) / 2f64.sqrt()));
+        let vi = vector(&vs_, i);
+        for a in 0..3 {
+            want_v.extend((0..F).map(|f| vi[a][f] + dv[i][a][f]));
+        }
+    }
+    assert_close(&new_x, &want_x, "x");
+    assert_close(&new_v, &want_v, "v");
+    // Chunking the edges (as for large cells) changes nothing.
+    let (chunked_x, chunked_v) = block.forward_in_chunks(&x, &v, &geometry, &radial, 2);
+    assert_close(&chunked_x, &want_x, "x in chunks of 2");
+    assert_close(&chunked_v, &want_v, "v in chunks of 2");
+}
+
+#[test]
+fn self_update_matches_loops() {
+    let mut vs = store();
+    let block = SelfUpdate::new(vs.root(), F as i64);
+    vs.double();
+    let n = 3;
+    let (x, v) = (random(&[n, F as i64]), random(&[n, 3, F as i64]));
+    let (new_x, new_v) = block.forward(&x, &v);
+    let p = Weights::of(&vs);
+    let (xs, vs_) = (values(&x), values(&v));
+    let mut want_x = Vec::new();
+    let mut want_v = Vec::new();
+    for i in 0..n as usize {
+        let vi = vector(&vs_, i);
+        let uv: Vec<Vec<f64>> = (0..3).map(|a| p.linear("vec_proj", &vi[a])).collect();
+        let v1: [Vec<f64>; 3] = [0, 1, 2].map(|a| uv[a][..F].to_vec());
+        let v2: [Vec<f64>; 3] = [0, 1, 2].map(|a| uv[a][F..].to_vec());
+        let xi = row(&xs, i, F);
+        let a = p.mlp("xvec_proj", &concat(&xi, &channel_norm(&v2)), false);
+        for f in 0..F {
+            let dx = a[F + f] / 2f64.sqrt() + xi[f] * a[2 * F + f].tanh();
+            want_x.push((xi[f] + dx) / 2f64.sqrt());
+        }
+        for ax in 0..3 {
+            want_v.extend((0..F).map(|f| vi[ax][f] + a[f] * v1[ax][f]));
+        }
+    }
+    assert_close(&new_x, &want_x, "x");
+    assert_close(&new_v, &want_v, "v");
+}
+
+#[test]
+fn position_update_matches_loops() {
+    let mut vs = store();
+    let block = PositionUpdate::new(vs.root(), F as i64);
+    vs.double();
+    let n = 3;
+    let (x, v) = (random(&[n, F as i64]), random(&[n, 3, F as i64]));
+    let dpos = block.forward(&x, &v);
+    let p = Weights::of(&vs);
+    let (xs, vs_) = (values(&x), values(&v));
+    let mut want = Vec::new();
+    for i in 0..n as usize {
+        let logits = p.mlp("attention_pos", &row(&xs, i, F), false);
+        let max = logits.iter().cloned().fold(f64::MIN, f64::max);
+        let e: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
+        let total: f64 = e.iter().sum();
+        let vi = vector(&vs_, i);
+        for a in 0..3 {
+            let wp = p.linear("pos_mlp", &vi[a])[0];
+            let attended: f64 = (0..F).map(|f| e[f] / total * vi[a][f]).sum();
+            want.push((wp + attended) / 2.0);
+        }
+    }
+    assert_close(&dpos, &want, "dpos");
+}
+
+#[test]
+fn atom_to_lattice_and_lattice_update_match_loops() {
+    let mut vs = store();
+    let block = AtomToLattice::new(&vs.root() / "a2l", F as i64);
+    let update = LatticeUpdate::new(&vs.root() / "lu", F as i64);
+    vs.double();
+    let b = 2;
+    let (s, w, xm, vm) = (
+        random(&[b, F as i64]),
+        random(&[b, 3, F as i64]),
+        random(&[b, F as i64]),
+        random(&[b, 3, F as i64]),
+    );
+    let (new_s, new_w) = block.forward(&s, &w, &xm, &vm);
+    let dl = update.forward(&new_w);
+    let p = Weights::of(&vs);
+    let (ss, ws, xms, vms) = (values(&s), values(&w), values(&xm), values(&vm));
+    let mut want_s = Vec::new();
+    let mut want_w = Vec::new();
+    let mut want_dl = Vec::new();
+    for c in 0..b as usize {
+        let sc = row(&ss, c, F);
+        let g = p.mlp(
+            "a2l.mlp_scalar_global",
+            &concat(&row(&xms, c, F), &sc),
+            true,
+        );
+        let s1: Vec<f64> = (0..F).map(|f| sc[f] + g[f]).collect();
+        let wc = vector(&ws, c);
+        let vmc = vector(&vms, c);
+        let w1: [Vec<f64>; 3] = [0, 1, 2].map(|a| {
+            let input: Vec<f64> = (0..F).map(|f| vmc[a][f] + wc[a][f]).collect();
+            let vg = p.linear("a2l.mlp_vector_global", &input);
+            (0..F).map(|f| wc[a][f] + vg[f]).collect()
+        });
+        let hy: Vec<Vec<f64>> = (0..3)
+            .map(|a| p.linear("a2l.vector_l_proj", &w1[a]))
+            .collect();
+        let h1: [Vec<f64>; 3] = [0, 1, 2].map(|a| hy[a][..F].to_vec());
+        let h2: [Vec<f64>; 3] = [0, 1, 2].map(|a| hy[a][F..].to_vec());
+        let bz = p.mlp("a2l.scalar_l_proj", &concat(&s1, &channel_norm(&h2)), false);
+        want_s.extend((0..F).map(|f| bz[F + f] + s1[f] * bz[2 * F + f].tanh()));
+        let w2: Vec<Vec<f64>> = (0..3)
+            .map(|a| (0..F).map(|f| bz[f] * h1[a][f] + w1[a][f]).collect())
+            .collect();
+        for a in 0..3 {
+            want_w.extend(w2[a].iter().copied());
+        }
+        for wa in &w2 {
+            want_dl.push(p.linear("lu.mlp_l", wa)[0]);
+        }
+    }
+    assert_close(&new_s, &want_s, "s");
+    assert_close(&new_w, &want_w, "w");
+    assert_close(&dl, &want_dl, "dl");
+}
+
+#[test]
+fn lattice_delta_goes_to_rows_or_columns() {
+    let lattice = Tensor::zeros([1, 3, 3], (Kind::Double, Device::Cpu));
+    let deltas: Vec<Tensor> = (0..3)
+        .map(|c| {
+            Tensor::from_slice(&[
+                10.0 * c as f64 + 1.0,
+                10.0 * c as f64 + 2.0,
+                10.0 * c as f64 + 3.0,
+            ])
+            .reshape([1, 3])
+        })
+        .collect();
+    let rows = values(&super::lattice_update::apply(&lattice, &deltas, false));
+    let cols = values(&super::lattice_update::apply(&lattice, &deltas, true));
+    // Row c (lattice vector c) = dl_c.
+    assert_eq!(
+        rows,
+        vec![1.0, 2.0, 3.0, 11.0, 12.0, 13.0, 21.0, 22.0, 23.0]
+    );
+    // The authors' layout: column c = dl_c.
+    assert_eq!(
+        cols,
+        vec![1.0, 11.0, 21.0, 2.0, 12.0, 22.0, 3.0, 13.0, 23.0]
+    );
+}

@@ -1,0 +1,104 @@
+//! Finite-difference checks of the layer-wise loss's gradient with respect
+//! to parameters and inputs, in f64.
+
+mod common;
+
+use common::*;
+use e3relax::model::loss::layerwise_loss;
+use e3relax::model::{Batch, Model};
+use tch::{Device, Kind, Tensor};
+
+fn setup() -> (Model, Batch, Tensor, Tensor) {
+    let config = small_config();
+    let mut model = small_model(&config, 21);
+    model.vs.double();
+    let crystals = [random_crystal(5, 5), random_crystal(6, 4)];
+    let refs: Vec<_> = crystals.iter().collect();
+    let batch = Batch::new(&refs, &config, Device::Cpu, Kind::Double, false).unwrap();
+    tch::manual_seed(3);
+    let target_pos = &batch.positions + Tensor::randn([9, 3], (Kind::Double, Device::Cpu)) * 0.3;
+    let target_lat = &batch.lattice + Tensor::randn([2, 3, 3], (Kind::Double, Device::Cpu)) * 0.3;
+    (model, batch, target_pos, target_lat)
+}
+
+fn loss(model: &Model, batch: &Batch, tp: &Tensor, tl: &Tensor) -> Tensor {
+    let outputs = model.network.forward(batch);
+    layerwise_loss(&outputs, tp, tl, &model.config().loss_weights())
+}
+
+/// Central difference of the loss when `tensor[index]` moves by +-h.
+fn numeric(
+    model: &Model,
+    batch: &Batch,
+    tp: &Tensor,
+    tl: &Tensor,
+    tensor: &Tensor,
+    index: &[i64],
+) -> f64 {
+    let h = 1e-6;
+    let entry = |t: &Tensor| index.iter().fold(t.shallow_clone(), |acc, &i| acc.get(i));
+    let original = entry(tensor).double_value(&[]);
+    let mut at = |value: f64| {
+        tch::no_grad(|| {
+            let _ = entry(tensor).fill_(value);
+            loss(model, batch, tp, tl).double_value(&[])
+        })
+    };
+    let up = at(original + h);
+    let down = at(original - h);
+    at(original);
+    (up - down) / (2.0 * h)
+}
+
+#[test]
+fn parameter_gradients_match_finite_differences() {
+    let (model, batch, tp, tl) = setup();
+    let value = loss(&model, &batch, &tp, &tl);
+    value.backward();
+    let params = model.named_parameters();
+    let checks: [(&str, &[i64]); 6] = [
+        ("atom_embedding.weight", &[8, 3]),
+        ("lattice_embedding.l2.weight", &[0, 5]),
+        ("layers.0.message_passing.edge_proj.weight", &[7, 2]),
+        ("layers.0.lattice_to_atom.l3.x_local_proj.2.bias", &[4]),
+        ("layers.1.self_update.vec_proj.weight", &[3, 1]),
+        ("layers.1.lattice_update.l1.mlp_l.weight", &[0, 9]),
+    ];
+    for (name, index) in checks {
+        let p = &params[name];
+        let grad = index
+            .iter()
+            .fold(p.grad(), |acc, &i| acc.get(i))
+            .double_value(&[]);
+        let fd = numeric(&model, &batch, &tp, &tl, p, index);
+        assert!(
+            (grad - fd).abs() < 1e-6 * (1.0 + fd.abs()),
+            "{name}{index:?}: autograd {grad} vs finite difference {fd}"
+        );
+        assert!(fd.abs() > 1e-9, "{name}: the loss must depend on it");
+    }
+}
+
+#[test]
+fn input_gradients_match_finite_differences() {
+    let (model, mut batch, tp, tl) = setup();
+    batch.positions = batch.positions.set_requires_grad(true);
+    batch.lattice = batch.lattice.set_requires_grad(true);
+    let value = loss(&model, &batch, &tp, &tl);
+    value.backward();
+    for (tensor, index) in [
+        (&batch.positions, vec![2i64, 1]),
+        (&batch.positions, vec![7, 0]),
+        (&batch.lattice, vec![1, 2, 0]),
+    ] {
+        let grad = index
+            .iter()
+            .fold(tensor.grad(), |acc, &i| acc.get(i))
+            .double_value(&[]);
+        let fd = numeric(&model, &batch, &tp, &tl, tensor, &index);
+        assert!(
+            (grad - fd).abs() < 1e-6 * (1.0 + fd.abs()),
+            "input {index:?}: autograd {grad} vs finite difference {fd}"
+        );
+    }
+}
