@@ -2,6 +2,9 @@
 //! spec's formulas: plain loops over atoms, edges, xyz and channels, in f64,
 //! reading the weights from the block's own parameters.
 
+// Index loops are the point here: the reference is written the obvious way.
+#![allow(clippy::needless_range_loop)]
+
 use std::collections::HashMap;
 
 use tch::nn::VarStore;
