@@ -38,7 +38,7 @@ fn numeric(
     let h = 1e-6;
     let entry = |t: &Tensor| index.iter().fold(t.shallow_clone(), |acc, &i| acc.get(i));
     let original = entry(tensor).double_value(&[]);
-    let mut at = |value: f64| {
+    let at = |value: f64| {
         tch::no_grad(|| {
             let _ = entry(tensor).fill_(value);
             loss(model, batch, tp, tl).double_value(&[])
