@@ -3,7 +3,9 @@
 
 mod bench;
 mod convert;
+mod import;
 mod info;
+mod relax;
 
 use clap::{Parser, Subcommand};
 
@@ -29,19 +31,26 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Predict relaxed structures with an E3Relax model
+    Relax(relax::RelaxArgs),
     /// Summarise structures: formula, cell, volume, density, neighbour counts
     Info(info::InfoArgs),
     /// Convert structure files between POSCAR, extended XYZ and CIF
     Convert(convert::ConvertArgs),
     /// Measure performance (neighbour graph, optionally against pymatgen)
     Bench(bench::BenchArgs),
+    /// Convert the authors' PyTorch checkpoint (as safetensors) into a model directory
+    #[command(name = "import-pytorch")]
+    ImportPytorch(import::ImportArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Relax(args) => relax::run(args),
         Command::Info(args) => info::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::ImportPytorch(args) => import::run(args),
     }
 }
 

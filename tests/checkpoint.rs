@@ -1,0 +1,277 @@
+//! Model directories, the converter of the authors' checkpoints, and the
+//! `relax` / `import-pytorch` commands.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use e3relax::model::checkpoint::{import_authors_checkpoint, name_to_authors};
+use e3relax::model::{Model, ModelConfig};
+use e3relax::relax::Relaxer;
+use e3relax::runtime::DeviceRequest;
+use tch::Tensor;
+
+/// Writes a model's parameters under the authors' names (plus their radial
+/// basis buffer), as their checkpoint would hold them.
+fn write_authors_checkpoint(model: &Model, path: &Path, skip: Option<&str>, reshape: Option<&str>) {
+    let mut named: Vec<(String, Tensor)> = model
+        .named_parameters()
+        .into_iter()
+        .map(|(k, t)| (name_to_authors(&k).unwrap(), t))
+        .filter(|(k, _)| Some(k.as_str()) != skip)
+        .map(|(k, t)| {
+            if Some(k.as_str()) == reshape {
+                (k, t.narrow(0, 0, 1))
+            } else {
+                (k, t)
+            }
+        })
+        .collect();
+    let k = model.config().num_rbf;
+    named.push((
+        "radial_basis.rbf.offset".into(),
+        Tensor::linspace(0.0, 1.0, k, (tch::Kind::Float, tch::Device::Cpu)),
+    ));
+    Tensor::write_safetensors(&named, path).unwrap();
+}
+
+fn e3relax(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_e3relax"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn authors_checkpoint_converts_to_identical_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config();
+    let original = small_model(&config, 77);
+    let path = dir.path().join("theirs.safetensors");
+    write_authors_checkpoint(&original, &path, None, None);
+    let converted = import_authors_checkpoint(&path, &config).unwrap();
+    let crystal = random_crystal(3, 6);
+    let a = Relaxer::from_model(original).relax(&crystal).unwrap();
+    let b = Relaxer::from_model(converted).relax(&crystal).unwrap();
+    assert_eq!(a.positions, b.positions);
+    assert_eq!(a.lattice, b.lattice);
+}
+
+#[test]
+fn converter_names_the_first_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config();
+    let model = small_model(&config, 1);
+    let path = dir.path().join("theirs.safetensors");
+    write_authors_checkpoint(
+        &model,
+        &path,
+        Some("message_passing_layers.1.edge_proj.bias"),
+        None,
+    );
+    let e = import_authors_checkpoint(&path, &config)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("missing tensor 'message_passing_layers.1.edge_proj.bias'"),
+        "{e}"
+    );
+    write_authors_checkpoint(
+        &model,
+        &path,
+        None,
+        Some("lattice_l2_layers.0.mlp_scalar_local.0.weight"),
+    );
+    let e = import_authors_checkpoint(&path, &config)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("tensor 'lattice_l2_layers.0.mlp_scalar_local.0.weight' has shape [1, 32], expected [16, 32]"),
+        "{e}"
+    );
+    // A config of another width: the first mismatch is named.
+    write_authors_checkpoint(&model, &path, None, None);
+    let wider = ModelConfig {
+        hidden_channels: 32,
+        ..config.clone()
+    };
+    let e = import_authors_checkpoint(&path, &wider)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("has shape") && e.contains("expected"), "{e}");
+    // Not a safetensors file at all, and a truncated one.
+    std::fs::write(&path, b"PK\x03\x04 this is a zip").unwrap();
+    assert!(import_authors_checkpoint(&path, &config)
+        .unwrap_err()
+        .to_string()
+        .contains("not a readable safetensors file"));
+    write_authors_checkpoint(&model, &path, None, None);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(import_authors_checkpoint(&path, &config)
+        .unwrap_err()
+        .to_string()
+        .contains("not a readable safetensors file"));
+}
+
+#[test]
+fn model_directory_errors_name_the_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(&small_config(), 2);
+    model.save(dir.path()).unwrap();
+    let load = |d: &Path| Model::load(d, tch::Device::Cpu).unwrap_err().to_string();
+
+    // Config and weights of different widths.
+    let config_path = dir.path().join("config.json");
+    let text = std::fs::read_to_string(&config_path).unwrap();
+    std::fs::write(
+        &config_path,
+        text.replace("\"hidden_channels\": 16", "\"hidden_channels\": 8"),
+    )
+    .unwrap();
+    let e = load(dir.path());
+    assert!(e.contains("model.safetensors: tensor 'atom_embedding.weight' has shape [118, 16], expected [118, 8]"), "{e}");
+    // A typo in the config.
+    std::fs::write(&config_path, text.replace("num_layers", "num_layer")).unwrap();
+    assert!(load(dir.path()).contains("unknown field `num_layer`"));
+    // One layer fewer in the config: the weights hold an unexpected tensor.
+    std::fs::write(
+        &config_path,
+        text.replace("\"num_layers\": 2", "\"num_layers\": 1"),
+    )
+    .unwrap();
+    assert!(load(dir.path()).contains("unexpected tensor 'layers.1."));
+    // Missing files.
+    std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
+    std::fs::write(&config_path, &text).unwrap();
+    assert!(load(dir.path()).contains("model.safetensors: no such file"));
+    assert!(load(&dir.path().join("nope")).contains("not a model directory"));
+}
+
+#[test]
+fn relax_and_import_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config();
+    let model = small_model(&config, 5);
+    let model_dir = dir.path().join("model");
+    model.save(&model_dir).unwrap();
+
+    // A multi-frame file in, the relaxed frames out, plus the trajectory.
+    let crystals = vec![random_crystal(1, 4), random_crystal(2, 7)];
+    let input = dir.path().join("in.extxyz");
+    e3relax::io::write_file(&input, &crystals, None).unwrap();
+    let output = dir.path().join("out.extxyz");
+    let traj = dir.path().join("traj.extxyz");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let out = e3relax(&[
+        "relax",
+        &s(&input),
+        "-o",
+        &s(&output),
+        "--model",
+        &s(&model_dir),
+        "--trajectory",
+        &s(&traj),
+        "--batch-size",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let relaxed = e3relax::io::read_file(&output, None).unwrap();
+    let expected = Relaxer::from_model(model).relax(&crystals[1]).unwrap();
+    assert_eq!(relaxed.len(), 2);
+    assert!(max_abs_diff(&relaxed[1].positions, &expected.positions) < 1e-12);
+    assert_eq!(
+        e3relax::io::read_file(&traj, None).unwrap().len(),
+        2 * config.num_layers
+    );
+
+    // A folder in, a folder out, fixed cell.
+    let folder = dir.path().join("inputs");
+    std::fs::create_dir(&folder).unwrap();
+    e3relax::io::write_file(&folder.join("POSCAR_a"), &crystals[..1], None).unwrap();
+    e3relax::io::write_file(&folder.join("b.cif"), &crystals[1..], None).unwrap();
+    let results = dir.path().join("results");
+    let out = e3relax(&[
+        "relax",
+        &s(&folder),
+        "-o",
+        &s(&results),
+        "--model",
+        &s(&model_dir),
+        "--fixed-cell",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a = e3relax::io::read_file(&results.join("POSCAR_a"), None)
+        .unwrap()
+        .remove(0);
+    assert!(max_abs_diff(&a.lattice, &crystals[0].lattice) < 1e-12);
+    assert!(results.join("b.cif").is_file());
+
+    // CUDA asked for without CUDA: one clear line, no fall-back.
+    if !e3relax::runtime::cuda_available() {
+        let out = e3relax(&[
+            "relax",
+            &s(&input),
+            "-o",
+            &s(&output),
+            "--model",
+            &s(&model_dir),
+            "--device",
+            "cuda",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("cuda:0 was requested but"),
+            "{err}"
+        );
+    }
+    let out = e3relax(&[
+        "relax",
+        &s(&input),
+        "-o",
+        &s(&output),
+        "--model",
+        &s(&dir.path().join("missing")),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a model directory"));
+
+    // import-pytorch end to end.
+    let theirs = dir.path().join("theirs.safetensors");
+    write_authors_checkpoint(
+        &Model::load(&model_dir, tch::Device::Cpu).unwrap(),
+        &theirs,
+        None,
+        None,
+    );
+    let config_file = dir.path().join("config.json");
+    std::fs::write(&config_file, config.to_json()).unwrap();
+    let converted = dir.path().join("converted");
+    let out = e3relax(&[
+        "import-pytorch",
+        &s(&theirs),
+        "--config",
+        &s(&config_file),
+        "-o",
+        &s(&converted),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = Relaxer::load(&converted, DeviceRequest::Cpu)
+        .unwrap()
+        .relax(&crystals[1])
+        .unwrap();
+    assert_eq!(again.positions, expected.positions);
+}
