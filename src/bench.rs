@@ -182,3 +182,83 @@ mod tests {
         }
     }
 }
+
+/// Resets the process's peak resident memory (Linux `clear_refs` 5), so the
+/// next [`peak_memory_bytes`] covers only what ran in between.
+pub fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident memory of this process (`VmHWM`), bytes.
+pub fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// One row of the model benchmark.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelTiming {
+    pub model: String,
+    pub cell: String,
+    pub natoms: usize,
+    pub edges: i64,
+    /// One structure per call: graph + forward + copy back, seconds.
+    pub latency_seconds: f64,
+    /// Structures per second with `batch` structures per forward pass.
+    pub throughput: f64,
+    pub batch: usize,
+    /// Peak resident memory of the process during this row, bytes.
+    pub peak_memory_bytes: Option<u64>,
+}
+
+/// Times a model on each cell: single-structure latency (best of
+/// `repeat`), batched throughput, and peak memory.
+pub fn time_model(
+    name: &str,
+    relaxer: &crate::relax::Relaxer,
+    cells: &[(String, Structure)],
+    repeat: usize,
+) -> Result<Vec<ModelTiming>> {
+    use crate::relax::RelaxOptions;
+    let mut rows = Vec::new();
+    for (label, cell) in cells {
+        reset_peak_memory();
+        let config = relaxer.model().config();
+        let settings = GraphSettings {
+            radius: config.graph_radius,
+            max_neighbors: config.max_neighbors,
+        };
+        let edges = graph::build_graph(&cell.lattice, &cell.positions, &settings).len() as i64;
+        // Warm-up (first calls allocate libtorch's pools).
+        relaxer.relax(cell)?;
+        let mut latency = f64::INFINITY;
+        for _ in 0..repeat.max(1) {
+            let start = Instant::now();
+            relaxer.relax(cell)?;
+            latency = latency.min(start.elapsed().as_secs_f64());
+        }
+        // Batches of about 4,000 atoms, at most 32 structures.
+        let batch = (4000 / cell.natoms()).clamp(1, 32);
+        let copies: Vec<Structure> = std::iter::repeat_n(cell.clone(), batch).collect();
+        let options = RelaxOptions {
+            batch_size: batch,
+            ..Default::default()
+        };
+        let start = Instant::now();
+        relaxer.relax_many(&copies, &options)?;
+        let throughput = batch as f64 / start.elapsed().as_secs_f64();
+        rows.push(ModelTiming {
+            model: name.to_string(),
+            cell: label.clone(),
+            natoms: cell.natoms(),
+            edges,
+            latency_seconds: latency,
+            throughput,
+            batch,
+            peak_memory_bytes: peak_memory_bytes(),
+        });
+    }
+    Ok(rows)
+}

@@ -2,6 +2,8 @@ use clap::{Args, Subcommand};
 
 use e3relax::bench;
 use e3relax::graph::GraphSettings;
+use e3relax::model::{Model, ModelConfig};
+use e3relax::relax::Relaxer;
 use e3relax::Result;
 
 #[derive(Args, Debug)]
@@ -12,6 +14,26 @@ pub struct BenchArgs {
 
 #[derive(Subcommand, Debug)]
 enum BenchWhat {
+    /// Network latency, batched throughput and peak memory (published and default sizes)
+    Model {
+        /// Models to time: `published` (F=512, T=4, random weights), `default`
+        /// (the shipped model) or a model directory
+        #[arg(long, value_delimiter = ',', default_value = "published,default")]
+        models: Vec<String>,
+        /// Cells: 8, 1000, 10000 (test crystals of that many atoms) and mos2
+        /// (a 192-site MoS2 defect supercell)
+        #[arg(long, value_delimiter = ',', default_value = "8,mos2,1000,10000")]
+        cells: Vec<String>,
+        /// cpu, cuda, cuda:K or auto
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Timed runs per latency (the best is reported)
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Neighbour-graph construction for cells of several sizes
     Graph {
         /// Cell sizes (atoms)
@@ -29,8 +51,105 @@ enum BenchWhat {
     },
 }
 
+/// The 192-site MoS2 defect supercell shipped with the examples.
+const MOS2: &str = include_str!("../../examples/structures/mos2-defects.extxyz");
+
+fn bench_cells(names: &[String]) -> Result<Vec<(String, e3relax::Structure)>> {
+    names
+        .iter()
+        .map(|name| match name.as_str() {
+            "mos2" => {
+                let s = e3relax::io::parse(MOS2, e3relax::io::Format::ExtXyz)?.remove(0);
+                Ok((format!("MoS2 defect ({} atoms)", s.natoms()), s))
+            }
+            n => n
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .map(|n| (format!("{n}-atom cell"), bench::test_cell(n)))
+                .ok_or_else(|| {
+                    e3relax::Error::InvalidArgument(format!(
+                        "unknown bench cell '{n}' (a number of atoms or mos2)"
+                    ))
+                }),
+        })
+        .collect()
+}
+
+fn bench_model(name: &str, device: e3relax::runtime::DeviceRequest) -> Result<(String, Relaxer)> {
+    match name {
+        "published" => {
+            let model = Model::new(&ModelConfig::published(), 0)?.to_device(device.resolve()?)?;
+            Ok((
+                "published F=512 T=4 K=128".into(),
+                Relaxer::from_model(model),
+            ))
+        }
+        other => {
+            let dir = if other == "default" {
+                super::relax::default_model_dir()?
+            } else {
+                std::path::PathBuf::from(other)
+            };
+            let relaxer = Relaxer::load(&dir, device)?;
+            let c = relaxer.model().config();
+            Ok((
+                format!(
+                    "{other} F={} T={} K={}",
+                    c.hidden_channels, c.num_layers, c.num_rbf
+                ),
+                relaxer,
+            ))
+        }
+    }
+}
+
 pub fn run(args: BenchArgs) -> Result<()> {
     match args.what {
+        BenchWhat::Model {
+            models,
+            cells,
+            device,
+            repeat,
+            json,
+        } => {
+            let device = e3relax::runtime::DeviceRequest::parse(&device)?;
+            let cells = bench_cells(&cells)?;
+            let mut rows = Vec::new();
+            if !json {
+                println!(
+                    "e3relax model benchmark on {:?}; {} libtorch threads; latency = best of {repeat}",
+                    device.resolve()?,
+                    tch::get_num_threads()
+                );
+                println!(
+                    "{:<30} {:<24} {:>8} {:>12} {:>14} {:>6} {:>10}",
+                    "model", "cell", "edges", "latency", "throughput/s", "batch", "peak RSS"
+                );
+            }
+            for name in &models {
+                let (label, relaxer) = bench_model(name, device)?;
+                for row in bench::time_model(&label, &relaxer, &cells, repeat)? {
+                    if !json {
+                        println!(
+                            "{:<30} {:<24} {:>8} {:>10.1}ms {:>14.2} {:>6} {:>8.0}MB",
+                            row.model,
+                            row.cell,
+                            row.edges,
+                            row.latency_seconds * 1e3,
+                            row.throughput,
+                            row.batch,
+                            row.peak_memory_bytes.unwrap_or(0) as f64 / 1048576.0
+                        );
+                    }
+                    rows.push(row);
+                }
+            }
+            if json {
+                println!("{}", serde_json::json!({ "rows": rows }));
+            }
+            Ok(())
+        }
         BenchWhat::Graph {
             sizes,
             repeat,
