@@ -204,3 +204,43 @@ mod tests {
         assert!(e.contains("no unrelaxed.extxyz"), "{e}");
     }
 }
+
+/// Splits pairs into `(training, validation)` by whole groups: pairs that
+/// share the info value `key` (e.g. `prototype`) land on the same side, so
+/// the validation set holds prototypes the training never saw. Pairs
+/// without the key are groups of their own. Deterministic for a seed.
+pub fn split_by_group(
+    pairs: Vec<RelaxationPair>,
+    key: &str,
+    fraction: f64,
+    seed: u64,
+) -> (Vec<RelaxationPair>, Vec<RelaxationPair>) {
+    let group = |p: &RelaxationPair| {
+        p.unrelaxed
+            .info_value(key)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("id:{}", p.id))
+    };
+    let mut groups: Vec<String> = pairs.iter().map(group).collect();
+    groups.sort();
+    groups.dedup();
+    let mut rng = crate::rng::SplitMix64::new(seed);
+    rng.shuffle(&mut groups);
+    let wanted = (fraction * pairs.len() as f64).round() as usize;
+    let mut validation_groups = std::collections::HashSet::new();
+    let mut count = 0;
+    let sizes: HashMap<String, usize> = pairs.iter().fold(HashMap::new(), |mut m, p| {
+        *m.entry(group(p)).or_insert(0) += 1;
+        m
+    });
+    for g in groups {
+        if count >= wanted {
+            break;
+        }
+        count += sizes[&g];
+        validation_groups.insert(g);
+    }
+    pairs
+        .into_iter()
+        .partition(|p| !validation_groups.contains(&group(p)))
+}

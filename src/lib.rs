@@ -17,14 +17,17 @@ pub mod bench;
 pub mod dataset;
 pub mod elements;
 pub mod error;
+pub mod evaluate;
 pub mod graph;
 pub mod io;
 pub mod linalg;
 pub mod metrics;
 pub mod model;
 pub mod relax;
+pub mod rng;
 pub mod runtime;
 pub mod structure;
+pub mod train;
 pub mod units;
 
 pub use error::{Error, Result};

@@ -89,29 +89,38 @@ impl Relaxer {
         structures: &[Structure],
         options: &RelaxOptions,
     ) -> Result<Vec<Relaxation>> {
-        if options.batch_size == 0 {
-            return Err(Error::InvalidArgument(
-                "batch size must be at least 1".into(),
-            ));
-        }
-        let mut results = Vec::with_capacity(structures.len());
-        for chunk in structures.chunks(options.batch_size) {
-            let refs: Vec<&Structure> = chunk.iter().collect();
-            let batch = Batch::new(
-                &refs,
-                self.model.config(),
-                self.model.device(),
-                self.model.kind(),
-                options.fixed_cell,
-            )?;
-            let outputs = {
-                let _guard = tch::no_grad_guard();
-                self.model.network.forward(&batch)
-            };
-            results.extend(assemble(chunk, &batch, &outputs, options)?);
-        }
-        Ok(results)
+        predict(&self.model, structures, options)
     }
+}
+
+/// Runs a model on structures in batches (inference, no gradients).
+pub fn predict(
+    model: &Model,
+    structures: &[Structure],
+    options: &RelaxOptions,
+) -> Result<Vec<Relaxation>> {
+    if options.batch_size == 0 {
+        return Err(Error::InvalidArgument(
+            "batch size must be at least 1".into(),
+        ));
+    }
+    let mut results = Vec::with_capacity(structures.len());
+    for chunk in structures.chunks(options.batch_size) {
+        let refs: Vec<&Structure> = chunk.iter().collect();
+        let batch = Batch::new(
+            &refs,
+            model.config(),
+            model.device(),
+            model.kind(),
+            options.fixed_cell,
+        )?;
+        let outputs = {
+            let _guard = tch::no_grad_guard();
+            model.network.forward(&batch)
+        };
+        results.extend(assemble(chunk, &batch, &outputs, options)?);
+    }
+    Ok(results)
 }
 
 /// Splits a batch's layer outputs back into structures.

@@ -3,9 +3,11 @@
 
 mod bench;
 mod convert;
+mod eval;
 mod import;
 mod info;
 mod relax;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +35,10 @@ pub struct Cli {
 enum Command {
     /// Predict relaxed structures with an E3Relax model
     Relax(relax::RelaxArgs),
+    /// Train or fine-tune a model on relaxation pairs
+    Train(train::TrainArgs),
+    /// Evaluate a model on relaxation pairs (the paper's table, with the Dummy baseline)
+    Eval(eval::EvalArgs),
     /// Summarise structures: formula, cell, volume, density, neighbour counts
     Info(info::InfoArgs),
     /// Convert structure files between POSCAR, extended XYZ and CIF
@@ -47,6 +53,8 @@ enum Command {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Relax(args) => relax::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Info(args) => info::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Bench(args) => bench::run(args),

@@ -1,0 +1,165 @@
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use e3relax::model::ModelConfig;
+use e3relax::train::{train, Progress, TrainConfig};
+use e3relax::{Error, Result};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Training settings (JSON); flags below override its fields
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Dataset folder(s) with unrelaxed.extxyz + relaxed.extxyz (repeatable)
+    #[arg(long, value_name = "DIR")]
+    data: Vec<PathBuf>,
+    /// Validation dataset folder (default: hold out --validation-fraction by prototype)
+    #[arg(long, value_name = "DIR")]
+    validation: Option<PathBuf>,
+    #[arg(long)]
+    validation_fraction: Option<f64>,
+    /// Model config JSON for a new model
+    #[arg(long, value_name = "FILE")]
+    model_config: Option<PathBuf>,
+    /// Fine-tune this model directory instead of starting from scratch
+    #[arg(long, value_name = "DIR")]
+    init_from: Option<PathBuf>,
+    /// Run directory (checkpoints, logs, best model)
+    #[arg(short, long, value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// Continue the checkpoint in the run directory
+    #[arg(long)]
+    resume: bool,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    max_minutes: Option<f64>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// cpu, cuda, cuda:K or auto
+    #[arg(long)]
+    device: Option<String>,
+    /// libtorch intra-op threads
+    #[arg(long)]
+    threads: Option<i32>,
+    /// Randomly rotate training structures
+    #[arg(long)]
+    augment_rotations: bool,
+    /// Keep cells fixed (fixed-cell datasets)
+    #[arg(long)]
+    fixed_cell: bool,
+}
+
+fn read(path: &PathBuf) -> Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let mut config = match &args.config {
+        Some(p) => TrainConfig::from_json(&read(p)?)
+            .map_err(|e| Error::InvalidArgument(format!("{}: {e}", p.display())))?,
+        None => TrainConfig::default(),
+    };
+    if !args.data.is_empty() {
+        config.data = args.data.clone();
+    }
+    if args.validation.is_some() {
+        config.validation = args.validation.clone();
+    }
+    if let Some(f) = args.validation_fraction {
+        config.validation_fraction = f;
+    }
+    if let Some(p) = &args.model_config {
+        config.model = Some(ModelConfig::from_json(&read(p)?)?);
+    }
+    if args.init_from.is_some() {
+        config.init_from = args.init_from.clone();
+    }
+    if let Some(o) = &args.output {
+        config.output = o.clone();
+    }
+    if let Some(v) = args.epochs {
+        config.max_epochs = v;
+    }
+    if args.max_minutes.is_some() {
+        config.max_minutes = args.max_minutes;
+    }
+    if let Some(v) = args.batch_size {
+        config.batch_size = v;
+    }
+    if let Some(v) = args.lr {
+        config.lr = v;
+    }
+    if let Some(v) = args.seed {
+        config.seed = v;
+    }
+    if let Some(v) = &args.device {
+        config.device = v.clone();
+    }
+    if args.threads.is_some() {
+        config.threads = args.threads;
+    }
+    config.rotation_augmentation |= args.augment_rotations;
+    config.fixed_cell |= args.fixed_cell;
+
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let mut on_progress = |p: &Progress| match p {
+        Progress::Step {
+            epoch,
+            batch,
+            batches,
+            loss,
+            ..
+        } => {
+            if let Some(bar) = &bar {
+                bar.set_length(*batches as u64);
+                bar.set_position(*batch as u64);
+                bar.set_prefix(epoch.to_string());
+                bar.set_message(format!("loss {loss:.4}"));
+            }
+        }
+        Progress::Round(r) => {
+            let line = format!(
+                "epoch {:>4} step {:>7} lr {:.2e} train loss {:.4} | val coord MAE {:.4} Å (dummy {:.4}) shape {:.3} Å^2 ({:.3}) volume {:.3} Å^3 ({:.3}) | {:.0} s",
+                r.epoch, r.step, r.lr, r.train_loss, r.validation.coordinate_mae, r.dummy.coordinate_mae,
+                r.validation.shape_deviation, r.dummy.shape_deviation, r.validation.volume_error, r.dummy.volume_error, r.seconds
+            );
+            match &bar {
+                Some(bar) => bar.println(line),
+                None => eprintln!("{line}"),
+            }
+        }
+    };
+    let mut on_log = |m: &str| eprintln!("{m}");
+    let summary = train(&config, args.resume, &mut on_progress, &mut on_log)?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    eprintln!(
+        "done: {} epochs, {} steps in {:.0} s{}; best validation coordinate MAE {:.4} Å; best EMA model in {}",
+        summary.epochs,
+        summary.steps,
+        summary.seconds,
+        if summary.stopped_early { " (early stop)" } else { "" },
+        summary.best_coordinate_mae,
+        summary.best_model.display()
+    );
+    Ok(())
+}

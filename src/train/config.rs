@@ -1,0 +1,149 @@
+//! Training settings (a JSON file, overridable by CLI flags).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::ModelConfig;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Dataset folders (unrelaxed.extxyz + relaxed.extxyz each).
+    pub data: Vec<PathBuf>,
+    /// A validation dataset folder; without one, `validation_fraction` of
+    /// the data is held out by `split_key` groups.
+    pub validation: Option<PathBuf>,
+    pub validation_fraction: f64,
+    /// Info key whose groups never straddle the split (prototype).
+    pub split_key: String,
+    /// The network for a new model (ignored with `init_from`).
+    pub model: Option<ModelConfig>,
+    /// Fine-tune: start from this model directory.
+    pub init_from: Option<PathBuf>,
+    /// Where checkpoints, logs and the best model go.
+    pub output: PathBuf,
+    pub batch_size: usize,
+    /// AdamW learning rate, weight decay, AMSGrad, betas, eps.
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub amsgrad: bool,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// Gradient-norm clipping threshold.
+    pub grad_clip: f64,
+    /// Exponential moving average of the weights (validation, export).
+    pub ema_decay: f64,
+    /// lr *= factor after `plateau_patience` rounds without improvement of
+    /// the validation coordinate MAE, not below `lr_floor`.
+    pub plateau_factor: f64,
+    pub plateau_patience: usize,
+    pub lr_floor: f64,
+    /// Stop after this many rounds without improvement.
+    pub early_stop_patience: usize,
+    pub max_epochs: usize,
+    /// Stop (after a validation round) once this much time has passed.
+    pub max_minutes: Option<f64>,
+    pub seed: u64,
+    /// cpu, cuda, cuda:K or auto.
+    pub device: String,
+    /// libtorch intra-op threads (default: libtorch's choice).
+    pub threads: Option<i32>,
+    /// Randomly rotate each training structure (and its target).
+    pub rotation_augmentation: bool,
+    /// Keep cells fixed (datasets relaxed at fixed cell, e.g. MoS2 defects).
+    pub fixed_cell: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            data: Vec::new(),
+            validation: None,
+            validation_fraction: 0.1,
+            split_key: "prototype".into(),
+            model: None,
+            init_from: None,
+            output: PathBuf::from("runs/e3relax"),
+            batch_size: 32,
+            lr: 1e-4,
+            weight_decay: 0.0,
+            amsgrad: true,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            grad_clip: 150.0,
+            ema_decay: 0.999,
+            plateau_factor: 0.8,
+            plateau_patience: 5,
+            lr_floor: 1e-8,
+            early_stop_patience: 15,
+            max_epochs: 1000,
+            max_minutes: None,
+            seed: 0,
+            device: "cpu".into(),
+            threads: None,
+            rotation_augmentation: false,
+            fixed_cell: false,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn from_json(text: &str) -> Result<Self> {
+        let config: TrainConfig = serde_json::from_str(text)
+            .map_err(|e| Error::InvalidArgument(format!("training config: {e}")))?;
+        Ok(config)
+    }
+
+    /// Checks the settings; the error names the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidArgument(format!("training config: {m}")));
+        if self.data.is_empty() {
+            return bad("no training data (data: [folders])".into());
+        }
+        if self.model.is_none() && self.init_from.is_none() {
+            return bad(
+                "give a model config (model) or a model directory to fine-tune (init_from)".into(),
+            );
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size must be at least 1".into());
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad(format!("lr must be positive, got {}", self.lr));
+        }
+        if self.validation.is_none()
+            && !(self.validation_fraction > 0.0 && self.validation_fraction < 1.0)
+        {
+            return bad(format!(
+                "validation_fraction must be in (0, 1), got {}",
+                self.validation_fraction
+            ));
+        }
+        if !(0.0..1.0).contains(&self.ema_decay) {
+            return bad(format!(
+                "ema_decay must be in [0, 1), got {}",
+                self.ema_decay
+            ));
+        }
+        if !(self.plateau_factor > 0.0 && self.plateau_factor <= 1.0) {
+            return bad(format!(
+                "plateau_factor must be in (0, 1], got {}",
+                self.plateau_factor
+            ));
+        }
+        if !(self.grad_clip > 0.0) {
+            return bad(format!(
+                "grad_clip must be positive, got {}",
+                self.grad_clip
+            ));
+        }
+        if let Some(model) = &self.model {
+            model.validate()?;
+        }
+        Ok(())
+    }
+}

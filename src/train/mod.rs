@@ -1,0 +1,499 @@
+//! Training: layer-wise supervised loss, AdamW (AMSGrad), gradient clipping,
+//! EMA weights for validation and export, plateau schedule, early stopping,
+//! atomic checkpoints every validation round and bit-for-bit resume.
+//!
+//! A run directory holds `checkpoint/` (weights, EMA, optimizer moments and
+//! `state.json`), `best/` (the best EMA model as a model directory),
+//! `metrics.csv` and `metrics.jsonl` (one line per validation round) and
+//! `train_config.json`.
+
+pub mod config;
+pub mod optimizer;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+pub use config::TrainConfig;
+use optimizer::{clip_grad_norm, swap_values, AdamW, Ema};
+
+use crate::dataset::{split_by_group, Dataset, RelaxationPair};
+use crate::error::{Error, Result};
+use crate::evaluate::evaluate;
+use crate::linalg::{self, Mat3};
+use crate::metrics::Metrics;
+use crate::model::checkpoint::read_safetensors;
+use crate::model::loss::layerwise_loss;
+use crate::model::{Batch, Model};
+use crate::relax::RelaxOptions;
+use crate::rng::SplitMix64;
+use crate::runtime::DeviceRequest;
+use crate::structure::Structure;
+
+/// Everything besides tensors that a resumed run needs (`state.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Next epoch to run.
+    pub epoch: usize,
+    pub step: i64,
+    pub lr: f64,
+    pub rng: SplitMix64,
+    pub best_coordinate_mae: f64,
+    pub rounds_since_best: usize,
+    pub rounds_since_lr_change: usize,
+    pub elapsed_seconds: f64,
+    /// Which tensor files belong to this state.
+    pub files_step: i64,
+}
+
+/// One validation round (a line of metrics.csv / metrics.jsonl).
+#[derive(Debug, Clone, Serialize)]
+pub struct RoundLog {
+    pub epoch: usize,
+    pub step: i64,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub validation: Metrics,
+    pub dummy: Metrics,
+    pub seconds: f64,
+}
+
+/// Progress reports handed to a callback (the CLI's progress bar, the C
+/// ABI's callback).
+#[derive(Debug, Clone)]
+pub enum Progress {
+    Step {
+        epoch: usize,
+        step: i64,
+        batch: usize,
+        batches: usize,
+        loss: f64,
+    },
+    Round(RoundLog),
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainSummary {
+    pub epochs: usize,
+    pub steps: i64,
+    pub best_coordinate_mae: f64,
+    pub best_model: PathBuf,
+    pub seconds: f64,
+    pub stopped_early: bool,
+}
+
+fn checkpoint_dir(output: &Path) -> PathBuf {
+    output.join("checkpoint")
+}
+
+fn rotate_structure(s: &Structure, r: &Mat3) -> Structure {
+    let rt = linalg::transpose(r);
+    let mut out = s.clone();
+    out.lattice = s.lattice.map(|row| linalg::vec_mat(row, &rt));
+    out.positions = s
+        .positions
+        .iter()
+        .map(|&p| linalg::vec_mat(p, &rt))
+        .collect();
+    out
+}
+
+/// Loads the training and validation pairs and reports skipped ones.
+fn load_data(
+    config: &TrainConfig,
+    log: &mut dyn FnMut(&str),
+) -> Result<(Vec<RelaxationPair>, Vec<RelaxationPair>)> {
+    let mut pairs = Vec::new();
+    for dir in &config.data {
+        let d = Dataset::from_dir(dir)?;
+        for s in &d.skipped {
+            log(&format!(
+                "{}: skipped pair {}: {}",
+                dir.display(),
+                s.id,
+                s.reason
+            ));
+        }
+        pairs.extend(d.pairs);
+    }
+    let (train, validation) = match &config.validation {
+        Some(dir) => {
+            let d = Dataset::from_dir(dir)?;
+            (pairs, d.pairs)
+        }
+        None => split_by_group(
+            pairs,
+            &config.split_key,
+            config.validation_fraction,
+            config.seed,
+        ),
+    };
+    if train.is_empty() || validation.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "training needs pairs on both sides: {} training, {} validation",
+            train.len(),
+            validation.len()
+        )));
+    }
+    Ok((train, validation))
+}
+
+/// Writes the checkpoint: tensor files named by step, then `state.json`
+/// by rename (the commit point), then removes the previous step's files.
+fn save_checkpoint(
+    output: &Path,
+    model: &Model,
+    ema: &Ema,
+    opt: &AdamW,
+    state: &TrainState,
+) -> Result<()> {
+    let dir = checkpoint_dir(output);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+    let step = state.files_step;
+    let cpu = |named: Vec<(String, Tensor)>| -> Vec<(String, Tensor)> {
+        named
+            .into_iter()
+            .map(|(k, t)| (k, t.detach().to_device(tch::Device::Cpu).contiguous()))
+            .collect()
+    };
+    let write = |name: &str, named: Vec<(String, Tensor)>| -> Result<()> {
+        let path = dir.join(format!("{name}-{step}.safetensors"));
+        let tmp = dir.join(format!(".{name}-{step}.tmp"));
+        Tensor::write_safetensors(&cpu(named), &tmp)?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(path.display().to_string(), e))
+    };
+    write("weights", model.named_parameters().into_iter().collect())?;
+    write(
+        "ema",
+        ema.shadow
+            .iter()
+            .map(|(k, t)| (k.clone(), t.shallow_clone()))
+            .collect(),
+    )?;
+    write("optimizer", opt.state_tensors())?;
+    crate::io::write_atomically(
+        &dir.join("config.json"),
+        model.config().to_json().as_bytes(),
+    )?;
+    let json = serde_json::to_string_pretty(state).expect("state serialises");
+    crate::io::write_atomically(&dir.join("state.json"), json.as_bytes())?;
+    // Older files are no longer referenced.
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.ends_with(".safetensors") && !name.ends_with(&format!("-{step}.safetensors")) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs a training job. `resume` continues the checkpoint in
+/// `config.output`. `progress` receives every step and round.
+pub fn train(
+    config: &TrainConfig,
+    resume: bool,
+    progress: &mut dyn FnMut(&Progress),
+    log: &mut dyn FnMut(&str),
+) -> Result<TrainSummary> {
+    config.validate()?;
+    if let Some(threads) = config.threads {
+        if threads > 0 {
+            tch::set_num_threads(threads);
+        }
+    }
+    let device = DeviceRequest::parse(&config.device)?.resolve()?;
+    let output = &config.output;
+    std::fs::create_dir_all(output).map_err(|e| Error::io(output.display().to_string(), e))?;
+    let (train_pairs, validation_pairs) = load_data(config, log)?;
+    log(&format!(
+        "{} training pairs, {} validation pairs",
+        train_pairs.len(),
+        validation_pairs.len()
+    ));
+
+    let ckpt = checkpoint_dir(output);
+    let (model, mut state) = if resume {
+        let state_path = ckpt.join("state.json");
+        let text = std::fs::read_to_string(&state_path).map_err(|e| {
+            Error::InvalidArgument(format!("cannot resume: {}: {e}", state_path.display()))
+        })?;
+        let state: TrainState = serde_json::from_str(&text).map_err(|e| {
+            Error::InvalidArgument(format!("cannot resume: {}: {e}", state_path.display()))
+        })?;
+        let model_config = crate::model::ModelConfig::from_json(
+            &std::fs::read_to_string(ckpt.join("config.json"))
+                .map_err(|e| Error::io(ckpt.join("config.json").display().to_string(), e))?,
+        )?;
+        let model = Model::new(&model_config, 0)?;
+        let weights = ckpt.join(format!("weights-{}.safetensors", state.files_step));
+        model.assign(read_safetensors(&weights)?, &weights.display().to_string())?;
+        (model.to_device(device)?, state)
+    } else {
+        let model = match &config.init_from {
+            Some(dir) => Model::load(dir, tch::Device::Cpu)?,
+            None => Model::new(
+                config.model.as_ref().expect("validated"),
+                config.seed as i64,
+            )?,
+        };
+        let state = TrainState {
+            epoch: 0,
+            step: 0,
+            lr: config.lr,
+            rng: SplitMix64::new(config.seed),
+            best_coordinate_mae: f64::INFINITY,
+            rounds_since_best: 0,
+            rounds_since_lr_change: 0,
+            elapsed_seconds: 0.0,
+            files_step: 0,
+        };
+        (model.to_device(device)?, state)
+    };
+    let json = serde_json::to_string_pretty(config).expect("config serialises");
+    crate::io::write_atomically(&output.join("train_config.json"), json.as_bytes())?;
+
+    let params = model.named_parameters();
+    let mut opt = AdamW::new(
+        &params,
+        config.beta1,
+        config.beta2,
+        config.eps,
+        config.weight_decay,
+        config.amsgrad,
+    );
+    let mut ema = Ema::new(&params, config.ema_decay);
+    if resume {
+        opt.load_state(&read_safetensors(
+            &ckpt.join(format!("optimizer-{}.safetensors", state.files_step)),
+        )?)?;
+        opt.step = state.step;
+        let ema_path = ckpt.join(format!("ema-{}.safetensors", state.files_step));
+        let shadow = read_safetensors(&ema_path)?;
+        tch::no_grad(|| -> Result<()> {
+            for (k, t) in &ema.shadow {
+                let v = shadow.get(k).ok_or_else(|| {
+                    Error::Model(format!("{}: missing '{k}'", ema_path.display()))
+                })?;
+                t.shallow_clone().f_copy_(v)?;
+            }
+            Ok(())
+        })?;
+        log(&format!(
+            "resumed at epoch {} (step {})",
+            state.epoch, state.step
+        ));
+    }
+
+    let weights = model.config().loss_weights();
+    let kind = Kind::Float;
+    let eval_options = RelaxOptions {
+        fixed_cell: config.fixed_cell,
+        batch_size: config.batch_size.max(16),
+        keep_trajectory: false,
+    };
+    let start = Instant::now() - std::time::Duration::from_secs_f64(state.elapsed_seconds);
+    let batches = train_pairs.len().div_ceil(config.batch_size);
+    let mut stopped_early = false;
+    while state.epoch < config.max_epochs {
+        let mut order: Vec<usize> = (0..train_pairs.len()).collect();
+        state.rng.shuffle(&mut order);
+        let mut loss_sum = 0.0;
+        for (b, chunk) in order.chunks(config.batch_size).enumerate() {
+            let mut inputs = Vec::with_capacity(chunk.len());
+            let mut target_positions: Vec<f64> = Vec::new();
+            let mut target_lattices: Vec<f64> = Vec::new();
+            for &k in chunk {
+                let pair = &train_pairs[k];
+                let (input, positions, lattice) = if config.rotation_augmentation {
+                    let r = state.rng.rotation();
+                    let rt = linalg::transpose(&r);
+                    let pos: Vec<[f64; 3]> = pair
+                        .target
+                        .positions
+                        .iter()
+                        .map(|&p| linalg::vec_mat(p, &rt))
+                        .collect();
+                    (
+                        rotate_structure(&pair.unrelaxed, &r),
+                        pos,
+                        pair.target.lattice.map(|row| linalg::vec_mat(row, &rt)),
+                    )
+                } else {
+                    (
+                        pair.unrelaxed.clone(),
+                        pair.target.positions.clone(),
+                        pair.target.lattice,
+                    )
+                };
+                inputs.push(input);
+                target_positions.extend(positions.iter().flatten());
+                target_lattices.extend(lattice.iter().flatten());
+            }
+            let refs: Vec<&Structure> = inputs.iter().collect();
+            let batch = Batch::new(&refs, model.config(), device, kind, config.fixed_cell)?;
+            let n = (target_positions.len() / 3) as i64;
+            let tp = Tensor::from_slice(&target_positions)
+                .reshape([n, 3])
+                .to_kind(kind)
+                .to_device(device);
+            let tl = Tensor::from_slice(&target_lattices)
+                .reshape([chunk.len() as i64, 3, 3])
+                .to_kind(kind)
+                .to_device(device);
+            let outputs = model.network.forward(&batch);
+            let loss = layerwise_loss(&outputs, &tp, &tl, &weights);
+            for p in params.values() {
+                p.shallow_clone().zero_grad();
+            }
+            loss.backward();
+            clip_grad_norm(&params, config.grad_clip);
+            opt.step(&params, state.lr);
+            ema.update(&params);
+            state.step += 1;
+            let value = loss.double_value(&[]);
+            if !value.is_finite() {
+                return Err(Error::Model(format!(
+                    "the training loss became {value} at step {}; lower lr",
+                    state.step
+                )));
+            }
+            loss_sum += value;
+            progress(&Progress::Step {
+                epoch: state.epoch,
+                step: state.step,
+                batch: b + 1,
+                batches,
+                loss: value,
+            });
+        }
+        // Validation round with the EMA weights.
+        swap_values(&params, &ema.shadow);
+        let report = evaluate(&model, &validation_pairs, &eval_options);
+        let improved = report
+            .as_ref()
+            .map(|r| r.model.coordinate_mae < state.best_coordinate_mae)
+            .unwrap_or(false);
+        if let (Ok(r), true) = (&report, improved) {
+            state.best_coordinate_mae = r.model.coordinate_mae;
+            model.save(&output.join("best"))?;
+        }
+        swap_values(&params, &ema.shadow);
+        let report = report?;
+        if improved {
+            state.rounds_since_best = 0;
+            state.rounds_since_lr_change = 0;
+        } else {
+            state.rounds_since_best += 1;
+            state.rounds_since_lr_change += 1;
+            if state.rounds_since_lr_change >= config.plateau_patience {
+                state.lr = (state.lr * config.plateau_factor).max(config.lr_floor);
+                state.rounds_since_lr_change = 0;
+            }
+        }
+        let round = RoundLog {
+            epoch: state.epoch,
+            step: state.step,
+            lr: state.lr,
+            train_loss: loss_sum / batches as f64,
+            validation: report.model,
+            dummy: report.dummy,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        append_logs(output, &round)?;
+        progress(&Progress::Round(round));
+        state.epoch += 1;
+        state.elapsed_seconds = start.elapsed().as_secs_f64();
+        state.files_step = state.step;
+        save_checkpoint(output, &model, &ema, &opt, &state)?;
+        if state.rounds_since_best >= config.early_stop_patience {
+            stopped_early = true;
+            break;
+        }
+        if config
+            .max_minutes
+            .is_some_and(|m| state.elapsed_seconds >= m * 60.0)
+        {
+            break;
+        }
+    }
+    Ok(TrainSummary {
+        epochs: state.epoch,
+        steps: state.step,
+        best_coordinate_mae: state.best_coordinate_mae,
+        best_model: output.join("best"),
+        seconds: state.elapsed_seconds,
+        stopped_early,
+    })
+}
+
+fn append_logs(output: &Path, round: &RoundLog) -> Result<()> {
+    use std::io::Write;
+    let csv = output.join("metrics.csv");
+    let new = !csv.exists();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&csv)
+        .map_err(|e| Error::io(csv.display().to_string(), e))?;
+    let io = |e| Error::io(csv.display().to_string(), e);
+    if new {
+        writeln!(f, "epoch,step,lr,train_loss,val_coordinate_mae,val_shape_deviation,val_volume_error,dummy_coordinate_mae,dummy_shape_deviation,dummy_volume_error,seconds").map_err(io)?;
+    }
+    let v = &round.validation;
+    let d = &round.dummy;
+    writeln!(
+        f,
+        "{},{},{},{},{},{},{},{},{},{},{:.1}",
+        round.epoch,
+        round.step,
+        round.lr,
+        round.train_loss,
+        v.coordinate_mae,
+        v.shape_deviation,
+        v.volume_error,
+        d.coordinate_mae,
+        d.shape_deviation,
+        d.volume_error,
+        round.seconds
+    )
+    .map_err(io)?;
+    let jsonl = output.join("metrics.jsonl");
+    let mut j = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&jsonl)
+        .map_err(|e| Error::io(jsonl.display().to_string(), e))?;
+    writeln!(
+        j,
+        "{}",
+        serde_json::to_string(round).expect("round serialises")
+    )
+    .map_err(|e| Error::io(jsonl.display().to_string(), e))?;
+    Ok(())
+}
+
+/// Named copies of a parameter map (for tests comparing runs).
+pub fn parameter_values(model: &Model) -> BTreeMap<String, Vec<f32>> {
+    model
+        .named_parameters()
+        .into_iter()
+        .map(|(k, t)| {
+            (
+                k,
+                Vec::try_from(
+                    t.detach()
+                        .to_device(tch::Device::Cpu)
+                        .to_kind(Kind::Float)
+                        .flatten(0, -1),
+                )
+                .unwrap_or_default(),
+            )
+        })
+        .collect()
+}

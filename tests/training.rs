@@ -1,0 +1,187 @@
+//! Training and evaluation as a user runs them: a run that learns, a killed
+//! run resumed bit for bit, the eval table.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/pairs")
+        .join(name)
+}
+
+fn e3relax() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_e3relax"))
+}
+
+fn write_config(dir: &Path, epochs: usize) -> PathBuf {
+    let model = r#"{"hidden_channels": 8, "num_layers": 2, "num_rbf": 8, "rbf_cutoff": 30.0,
+        "envelope_exponent": 5, "num_elements": 118, "graph_radius": 5.0, "max_neighbors": 20}"#;
+    let config = format!(
+        r#"{{"data": [{:?}], "validation_fraction": 0.25, "model": {model}, "batch_size": 4,
+            "lr": 0.002, "ema_decay": 0.5, "max_epochs": {epochs}, "threads": 1, "seed": 3,
+            "early_stop_patience": 100, "rotation_augmentation": true}}"#,
+        fixture("bulk-small")
+    );
+    let path = dir.join("train.json");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+fn weights(run: &Path) -> Vec<u8> {
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap())
+            .unwrap();
+    let step = state["files_step"].as_i64().unwrap();
+    std::fs::read(run.join(format!("checkpoint/weights-{step}.safetensors"))).unwrap()
+}
+
+#[test]
+fn a_killed_run_resumes_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), 6);
+    let straight = dir.path().join("straight");
+    let out = e3relax()
+        .args([
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "-o",
+            straight.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(straight.join("metrics.csv")).unwrap();
+    assert_eq!(log.lines().count(), 7, "{log}");
+    assert!(straight.join("best/model.safetensors").is_file());
+
+    // Same run, killed (SIGKILL) once its second round is checkpointed.
+    let killed = dir.path().join("killed");
+    let mut child = e3relax()
+        .args([
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "-o",
+            killed.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let rounds = std::fs::read_to_string(killed.join("metrics.csv"))
+            .map(|t| t.lines().count().saturating_sub(1))
+            .unwrap_or(0);
+        if rounds >= 2 || start.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the run finished before it could be killed"
+    );
+    let out = e3relax()
+        .args([
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "-o",
+            killed.to_str().unwrap(),
+            "--resume",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resumed at epoch"));
+    assert_eq!(
+        weights(&straight),
+        weights(&killed),
+        "resumed weights differ from the uninterrupted run"
+    );
+}
+
+#[test]
+fn training_lowers_the_loss_and_eval_prints_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), 12);
+    let run = dir.path().join("run");
+    let out = e3relax()
+        .args([
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "-o",
+            run.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let first = lines[0]["train_loss"].as_f64().unwrap();
+    let last = lines.last().unwrap()["train_loss"].as_f64().unwrap();
+    assert!(last < first, "train loss went from {first} to {last}");
+
+    let csv = dir.path().join("per-structure.csv");
+    let out = e3relax()
+        .args([
+            "eval",
+            "--model",
+            run.join("best").to_str().unwrap(),
+            "--data",
+            fixture("bulk-small").to_str().unwrap(),
+            "--csv",
+            csv.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("Dummy") && table.contains("E3Relax") && table.contains("coord MAE"),
+        "{table}"
+    );
+    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 25);
+
+    // Bad settings are one clear line.
+    let out = e3relax()
+        .args([
+            "train",
+            "--data",
+            "/nonexistent",
+            "-o",
+            run.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("model config"),
+        "{err}"
+    );
+}
