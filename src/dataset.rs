@@ -148,6 +148,46 @@ impl Dataset {
     }
 }
 
+/// Splits pairs into `(training, validation)` by whole groups: pairs that
+/// share the info value `key` (e.g. `prototype`) land on the same side, so
+/// the validation set holds prototypes the training never saw. Pairs
+/// without the key are groups of their own. Deterministic for a seed.
+pub fn split_by_group(
+    pairs: Vec<RelaxationPair>,
+    key: &str,
+    fraction: f64,
+    seed: u64,
+) -> (Vec<RelaxationPair>, Vec<RelaxationPair>) {
+    let group = |p: &RelaxationPair| {
+        p.unrelaxed
+            .info_value(key)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("id:{}", p.id))
+    };
+    let mut groups: Vec<String> = pairs.iter().map(group).collect();
+    groups.sort();
+    groups.dedup();
+    let mut rng = crate::rng::SplitMix64::new(seed);
+    rng.shuffle(&mut groups);
+    let wanted = (fraction * pairs.len() as f64).round() as usize;
+    let mut validation_groups = std::collections::HashSet::new();
+    let mut count = 0;
+    let sizes: HashMap<String, usize> = pairs.iter().fold(HashMap::new(), |mut m, p| {
+        *m.entry(group(p)).or_insert(0) += 1;
+        m
+    });
+    for g in groups {
+        if count >= wanted {
+            break;
+        }
+        count += sizes[&g];
+        validation_groups.insert(g);
+    }
+    pairs
+        .into_iter()
+        .partition(|p| !validation_groups.contains(&group(p)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,49 +238,37 @@ mod tests {
     }
 
     #[test]
+    fn split_keeps_groups_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let frames: String = (0..20)
+            .map(|k| {
+                frame(&format!("p{k}"), 8, 2.0)
+                    .replace(" id=", &format!(" prototype=g{} id=", k % 5))
+            })
+            .collect();
+        std::fs::write(dir.path().join("unrelaxed.extxyz"), &frames).unwrap();
+        std::fs::write(dir.path().join("relaxed.extxyz"), &frames).unwrap();
+        let d = Dataset::from_dir(dir.path()).unwrap();
+        let (train, val) = split_by_group(d.pairs.clone(), "prototype", 0.2, 1);
+        assert_eq!(train.len() + val.len(), 20);
+        assert_eq!(val.len(), 4);
+        let groups = |ps: &[RelaxationPair]| {
+            ps.iter()
+                .map(|p| p.unrelaxed.info_value("prototype").unwrap().to_string())
+                .collect::<std::collections::HashSet<_>>()
+        };
+        assert!(groups(&train).is_disjoint(&groups(&val)));
+        let (_, again) = split_by_group(d.pairs, "prototype", 0.2, 1);
+        assert_eq!(
+            again.iter().map(|p| &p.id).collect::<Vec<_>>(),
+            val.iter().map(|p| &p.id).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
     fn missing_folder_files_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let e = Dataset::from_dir(dir.path()).unwrap_err().to_string();
         assert!(e.contains("no unrelaxed.extxyz"), "{e}");
     }
-}
-
-/// Splits pairs into `(training, validation)` by whole groups: pairs that
-/// share the info value `key` (e.g. `prototype`) land on the same side, so
-/// the validation set holds prototypes the training never saw. Pairs
-/// without the key are groups of their own. Deterministic for a seed.
-pub fn split_by_group(
-    pairs: Vec<RelaxationPair>,
-    key: &str,
-    fraction: f64,
-    seed: u64,
-) -> (Vec<RelaxationPair>, Vec<RelaxationPair>) {
-    let group = |p: &RelaxationPair| {
-        p.unrelaxed
-            .info_value(key)
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("id:{}", p.id))
-    };
-    let mut groups: Vec<String> = pairs.iter().map(group).collect();
-    groups.sort();
-    groups.dedup();
-    let mut rng = crate::rng::SplitMix64::new(seed);
-    rng.shuffle(&mut groups);
-    let wanted = (fraction * pairs.len() as f64).round() as usize;
-    let mut validation_groups = std::collections::HashSet::new();
-    let mut count = 0;
-    let sizes: HashMap<String, usize> = pairs.iter().fold(HashMap::new(), |mut m, p| {
-        *m.entry(group(p)).or_insert(0) += 1;
-        m
-    });
-    for g in groups {
-        if count >= wanted {
-            break;
-        }
-        count += sizes[&g];
-        validation_groups.insert(g);
-    }
-    pairs
-        .into_iter()
-        .partition(|p| !validation_groups.contains(&group(p)))
 }

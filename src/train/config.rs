@@ -135,7 +135,7 @@ impl TrainConfig {
                 self.plateau_factor
             ));
         }
-        if !(self.grad_clip > 0.0) {
+        if self.grad_clip.is_nan() || self.grad_clip <= 0.0 {
             return bad(format!(
                 "grad_clip must be positive, got {}",
                 self.grad_clip

@@ -70,7 +70,7 @@ impl AdamW {
                     .g_mul_scalar_(self.beta2)
                     .g_add_(&(grad.square() * (1.0 - self.beta2)));
                 let second = if self.amsgrad {
-                    let _ = vmax.shallow_clone().copy_(&vmax.maximum(v));
+                    vmax.shallow_clone().copy_(&vmax.maximum(v));
                     vmax
                 } else {
                     v
@@ -171,8 +171,8 @@ pub fn swap_values(a: &BTreeMap<String, Tensor>, b: &BTreeMap<String, Tensor>) {
         for (name, x) in a {
             let y = &b[name];
             let tmp = x.copy();
-            let _ = x.shallow_clone().copy_(y);
-            let _ = y.shallow_clone().copy_(&tmp);
+            x.shallow_clone().copy_(y);
+            y.shallow_clone().copy_(&tmp);
         }
     });
 }
