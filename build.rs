@@ -1,9 +1,17 @@
-//! Embeds the libtorch library directory as a run path, so that the CLI, the
-//! test binaries and `libe3relax.so` find `libtorch_cpu.so` without
-//! `LD_LIBRARY_PATH` (torch-sys itself embeds none). It becomes a RUNPATH,
-//! so `LD_LIBRARY_PATH` still overrides it on another machine.
+//! Build script:
+//! * embeds the libtorch library directory as a run path, so that the CLI,
+//!   the test binaries and `libe3relax.so` find `libtorch_cpu.so` without
+//!   `LD_LIBRARY_PATH` (torch-sys embeds none). It becomes a RUNPATH, so
+//!   `LD_LIBRARY_PATH` still overrides it on another machine;
+//! * gives the shared library a versioned SONAME (`libe3relax.so.0`);
+//! * writes the C header `include/e3relax.h` with cbindgen from `src/ffi`
+//!   (the committed copy must match: CI runs `git diff --exit-code include/`).
+use std::path::PathBuf;
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
     match std::env::var("DEP_TCH_LIBTORCH_LIB") {
         Ok(dir) => {
             println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
@@ -12,5 +20,23 @@ fn main() {
         Err(_) => {
             println!("cargo:warning=DEP_TCH_LIBTORCH_LIB not set: no libtorch rpath embedded")
         }
+    }
+    let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_else(|_| "0".into());
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libe3relax.so.{major}");
+
+    let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+        .expect("cbindgen.toml is valid");
+    match cbindgen::Builder::new()
+        .with_crate(&crate_dir)
+        .with_config(config)
+        .generate()
+    {
+        Ok(bindings) => {
+            let header = crate_dir.join("include/e3relax.h");
+            // Only touch the file when it changes (keeps mtimes stable).
+            bindings.write_to_file(header);
+        }
+        Err(e) => panic!("cbindgen failed to generate include/e3relax.h: {e}"),
     }
 }

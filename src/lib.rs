@@ -18,6 +18,7 @@ pub mod dataset;
 pub mod elements;
 pub mod error;
 pub mod evaluate;
+pub mod ffi;
 pub mod graph;
 pub mod io;
 pub mod linalg;
@@ -32,6 +33,9 @@ pub mod units;
 
 pub use error::{Error, Result};
 pub use structure::Structure;
+
+/// Version of the C ABI (`e3relax_abi_version()`, `E3RELAX_ABI_VERSION`).
+pub const ABI_VERSION: i32 = 1;
 
 /// Version of this library.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,339 @@
+//! Loading a model and predicting through the C ABI.
+
+use std::ffi::c_char;
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde::Deserialize;
+
+use super::{e3relax_status_t, guard, null, read_str};
+use crate::error::Error;
+use crate::linalg::{self, Mat3};
+use crate::relax::{RelaxOptions, Relaxer};
+use crate::runtime::DeviceRequest;
+use crate::structure::Structure;
+use crate::units::LengthUnit;
+
+/// Options of `e3relax_load` (a JSON object; every key optional).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct LoadOptions {
+    /// "cpu", "cuda", "cuda:K" or "auto".
+    device: String,
+    /// "angstrom" or "bohr", for positions and lattices in and out.
+    length_unit: String,
+    /// "cartesian" or "fractional" positions, in and out.
+    coordinates: String,
+    /// Keep the lattice fixed; only atoms move.
+    fixed_cell: bool,
+    /// Structures per forward pass in batch calls.
+    batch_size: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            device: "cpu".into(),
+            length_unit: "angstrom".into(),
+            coordinates: "cartesian".into(),
+            fixed_cell: false,
+            batch_size: 16,
+        }
+    }
+}
+
+/// A loaded model (opaque). One handle may be used from several threads:
+/// calls on it are serialised; separate handles run in parallel.
+pub struct e3relax_model_t {
+    relaxer: Mutex<Relaxer>,
+    unit: LengthUnit,
+    fractional: bool,
+    options: RelaxOptions,
+}
+
+/// Loads a model directory (`config.json` + `model.safetensors`).
+/// `options_json` may be NULL or e.g. `{"device": "cpu", "length_unit":
+/// "bohr", "coordinates": "fractional", "fixed_cell": false, "batch_size":
+/// 16}`. On success `*model` is the new handle (free it with
+/// `e3relax_free`); on failure it is set to NULL.
+#[no_mangle]
+pub unsafe extern "C" fn e3relax_load(
+    path: *const c_char,
+    options_json: *const c_char,
+    model: *mut *mut e3relax_model_t,
+) -> e3relax_status_t {
+    guard(|| {
+        if model.is_null() {
+            return Err(null("model"));
+        }
+        *model = std::ptr::null_mut();
+        let path = read_str(path, "path")?;
+        let options: LoadOptions = if options_json.is_null() {
+            LoadOptions::default()
+        } else {
+            let text = read_str(options_json, "options_json")?;
+            if text.trim().is_empty() {
+                LoadOptions::default()
+            } else {
+                serde_json::from_str(text)
+                    .map_err(|e| Error::InvalidArgument(format!("options_json: {e}")))?
+            }
+        };
+        let unit = LengthUnit::parse(&options.length_unit).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "options_json: unknown length_unit '{}' (angstrom or bohr)",
+                options.length_unit
+            ))
+        })?;
+        let fractional = match options.coordinates.as_str() {
+            "cartesian" => false,
+            "fractional" => true,
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "options_json: unknown coordinates '{other}' (cartesian or fractional)"
+                )))
+            }
+        };
+        if options.batch_size == 0 {
+            return Err(Error::InvalidArgument(
+                "options_json: batch_size must be at least 1".into(),
+            ));
+        }
+        let relaxer = Relaxer::load(Path::new(path), DeviceRequest::parse(&options.device)?)?;
+        let handle = Box::new(e3relax_model_t {
+            relaxer: Mutex::new(relaxer),
+            unit,
+            fractional,
+            options: RelaxOptions {
+                fixed_cell: options.fixed_cell,
+                batch_size: options.batch_size,
+                keep_trajectory: false,
+            },
+        });
+        *model = Box::into_raw(handle);
+        Ok(())
+    })
+}
+
+/// Frees a model handle. `e3relax_free(NULL)` does nothing.
+#[no_mangle]
+pub unsafe extern "C" fn e3relax_free(model: *mut e3relax_model_t) -> e3relax_status_t {
+    guard(|| {
+        if !model.is_null() {
+            drop(Box::from_raw(model));
+        }
+        Ok(())
+    })
+}
+
+/// Builds a structure from caller arrays (already checked for NULL).
+unsafe fn structure_from(
+    handle: &e3relax_model_t,
+    natoms: usize,
+    numbers: *const i32,
+    positions: *const f64,
+    lattice: *const f64,
+    label: &str,
+) -> Result<Structure, Error> {
+    let scale = handle.unit.in_angstrom();
+    let raw_lattice = std::slice::from_raw_parts(lattice, 9);
+    let lattice: Mat3 = [
+        [
+            raw_lattice[0] * scale,
+            raw_lattice[1] * scale,
+            raw_lattice[2] * scale,
+        ],
+        [
+            raw_lattice[3] * scale,
+            raw_lattice[4] * scale,
+            raw_lattice[5] * scale,
+        ],
+        [
+            raw_lattice[6] * scale,
+            raw_lattice[7] * scale,
+            raw_lattice[8] * scale,
+        ],
+    ];
+    let raw_positions = std::slice::from_raw_parts(positions, 3 * natoms);
+    let positions: Vec<[f64; 3]> = raw_positions
+        .chunks(3)
+        .map(|c| {
+            if handle.fractional {
+                linalg::vec_mat([c[0], c[1], c[2]], &lattice)
+            } else {
+                [c[0] * scale, c[1] * scale, c[2] * scale]
+            }
+        })
+        .collect();
+    let raw_numbers = std::slice::from_raw_parts(numbers, natoms);
+    let mut z = Vec::with_capacity(natoms);
+    for (i, &n) in raw_numbers.iter().enumerate() {
+        if n <= 0 {
+            return Err(Error::InvalidStructure(format!(
+                "{label}atom {} has atomic number {n}",
+                i + 1
+            )));
+        }
+        z.push(n as u32);
+    }
+    let s = Structure::new_unchecked(lattice, positions, z);
+    let max_z = handle
+        .relaxer
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .model()
+        .config()
+        .max_atomic_number();
+    let validation = crate::structure::ValidationOptions {
+        max_atomic_number: max_z,
+        ..Default::default()
+    };
+    s.validate_with(&validation).map_err(|e| match e {
+        Error::InvalidStructure(m) => Error::InvalidStructure(format!("{label}{m}")),
+        other => other,
+    })?;
+    Ok(s)
+}
+
+/// Writes a relaxed structure to caller arrays (NULL = not wanted).
+unsafe fn write_out(
+    handle: &e3relax_model_t,
+    s: &Structure,
+    out_positions: *mut f64,
+    out_lattice: *mut f64,
+) {
+    let scale = 1.0 / handle.unit.in_angstrom();
+    if !out_lattice.is_null() {
+        let out = std::slice::from_raw_parts_mut(out_lattice, 9);
+        for (k, v) in s.lattice.iter().flatten().enumerate() {
+            out[k] = v * scale;
+        }
+    }
+    if !out_positions.is_null() {
+        let out = std::slice::from_raw_parts_mut(out_positions, 3 * s.natoms());
+        let values: Vec<[f64; 3]> = if handle.fractional {
+            s.fractional_positions()
+        } else {
+            s.positions.clone()
+        };
+        for (k, v) in values.iter().flatten().enumerate() {
+            out[k] = if handle.fractional { *v } else { v * scale };
+        }
+    }
+}
+
+fn check_count(natoms: i32, name: &str) -> Result<usize, Error> {
+    if natoms <= 0 {
+        return Err(Error::InvalidArgument(format!(
+            "{name} must be positive, got {natoms}"
+        )));
+    }
+    Ok(natoms as usize)
+}
+
+/// Predicts the relaxed structure of one crystal.
+///
+/// `numbers[natoms]` atomic numbers; `positions[natoms][3]` (Cartesian, or
+/// fractional with the `coordinates` option); `lattice[3][3]` with row i =
+/// lattice vector i. Outputs use the same conventions; either may be NULL
+/// when not wanted. Atoms keep their order and periodic images.
+#[no_mangle]
+pub unsafe extern "C" fn e3relax_predict(
+    model: *const e3relax_model_t,
+    natoms: i32,
+    numbers: *const i32,
+    positions: *const f64,
+    lattice: *const f64,
+    out_positions: *mut f64,
+    out_lattice: *mut f64,
+) -> e3relax_status_t {
+    guard(|| {
+        let handle = model.as_ref().ok_or_else(|| null("model"))?;
+        let n = check_count(natoms, "natoms")?;
+        if numbers.is_null() {
+            return Err(null("numbers"));
+        }
+        if positions.is_null() {
+            return Err(null("positions"));
+        }
+        if lattice.is_null() {
+            return Err(null("lattice"));
+        }
+        let s = structure_from(handle, n, numbers, positions, lattice, "")?;
+        let relaxed = {
+            let relaxer = handle.relaxer.lock().unwrap_or_else(|e| e.into_inner());
+            relaxer
+                .relax_many(std::slice::from_ref(&s), &handle.options)?
+                .remove(0)
+                .relaxed
+        };
+        write_out(handle, &relaxed, out_positions, out_lattice);
+        Ok(())
+    })
+}
+
+/// Predicts many crystals of different sizes at once. `natoms[nstructures]`
+/// are the atom counts; `numbers`, `positions` (and `out_positions`) are the
+/// structures' arrays concatenated; `lattices[nstructures][3][3]` (and
+/// `out_lattices`). Outputs may be NULL when not wanted.
+#[no_mangle]
+pub unsafe extern "C" fn e3relax_predict_batch(
+    model: *const e3relax_model_t,
+    nstructures: i32,
+    natoms: *const i32,
+    numbers: *const i32,
+    positions: *const f64,
+    lattices: *const f64,
+    out_positions: *mut f64,
+    out_lattices: *mut f64,
+) -> e3relax_status_t {
+    guard(|| {
+        let handle = model.as_ref().ok_or_else(|| null("model"))?;
+        let count = check_count(nstructures, "nstructures")?;
+        for (ptr, name) in [
+            (natoms.is_null(), "natoms"),
+            (numbers.is_null(), "numbers"),
+            (positions.is_null(), "positions"),
+            (lattices.is_null(), "lattices"),
+        ] {
+            if ptr {
+                return Err(null(name));
+            }
+        }
+        let counts = std::slice::from_raw_parts(natoms, count);
+        let mut structures = Vec::with_capacity(count);
+        let mut first = 0usize;
+        for (k, &c) in counts.iter().enumerate() {
+            let n = check_count(c, &format!("natoms[{k}]"))?;
+            structures.push(structure_from(
+                handle,
+                n,
+                numbers.add(first),
+                positions.add(3 * first),
+                lattices.add(9 * k),
+                &format!("structure {k}: "),
+            )?);
+            first += n;
+        }
+        let results = {
+            let relaxer = handle.relaxer.lock().unwrap_or_else(|e| e.into_inner());
+            relaxer.relax_many(&structures, &handle.options)?
+        };
+        let mut first = 0usize;
+        for (k, r) in results.iter().enumerate() {
+            let pos = if out_positions.is_null() {
+                std::ptr::null_mut()
+            } else {
+                out_positions.add(3 * first)
+            };
+            let lat = if out_lattices.is_null() {
+                std::ptr::null_mut()
+            } else {
+                out_lattices.add(9 * k)
+            };
+            write_out(handle, &r.relaxed, pos, lat);
+            first += r.relaxed.natoms();
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,569 @@
+//! The C ABI called as C code calls it: the bad-input catalogue (each case
+//! returns its status and a message naming the problem; the process
+//! survives), units and coordinates, batches, and threads.
+
+mod common;
+
+use std::ffi::{c_char, CStr, CString};
+use std::ptr::{null, null_mut};
+
+use common::*;
+use e3relax::ffi::e3relax_status_t::*;
+use e3relax::ffi::*;
+use e3relax::relax::Relaxer;
+
+fn last_error() -> String {
+    unsafe {
+        CStr::from_ptr(e3relax_last_error())
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: CString,
+    crystal: e3relax::Structure,
+    expected: e3relax::Structure,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(&small_config(), 31);
+    model.save(dir.path()).unwrap();
+    let crystal = random_crystal(8, 6);
+    let expected = Relaxer::from_model(model).relax(&crystal).unwrap();
+    let path = CString::new(dir.path().to_str().unwrap()).unwrap();
+    Fixture {
+        _dir: dir,
+        path,
+        crystal,
+        expected,
+    }
+}
+
+fn load(path: &CString, options: Option<&str>) -> (e3relax_status_t, *mut e3relax_model_t) {
+    let options = options.map(|o| CString::new(o).unwrap());
+    let mut model = 1usize as *mut e3relax_model_t; // must be reset to NULL on failure
+    let status = unsafe {
+        e3relax_load(
+            path.as_ptr(),
+            options.as_ref().map_or(null(), |o| o.as_ptr()),
+            &mut model,
+        )
+    };
+    (status, model)
+}
+
+fn arrays(s: &e3relax::Structure) -> (Vec<i32>, Vec<f64>, Vec<f64>) {
+    (
+        s.numbers.iter().map(|&z| z as i32).collect(),
+        s.positions.iter().flatten().copied().collect(),
+        s.lattice.iter().flatten().copied().collect(),
+    )
+}
+
+fn predict(
+    model: *const e3relax_model_t,
+    numbers: &[i32],
+    positions: &[f64],
+    lattice: &[f64],
+) -> (e3relax_status_t, Vec<f64>, Vec<f64>) {
+    let mut out_pos = vec![0.0; positions.len()];
+    let mut out_lat = vec![0.0; 9];
+    let status = unsafe {
+        e3relax_predict(
+            model,
+            numbers.len() as i32,
+            numbers.as_ptr(),
+            positions.as_ptr(),
+            lattice.as_ptr(),
+            out_pos.as_mut_ptr(),
+            out_lat.as_mut_ptr(),
+        )
+    };
+    (status, out_pos, out_lat)
+}
+
+#[test]
+fn predictions_match_the_rust_api_in_angstrom_bohr_and_fractional() {
+    let f = fixture();
+    let (numbers, positions, lattice) = arrays(&f.crystal);
+    let (status, model) = load(&f.path, None);
+    assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+    let (status, pos, lat) = predict(model, &numbers, &positions, &lattice);
+    assert_eq!(status, E3RELAX_SUCCESS);
+    let want_pos: Vec<f64> = f.expected.positions.iter().flatten().copied().collect();
+    let want_lat: Vec<f64> = f.expected.lattice.iter().flatten().copied().collect();
+    let close = |a: &[f64], b: &[f64], tol: f64| a.iter().zip(b).all(|(x, y)| (x - y).abs() < tol);
+    assert!(close(&pos, &want_pos, 1e-9) && close(&lat, &want_lat, 1e-9));
+
+    let bohr = 0.529177210903;
+    let (status, model_bohr) = load(&f.path, Some(r#"{"length_unit": "bohr"}"#));
+    assert_eq!(status, E3RELAX_SUCCESS);
+    let in_bohr = |v: &[f64]| v.iter().map(|x| x / bohr).collect::<Vec<_>>();
+    let (status, pos_b, lat_b) = predict(
+        model_bohr,
+        &numbers,
+        &in_bohr(&positions),
+        &in_bohr(&lattice),
+    );
+    assert_eq!(status, E3RELAX_SUCCESS);
+    assert!(close(&pos_b, &in_bohr(&want_pos), 1e-5) && close(&lat_b, &in_bohr(&want_lat), 1e-5));
+
+    let (status, model_frac) = load(&f.path, Some(r#"{"coordinates": "fractional"}"#));
+    assert_eq!(status, E3RELAX_SUCCESS);
+    let frac: Vec<f64> = f
+        .crystal
+        .fractional_positions()
+        .iter()
+        .flatten()
+        .copied()
+        .collect();
+    let (status, pos_f, _) = predict(model_frac, &numbers, &frac, &lattice);
+    assert_eq!(status, E3RELAX_SUCCESS);
+    let want_frac: Vec<f64> = f
+        .expected
+        .fractional_positions()
+        .iter()
+        .flatten()
+        .copied()
+        .collect();
+    assert!(close(&pos_f, &want_frac, 1e-6));
+
+    // Outputs not wanted: NULL is fine.
+    let status = unsafe {
+        e3relax_predict(
+            model,
+            numbers.len() as i32,
+            numbers.as_ptr(),
+            positions.as_ptr(),
+            lattice.as_ptr(),
+            null_mut(),
+            null_mut(),
+        )
+    };
+    assert_eq!(status, E3RELAX_SUCCESS);
+    unsafe {
+        for m in [model, model_bohr, model_frac] {
+            assert_eq!(e3relax_free(m), E3RELAX_SUCCESS);
+        }
+        assert_eq!(e3relax_free(null_mut()), E3RELAX_SUCCESS);
+    }
+}
+
+#[test]
+fn batch_of_mixed_sizes_equals_single_calls() {
+    let f = fixture();
+    let (_, model) = load(&f.path, None);
+    let crystals = [
+        random_crystal(1, 3),
+        random_crystal(2, 7),
+        random_crystal(3, 5),
+    ];
+    let mut natoms = Vec::new();
+    let (mut numbers, mut positions, mut lattices) = (Vec::new(), Vec::new(), Vec::new());
+    for c in &crystals {
+        let (n, p, l) = arrays(c);
+        natoms.push(n.len() as i32);
+        numbers.extend(n);
+        positions.extend(p);
+        lattices.extend(l);
+    }
+    let mut out_pos = vec![0.0; positions.len()];
+    let mut out_lat = vec![0.0; lattices.len()];
+    let status = unsafe {
+        e3relax_predict_batch(
+            model,
+            3,
+            natoms.as_ptr(),
+            numbers.as_ptr(),
+            positions.as_ptr(),
+            lattices.as_ptr(),
+            out_pos.as_mut_ptr(),
+            out_lat.as_mut_ptr(),
+        )
+    };
+    assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+    let mut first = 0;
+    for (k, c) in crystals.iter().enumerate() {
+        let (n, p, l) = arrays(c);
+        let (_, pos, lat) = predict(model, &n, &p, &l);
+        assert!(pos
+            .iter()
+            .zip(&out_pos[3 * first..])
+            .all(|(a, b)| (a - b).abs() < 1e-5));
+        assert!(lat
+            .iter()
+            .zip(&out_lat[9 * k..])
+            .all(|(a, b)| (a - b).abs() < 1e-5));
+        first += n.len();
+    }
+    // A bad structure in the middle is named by its index.
+    numbers[4] = 0;
+    let status = unsafe {
+        e3relax_predict_batch(
+            model,
+            3,
+            natoms.as_ptr(),
+            numbers.as_ptr(),
+            positions.as_ptr(),
+            lattices.as_ptr(),
+            out_pos.as_mut_ptr(),
+            out_lat.as_mut_ptr(),
+        )
+    };
+    assert_eq!(status, E3RELAX_INVALID_STRUCTURE);
+    assert!(
+        last_error().contains("structure 1: atom 2 has atomic number 0"),
+        "{}",
+        last_error()
+    );
+    unsafe { e3relax_free(model) };
+}
+
+#[test]
+fn bad_input_catalogue() {
+    let f = fixture();
+    let (numbers, positions, lattice) = arrays(&f.crystal);
+    let (_, model) = load(&f.path, None);
+    let n = numbers.len() as i32;
+    let mut out = vec![0.0; positions.len()];
+    let mut out_lat = [0.0; 9];
+    let call = |model: *const e3relax_model_t,
+                n: i32,
+                z: *const i32,
+                p: *const f64,
+                l: *const f64| unsafe {
+        e3relax_predict(
+            model,
+            n,
+            z,
+            p,
+            l,
+            out.as_ptr() as *mut f64,
+            out_lat.as_ptr() as *mut f64,
+        )
+    };
+    let expect = |status: e3relax_status_t, code: e3relax_status_t, needle: &str| {
+        assert_eq!(status, code, "{}", last_error());
+        assert!(
+            last_error().contains(needle),
+            "'{needle}' not in '{}'",
+            last_error()
+        );
+    };
+    // NULL pointers, each named.
+    expect(
+        call(
+            null(),
+            n,
+            numbers.as_ptr(),
+            positions.as_ptr(),
+            lattice.as_ptr(),
+        ),
+        E3RELAX_INVALID_ARGUMENT,
+        "model is NULL",
+    );
+    expect(
+        call(model, n, null(), positions.as_ptr(), lattice.as_ptr()),
+        E3RELAX_INVALID_ARGUMENT,
+        "numbers is NULL",
+    );
+    expect(
+        call(model, n, numbers.as_ptr(), null(), lattice.as_ptr()),
+        E3RELAX_INVALID_ARGUMENT,
+        "positions is NULL",
+    );
+    expect(
+        call(model, n, numbers.as_ptr(), positions.as_ptr(), null()),
+        E3RELAX_INVALID_ARGUMENT,
+        "lattice is NULL",
+    );
+    // Counts.
+    expect(
+        call(
+            model,
+            0,
+            numbers.as_ptr(),
+            positions.as_ptr(),
+            lattice.as_ptr(),
+        ),
+        E3RELAX_INVALID_ARGUMENT,
+        "natoms must be positive, got 0",
+    );
+    expect(
+        call(
+            model,
+            -5,
+            numbers.as_ptr(),
+            positions.as_ptr(),
+            lattice.as_ptr(),
+        ),
+        E3RELAX_INVALID_ARGUMENT,
+        "got -5",
+    );
+    // NaN / Inf.
+    let mut bad = positions.clone();
+    bad[4] = f64::NAN;
+    expect(
+        call(model, n, numbers.as_ptr(), bad.as_ptr(), lattice.as_ptr()),
+        E3RELAX_INVALID_STRUCTURE,
+        "position of atom 2 is not finite",
+    );
+    let mut bad_lat = lattice.clone();
+    bad_lat[8] = f64::INFINITY;
+    expect(
+        call(
+            model,
+            n,
+            numbers.as_ptr(),
+            positions.as_ptr(),
+            bad_lat.as_ptr(),
+        ),
+        E3RELAX_INVALID_STRUCTURE,
+        "lattice vector 3 is not finite",
+    );
+    // Singular lattice.
+    let flat = [4.0, 0.0, 0.0, 0.0, 4.0, 0.0, 4.0, 4.0, 0.0];
+    expect(
+        call(
+            model,
+            n,
+            numbers.as_ptr(),
+            positions.as_ptr(),
+            flat.as_ptr(),
+        ),
+        E3RELAX_INVALID_STRUCTURE,
+        "singular",
+    );
+    // Unknown atomic numbers (the table holds 0..117).
+    for z in [0, -3, 118, 1000] {
+        let mut zs = numbers.clone();
+        zs[1] = z;
+        expect(
+            call(model, n, zs.as_ptr(), positions.as_ptr(), lattice.as_ptr()),
+            E3RELAX_INVALID_STRUCTURE,
+            &format!("atom 2 has atomic number {z}"),
+        );
+    }
+    // Overlapping atoms.
+    let mut overlap = positions.clone();
+    overlap[3..6].copy_from_slice(&positions[0..3]);
+    expect(
+        call(
+            model,
+            n,
+            numbers.as_ptr(),
+            overlap.as_ptr(),
+            lattice.as_ptr(),
+        ),
+        E3RELAX_INVALID_STRUCTURE,
+        "atoms 1 and 2",
+    );
+
+    // Loading: missing, truncated, foreign files; wrong options; CUDA without a GPU.
+    let dir = tempfile::tempdir().unwrap();
+    let missing = CString::new(dir.path().join("nope").to_str().unwrap()).unwrap();
+    let (status, handle) = load(&missing, None);
+    assert!(handle.is_null());
+    expect(status, E3RELAX_MODEL_ERROR, "not a model directory");
+    let copy = dir.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    let src = std::path::Path::new(f.path.to_str().unwrap());
+    std::fs::copy(src.join("config.json"), copy.join("config.json")).unwrap();
+    let weights = std::fs::read(src.join("model.safetensors")).unwrap();
+    std::fs::write(
+        copy.join("model.safetensors"),
+        &weights[..weights.len() / 3],
+    )
+    .unwrap();
+    let copy_c = CString::new(copy.to_str().unwrap()).unwrap();
+    let (status, handle) = load(&copy_c, None);
+    assert!(handle.is_null());
+    expect(
+        status,
+        E3RELAX_MODEL_ERROR,
+        "not a readable safetensors file",
+    );
+    std::fs::write(
+        copy.join("model.safetensors"),
+        b"\x89PNG\r\n\x1a\n not weights",
+    )
+    .unwrap();
+    expect(
+        load(&copy_c, None).0,
+        E3RELAX_MODEL_ERROR,
+        "not a readable safetensors file",
+    );
+    std::fs::write(copy.join("config.json"), b"{ not json").unwrap();
+    expect(load(&copy_c, None).0, E3RELAX_MODEL_ERROR, "config");
+    expect(
+        load(&f.path, Some("{\"length_unit\": \"furlong\"}")).0,
+        E3RELAX_INVALID_ARGUMENT,
+        "furlong",
+    );
+    expect(
+        load(&f.path, Some("{\"devcie\": \"cpu\"}")).0,
+        E3RELAX_INVALID_ARGUMENT,
+        "unknown field `devcie`",
+    );
+    expect(
+        load(&f.path, Some("[1, 2")).0,
+        E3RELAX_INVALID_ARGUMENT,
+        "options_json",
+    );
+    if !e3relax::runtime::cuda_available() {
+        expect(
+            load(&f.path, Some("{\"device\": \"cuda\"}")).0,
+            E3RELAX_DEVICE_ERROR,
+            "cuda:0 was requested but",
+        );
+    }
+    let status = unsafe { e3relax_load(null(), null(), &mut null_mut()) };
+    expect(status, E3RELAX_INVALID_ARGUMENT, "path is NULL");
+    let status = unsafe { e3relax_load(f.path.as_ptr(), null(), null_mut()) };
+    expect(status, E3RELAX_INVALID_ARGUMENT, "model is NULL");
+    let bad_utf8 = [0xffu8, 0xfe, 0];
+    let status =
+        unsafe { e3relax_load(bad_utf8.as_ptr() as *const c_char, null(), &mut null_mut()) };
+    expect(status, E3RELAX_INVALID_ARGUMENT, "not valid UTF-8");
+    // Other entry points.
+    expect(
+        e3relax_set_num_threads(0, 0),
+        E3RELAX_INVALID_ARGUMENT,
+        "threads must be positive",
+    );
+    expect(
+        unsafe { e3relax_cuda_device_count(null_mut()) },
+        E3RELAX_INVALID_ARGUMENT,
+        "count is NULL",
+    );
+    expect(
+        unsafe { e3relax_train(null(), 0, None, null_mut()) },
+        E3RELAX_INVALID_ARGUMENT,
+        "config_json is NULL",
+    );
+    let bad_train = CString::new("{\"data\": []}").unwrap();
+    expect(
+        unsafe { e3relax_train(bad_train.as_ptr(), 0, None, null_mut()) },
+        E3RELAX_INVALID_ARGUMENT,
+        "no training data",
+    );
+
+    // After all that, the handle still works.
+    let (status, _, _) = predict(model, &numbers, &positions, &lattice);
+    assert_eq!(status, E3RELAX_SUCCESS);
+    unsafe { e3relax_free(model) };
+    let version = unsafe { CStr::from_ptr(e3relax_version()) }
+        .to_str()
+        .unwrap();
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(e3relax_abi_version(), 1);
+    assert_eq!(
+        unsafe { CStr::from_ptr(e3relax_torch_version()) }
+            .to_str()
+            .unwrap(),
+        "2.11.0"
+    );
+}
+
+#[test]
+fn eight_threads_on_one_handle_and_on_separate_handles_match_serial() {
+    let f = fixture();
+    let crystals: Vec<_> = (0..8)
+        .map(|k| random_crystal(50 + k, 3 + k as usize))
+        .collect();
+    let (_, shared) = load(&f.path, None);
+    let serial: Vec<(Vec<f64>, Vec<f64>)> = crystals
+        .iter()
+        .map(|c| {
+            let (n, p, l) = arrays(c);
+            let (status, pos, lat) = predict(shared, &n, &p, &l);
+            assert_eq!(status, E3RELAX_SUCCESS);
+            (pos, lat)
+        })
+        .collect();
+    struct Handle(*mut e3relax_model_t);
+    unsafe impl Send for Handle {}
+    unsafe impl Sync for Handle {}
+    let shared = Handle(shared);
+    for separate in [false, true] {
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = crystals
+                .iter()
+                .enumerate()
+                .map(|(k, c)| {
+                    let shared = &shared;
+                    let path = &f.path;
+                    scope.spawn(move || {
+                        let own = if separate {
+                            load(path, None).1
+                        } else {
+                            shared.0
+                        };
+                        let (n, p, l) = arrays(c);
+                        let mut results = Vec::new();
+                        for _ in 0..3 {
+                            let (status, pos, lat) = predict(own, &n, &p, &l);
+                            assert_eq!(status, E3RELAX_SUCCESS, "thread {k}: {}", last_error());
+                            results.push((pos, lat));
+                        }
+                        if separate {
+                            unsafe { e3relax_free(own) };
+                        }
+                        results
+                    })
+                })
+                .collect();
+            for (k, t) in threads.into_iter().enumerate() {
+                for (pos, lat) in t.join().unwrap() {
+                    assert_eq!(
+                        pos, serial[k].0,
+                        "thread {k} (separate handles: {separate})"
+                    );
+                    assert_eq!(lat, serial[k].1);
+                }
+            }
+        });
+    }
+    unsafe { e3relax_free(shared.0) };
+}
+
+#[test]
+fn train_through_the_c_abi_reports_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/pairs/bulk-small");
+    let config = format!(
+        r#"{{"data": [{:?}], "output": {:?}, "max_epochs": 2, "batch_size": 8, "lr": 0.001, "validation_fraction": 0.25,
+            "model": {{"hidden_channels": 8, "num_layers": 1, "num_rbf": 4, "rbf_cutoff": 30.0, "envelope_exponent": 5,
+                      "num_elements": 118, "graph_radius": 5.0, "max_neighbors": 16}}}}"#,
+        data,
+        dir.path().join("run")
+    );
+    unsafe extern "C" fn collect(json: *const c_char, user: *mut std::ffi::c_void) {
+        let events = &mut *(user as *mut Vec<String>);
+        events.push(CStr::from_ptr(json).to_string_lossy().into_owned());
+    }
+    let mut events: Vec<String> = Vec::new();
+    let c = CString::new(config).unwrap();
+    let status = unsafe {
+        e3relax_train(
+            c.as_ptr(),
+            0,
+            Some(collect),
+            &mut events as *mut Vec<String> as *mut std::ffi::c_void,
+        )
+    };
+    assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.contains("\"event\":\"round\""))
+            .count(),
+        2
+    );
+    assert!(events.last().unwrap().contains("\"event\":\"done\""));
+    assert!(dir.path().join("run/best/model.safetensors").is_file());
+}
