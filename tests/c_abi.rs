@@ -44,7 +44,8 @@ fn fixture() -> Fixture {
 
 fn load(path: &CString, options: Option<&str>) -> (e3relax_status_t, *mut e3relax_model_t) {
     let options = options.map(|o| CString::new(o).unwrap());
-    let mut model = 1usize as *mut e3relax_model_t; // must be reset to NULL on failure
+    // Not NULL on entry: a failed load must reset it.
+    let mut model = std::ptr::dangling_mut::<e3relax_model_t>();
     let status = unsafe {
         e3relax_load(
             path.as_ptr(),
@@ -228,8 +229,8 @@ fn bad_input_catalogue() {
     let (numbers, positions, lattice) = arrays(&f.crystal);
     let (_, model) = load(&f.path, None);
     let n = numbers.len() as i32;
-    let mut out = vec![0.0; positions.len()];
-    let mut out_lat = [0.0; 9];
+    let out = vec![0.0; positions.len()];
+    let out_lat = [0.0; 9];
     let call = |model: *const e3relax_model_t,
                 n: i32,
                 z: *const i32,
