@@ -20,9 +20,10 @@ if [ ! -f "$marker" ] || [ ! -f .libtorch/torch/lib/libtorch_cpu.so ]; then
     touch "$marker"
 fi
 
-# Debian packages used by the test suite (C/C++/Fortran consumers, CMake).
+# Debian packages used by the test suite (C/C++/Fortran consumers, CMake,
+# valgrind for the C bad-input catalogue).
 need=()
-for tool in cmake:cmake gfortran:gfortran g++:g++ pkg-config:pkg-config make:make; do
+for tool in cmake:cmake gfortran:gfortran g++:g++ pkg-config:pkg-config make:make valgrind:valgrind; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -6,3 +6,9 @@ scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --release --all-targets --quiet -- -D warnings
 cargo test --release --all-targets
+# The committed C header must be what the build generates (build.rs writes it).
+if ! git diff --quiet -- include/e3relax.h 2>/dev/null; then
+    echo "include/e3relax.h differs from the header cbindgen generates; commit the regenerated file" >&2
+    git --no-pager diff --stat -- include/e3relax.h >&2
+    exit 1
+fi
