@@ -183,3 +183,44 @@ fn published_size_constructs_and_runs() {
     let out = relaxer.relax(&random_crystal(1, 8)).unwrap();
     assert!(out.positions.iter().flatten().all(|v| v.is_finite()));
 }
+
+#[test]
+fn ablation_without_refinement_moves_only_in_the_last_layer() {
+    let config = ModelConfig {
+        refinement: false,
+        ..small_config()
+    };
+    assert_eq!(config.loss_weights(), vec![0.0, 1.0]);
+    let crystal = random_crystal(61, 6);
+    let relaxer = Relaxer::from_model(small_model(&config, 8));
+    let out = relaxer
+        .relax_many(
+            std::slice::from_ref(&crystal),
+            &RelaxOptions {
+                keep_trajectory: true,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .remove(0);
+    assert!(max_abs_diff(&out.trajectory[0].positions, &crystal.positions) < 1e-5);
+    assert!(max_abs_diff(&out.trajectory[0].lattice, &crystal.lattice) < 1e-5);
+    assert!(max_abs_diff(&out.relaxed.positions, &crystal.positions) > 1e-3);
+}
+
+#[test]
+fn ablation_without_lattice_nodes_has_a_lattice_head_instead() {
+    let config = ModelConfig {
+        lattice_nodes: false,
+        ..small_config()
+    };
+    let model = small_model(&config, 8);
+    let names: Vec<String> = model.named_parameters().into_keys().collect();
+    assert!(names.iter().any(|n| n == "layers.1.lattice_head.weight"));
+    assert!(!names.iter().any(|n| n.contains("lattice_embedding")
+        || n.contains("lattice_to_atom")
+        || n.contains("atom_to_lattice")));
+    let crystal = random_crystal(62, 5);
+    let out = Relaxer::from_model(model).relax(&crystal).unwrap();
+    assert!(max_abs_diff(&out.lattice, &crystal.lattice) > 1e-4);
+}

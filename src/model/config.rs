@@ -50,6 +50,15 @@ pub struct ModelConfig {
     /// Loss weight of each layer's output (empty = all 1).
     #[serde(default)]
     pub layer_loss_weights: Vec<f64>,
+    /// Ablation "w/o refinement" when false: only the last layer moves
+    /// atoms and lattice, and only it is supervised.
+    #[serde(default = "default_true")]
+    pub refinement: bool,
+    /// Ablation "w/o lattice nodes" when false: no lattice nodes (steps 2
+    /// and 6 are skipped); each layer predicts the lattice change from the
+    /// mean atom scalars with `lattice_head` = Linear(F->9).
+    #[serde(default = "default_true")]
+    pub lattice_nodes: bool,
 }
 
 impl ModelConfig {
@@ -68,6 +77,8 @@ impl ModelConfig {
             lattice_delta_as_columns: false,
             wrap_positions: true,
             layer_loss_weights: Vec::new(),
+            refinement: true,
+            lattice_nodes: true,
         }
     }
 
@@ -83,6 +94,11 @@ impl ModelConfig {
 
     /// Per-layer loss weights (all 1 when the field is empty).
     pub fn loss_weights(&self) -> Vec<f64> {
+        if !self.refinement {
+            let mut w = vec![0.0; self.num_layers];
+            w[self.num_layers - 1] = self.layer_loss_weights.last().copied().unwrap_or(1.0);
+            return w;
+        }
         if self.layer_loss_weights.is_empty() {
             vec![1.0; self.num_layers]
         } else {

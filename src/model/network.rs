@@ -1,7 +1,7 @@
 //! The E3Relax network: embeddings and T layers of steps 1-8 of
 //! model-spec.md, returning positions and lattices after every layer.
 
-use tch::nn;
+use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use super::atom_to_lattice::AtomToLattice;
@@ -27,28 +27,34 @@ struct Layer {
     position_update: PositionUpdate,
     atom_to_lattice: Vec<AtomToLattice>,
     lattice_update: Vec<LatticeUpdate>,
+    /// Only without lattice nodes: Linear(F->9) on the mean atom scalars.
+    lattice_head: Option<nn::Linear>,
 }
 
 impl Layer {
     fn new(path: nn::Path, config: &ModelConfig) -> Self {
         let f = config.hidden_channels;
         let k = config.num_rbf;
+        // Without lattice nodes there are no per-axis blocks.
+        let axes: &[&str] = if config.lattice_nodes { &AXES } else { &[] };
         Layer {
-            lattice_to_atom: AXES
+            lattice_to_atom: axes
                 .iter()
                 .map(|c| LatticeToAtom::new(&path / "lattice_to_atom" / *c, f, k))
                 .collect(),
             message_passing: MessagePassing::new(&path / "message_passing", f, k),
             self_update: SelfUpdate::new(&path / "self_update", f),
             position_update: PositionUpdate::new(&path / "position_update", f),
-            atom_to_lattice: AXES
+            atom_to_lattice: axes
                 .iter()
                 .map(|c| AtomToLattice::new(&path / "atom_to_lattice" / *c, f))
                 .collect(),
-            lattice_update: AXES
+            lattice_update: axes
                 .iter()
                 .map(|c| LatticeUpdate::new(&path / "lattice_update" / *c, f))
                 .collect(),
+            lattice_head: (!config.lattice_nodes)
+                .then(|| super::nn::linear(&path / "lattice_head", f, 9, true)),
         }
     }
 }
@@ -84,7 +90,8 @@ impl E3Relax {
         };
         let atom_embedding =
             (root / "atom_embedding").var("weight", &[config.num_elements, f], init);
-        let lattice_embedding = AXES
+        let axes: &[&str] = if config.lattice_nodes { &AXES } else { &[] };
+        let lattice_embedding = axes
             .iter()
             .map(|c| (root / "lattice_embedding" / *c).var("weight", &[1, f], init))
             .collect();
@@ -122,12 +129,17 @@ impl E3Relax {
             .iter()
             .map(|e| e.expand([nb, f], true).contiguous())
             .collect();
-        let mut w: Vec<Tensor> = (0..3).map(|_| Tensor::zeros([nb, 3, f], options)).collect();
+        let mut w: Vec<Tensor> = (0..s.len())
+            .map(|_| Tensor::zeros([nb, 3, f], options))
+            .collect();
         let mut pos = batch.positions.shallow_clone();
         let mut lattice = batch.lattice.shallow_clone();
         let counts = batch.atom_counts.unsqueeze(-1);
         let mut outputs = Vec::with_capacity(self.layers.len());
-        for layer in &self.layers {
+        let last = self.layers.len() - 1;
+        for (t, layer) in self.layers.iter().enumerate() {
+            // Ablation "w/o refinement": only the last layer moves things.
+            let moves = self.config.refinement || t == last;
             // 1. Geometry from the current positions and lattice.
             let edge_lattice = lattice.index_select(0, &batch.edge_crystal);
             let shift = batch
@@ -160,7 +172,9 @@ impl E3Relax {
             (x, v) = layer.message_passing.forward(&x, &v, &edges, &self.radial);
             (x, v) = layer.self_update.forward(&x, &v);
             // 5. Position update.
-            pos = &pos + layer.position_update.forward(&x, &v);
+            if moves {
+                pos = &pos + layer.position_update.forward(&x, &v);
+            }
             // 6. Atom -> lattice, with means over each crystal's atoms.
             let x_mean =
                 Tensor::zeros([nb, f], options).index_add(0, &batch.atom_crystal, &x) / &counts;
@@ -172,15 +186,24 @@ impl E3Relax {
                 w[c] = new_w;
             }
             // 7. Lattice update (not with a fixed cell).
-            if !batch.fixed_cell {
-                let deltas: Vec<Tensor> = layer
-                    .lattice_update
-                    .iter()
-                    .zip(&w)
-                    .map(|(u, wc)| u.forward(wc))
-                    .collect();
-                lattice =
-                    lattice_update::apply(&lattice, &deltas, self.config.lattice_delta_as_columns);
+            if !batch.fixed_cell && moves {
+                lattice = match &layer.lattice_head {
+                    // Ablation "w/o lattice nodes": from pooled atom scalars.
+                    Some(head) => &lattice + head.forward(&x_mean).reshape([nb, 3, 3]),
+                    None => {
+                        let deltas: Vec<Tensor> = layer
+                            .lattice_update
+                            .iter()
+                            .zip(&w)
+                            .map(|(u, wc)| u.forward(wc))
+                            .collect();
+                        lattice_update::apply(
+                            &lattice,
+                            &deltas,
+                            self.config.lattice_delta_as_columns,
+                        )
+                    }
+                };
             }
             // 8. Record, moved back to the input's images (FIX 2).
             let positions = match &batch.image_shift {
