@@ -103,11 +103,12 @@ impl CellList {
         // Bins at least one radius wide: one shell of 27 bins per atom.
         // (Half-radius bins scan fewer atoms but visit 125 bins; measured no
         // faster at oxide densities.)
-        let mut bins = heights.map(|h| ((h / radius).floor() as usize).max(1));
         // A vacuum-filled cell would make many empty bins; keep the count
-        // within a few per atom.
+        // within a few per atom (each axis capped first so the product
+        // cannot overflow).
         let max_bins = 4 * positions.len() + 64;
-        while bins.iter().product::<usize>() > max_bins {
+        let mut bins = heights.map(|h| ((h / radius).floor() as usize).clamp(1, max_bins));
+        while bins.iter().fold(1usize, |acc, &b| acc.saturating_mul(b)) > max_bins {
             let largest = (0..3).max_by_key(|&a| bins[a]).unwrap();
             bins[largest] = bins[largest].div_ceil(2);
         }
@@ -252,6 +253,33 @@ impl CellList {
         });
         found
     }
+}
+
+/// Image shells per axis a search of `radius` visits in `lattice`.
+pub fn image_shells(lattice: &Mat3, radius: f64) -> [f64; 3] {
+    face_distances(lattice).map(|h| (radius / h).ceil())
+}
+
+/// Most bins (of the cell list's 3-D neighbourhood) one atom may visit;
+/// cells thinner than this allows are rejected instead of searched for
+/// minutes.
+pub const MAX_SEARCH_BINS: f64 = 1e6;
+
+/// Checks that a radius search in this cell is of reasonable size: the
+/// needed image shells per axis (radius / face distance) must stay below
+/// ~49. Only absurdly thin or skewed cells fail; reducing them (Niggli)
+/// gives the same crystal with a searchable basis.
+pub fn check_search_size(lattice: &Mat3, radius: f64) -> Result<(), String> {
+    let shells = image_shells(lattice, radius);
+    let visits: f64 = shells.iter().map(|s| 2.0 * s + 1.0).product();
+    if visits.is_nan() || visits > MAX_SEARCH_BINS {
+        let heights = face_distances(lattice);
+        return Err(format!(
+            "the cell is too thin or skewed for a {radius} Å neighbour search (distances between opposite faces {:.3e}, {:.3e}, {:.3e} Å); use a reduced (Niggli) cell or a supercell",
+            heights[0], heights[1], heights[2]
+        ));
+    }
+    Ok(())
 }
 
 /// For every atom, all periodic images within `radius` (the atom itself at
@@ -538,6 +566,24 @@ mod tests {
         }
         // Deterministic: building again gives the identical list.
         assert_eq!(edges, build_graph(&lattice, &positions, &settings));
+    }
+
+    #[test]
+    fn extreme_cells_neither_overflow_nor_hang() {
+        // Found by fuzzing: a 5615 Å axis made many bins, and a 10^300 Å
+        // one overflowed; validation now rejects the latter (see
+        // structure.rs), the bin count is capped for the former.
+        let long = [[5615.1, 0.0, 0.0], [1.3, 4.7, 0.0], [-0.8, 0.9, 6.2]];
+        let pair =
+            closest_pair_within(&long, &[[0.0; 3], [1.0, 1.0, 1.0], [2000.0, 1.0, 1.0]], 0.5);
+        assert!(pair.is_none());
+        // A very thin cell is refused by the size check instead of searched.
+        let thin = [[4.0, 0.0, 0.0], [0.0, 4.0, 0.0], [3.0, 2.0, 0.01]];
+        let e = check_search_size(&thin, 6.0).unwrap_err();
+        assert!(e.contains("too thin or skewed"), "{e}");
+        assert!(check_search_size(&thin, 0.001).is_ok());
+        let cubic = [[4.0, 0.0, 0.0], [0.0, 4.0, 0.0], [0.0, 0.0, 4.0]];
+        assert!(check_search_size(&cubic, 6.0).is_ok());
     }
 
     #[test]

@@ -62,6 +62,14 @@ impl Default for ValidationOptions {
     }
 }
 
+/// Longest accepted lattice vector, Å: longer is a unit error, and lengths
+/// near 10^154 would overflow the geometry.
+pub const MAX_LATTICE_LENGTH: f64 = 1e5;
+
+/// Atoms further than this many cells from the unit cell are rejected:
+/// image offsets are integers of limited range.
+pub const MAX_CELLS_AWAY: f64 = 1e6;
+
 /// Below this `|det L| / (|a| |b| |c|)` a lattice counts as near-singular
 /// (the three vectors are within ~0.0006 degrees of a plane).
 pub const NEAR_SINGULAR_RATIO: f64 = 1e-5;
@@ -145,6 +153,13 @@ impl Structure {
             }
         }
         let lengths = self.lattice.map(linalg::norm);
+        if let Some(i) = lengths.iter().position(|&l| l > MAX_LATTICE_LENGTH) {
+            return invalid(format!(
+                "lattice vector {} has length {:.3e} Å (more than {MAX_LATTICE_LENGTH:e} Å)",
+                i + 1,
+                lengths[i]
+            ));
+        }
         if let Some(i) = lengths.iter().position(|&l| l < 1e-3) {
             return invalid(format!(
                 "lattice vector {} has length {:.3e} Å",
@@ -159,7 +174,21 @@ impl Structure {
                 self.volume()
             ));
         }
+        let inverse = linalg::inverse(&self.lattice).expect("non-singular lattice");
+        for (i, p) in self.positions.iter().enumerate() {
+            let f = linalg::vec_mat(*p, &inverse);
+            if f.iter().any(|v| v.abs() > MAX_CELLS_AWAY) {
+                return invalid(format!(
+                    "atom {} lies {:.1e} cells away from the unit cell (fractional {f:?})",
+                    i + 1,
+                    f.iter().fold(0.0f64, |m, v| m.max(v.abs()))
+                ));
+            }
+        }
         if options.min_distance > 0.0 {
+            graph::check_search_size(&self.lattice, options.min_distance)
+                .map(|_| ())
+                .or_else(&invalid)?;
             if let Some((i, j, d)) =
                 graph::closest_pair_within(&self.lattice, &self.positions, options.min_distance)
             {
@@ -368,6 +397,14 @@ mod tests {
             .contains("lattice vector 2 has length"));
         let close = Structure::new(cubic, vec![[0.0; 3], [0.0, 0.0, 3.8]], vec![1, 1]);
         assert!(message(close).contains("atoms 1 and 2 are 0.2000 Å apart"));
+        let huge = [[1e300, 0.0, 0.0], [0.0, 4.0, 0.0], [0.0, 0.0, 4.0]];
+        assert!(message(Structure::new(huge, one.clone(), vec![1])).contains("more than 1e5 Å"));
+        assert!(
+            message(Structure::new(cubic, vec![[4e7, 0.0, 0.0]], vec![1]))
+                .contains("1.0e7 cells away")
+        );
+        let thin = [[4.0, 0.0, 0.0], [0.0, 4.0, 0.0], [3.0, 2.0, 1e-4]];
+        assert!(message(Structure::new(thin, one.clone(), vec![1])).contains("too thin or skewed"));
         let tiny = [[0.3, 0.0, 0.0], [0.0, 4.0, 0.0], [0.0, 0.0, 4.0]];
         assert!(message(Structure::new(tiny, one.clone(), vec![1])).contains("own periodic image"));
         assert!(message(Structure::new(cubic, one, vec![1, 2])).contains("1 positions but 2"));

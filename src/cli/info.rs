@@ -44,6 +44,13 @@ pub fn run(args: InfoArgs) -> Result<()> {
         )));
     }
     for (index, s) in frames.iter().enumerate() {
+        graph::check_search_size(&s.lattice, settings.radius).map_err(|m| {
+            e3relax::Error::InvalidArgument(format!(
+                "{}: {}: {m}",
+                args.input.display(),
+                s.label(index)
+            ))
+        })?;
         let edges = graph::build_graph(&s.lattice, &s.positions, &settings);
         // Edges per target atom, without the six fixed self-image edges.
         let mut degree = vec![0usize; s.natoms()];

@@ -290,8 +290,10 @@ fn block_to_structure(block: &Block) -> Result<Structure> {
             .items
             .get(tag)
             .ok_or_else(|| err(block.line, format!("data_{}: missing {tag}", block.name)))?;
-        cif_number(&values[0])
-            .ok_or_else(|| err(*line, format!("{tag} '{}' is not a number", values[0])))
+        let value = values
+            .first()
+            .ok_or_else(|| err(*line, format!("{tag} has no value")))?;
+        cif_number(value).ok_or_else(|| err(*line, format!("{tag} '{value}' is not a number")))
     };
     let params = [
         scalar("_cell_length_a")?,
@@ -309,6 +311,9 @@ fn block_to_structure(block: &Block) -> Result<Structure> {
         "_space_group_symop.operation_xyz",
     ];
     let ops: Vec<SymOp> = match symop_tags.iter().find_map(|t| block.items.get(*t)) {
+        Some((values, line)) if values.is_empty() => {
+            return Err(err(*line, "the symmetry-operation loop is empty".into()))
+        }
         Some((values, line)) => values
             .iter()
             .map(|v| {
@@ -323,7 +328,8 @@ fn block_to_structure(block: &Block) -> Result<Structure> {
             ]
             .iter()
             .find_map(|t| block.items.get(*t))
-            .map(|(v, _)| v[0].replace(' ', ""));
+            .and_then(|(v, _)| v.first())
+            .map(|name| name.replace(' ', ""));
             match group.as_deref() {
                 None | Some("P1") => vec![parse_symop("x,y,z").unwrap()],
                 Some(g) => {
@@ -559,6 +565,19 @@ Cl1 Cl- 0.5 0.5 0.5 1.0
             e.contains("Fm-3m is named but its symmetry operations are not listed"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn empty_loops_are_errors_not_panics() {
+        // Found by fuzzing: a loop whose tags have no values.
+        let text = "data_x\nloop_\n_cell_length_a\n_cell_length_b\n";
+        let e = read(text).unwrap_err().to_string();
+        assert!(e.contains("_cell_length_a has no value"), "{e}");
+        let start = ROCKSALT.find("'x, y, z'").unwrap();
+        let end = ROCKSALT.find("loop_\n_atom_site").unwrap();
+        let empty_ops = format!("{}{}", &ROCKSALT[..start], &ROCKSALT[end..]);
+        let e = read(&empty_ops).unwrap_err().to_string();
+        assert!(e.contains("symmetry-operation loop is empty"), "{e}");
     }
 
     #[test]

@@ -70,6 +70,17 @@ pub fn read(text: &str) -> Result<Structure> {
             "no species line (VASP 4 format): the species of the atoms are unknown; add a VASP 5 species line",
         ));
     }
+    // Counts come from the file: never allocate more atoms than it has lines.
+    let total = counts.iter().try_fold(0usize, |acc, &n| acc.checked_add(n));
+    if total.is_none_or(|t| t > lines.len()) {
+        return Err(Error::format(
+            Some(next + 1),
+            format!(
+                "atom counts {counts:?} exceed the {} lines of the file",
+                lines.len()
+            ),
+        ));
+    }
     let mut species = Vec::new();
     for (sym, &n) in symbols.iter().zip(&counts) {
         let z = elements::atomic_number(sym).ok_or_else(|| {
@@ -309,6 +320,16 @@ Cartesian
             .replace("Na Cl\n", "")
             .replace("NaCl rocksalt", "Na Cl");
         assert_eq!(read(&vasp4_ase).unwrap().numbers, vec![11, 17]);
+    }
+
+    #[test]
+    fn absurd_atom_counts_are_an_error_not_an_allocation() {
+        // Found by fuzzing: a count of 10^12 must not allocate 10^12 atoms.
+        let text = DIRECT.replace("1 1\n", "1 999999999999\n");
+        let e = read(&text).unwrap_err().to_string();
+        assert!(e.contains("exceed the 10 lines of the file"), "{e}");
+        let overflow = DIRECT.replace("1 1\n", "18446744073709551615 1\n");
+        assert!(read(&overflow).is_err());
     }
 
     #[test]

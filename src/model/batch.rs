@@ -95,12 +95,17 @@ impl Batch {
             ..ValidationOptions::default()
         };
         for (k, s) in structures.iter().enumerate() {
-            s.validate_with(&validation).map_err(|e| match e {
-                Error::InvalidStructure(m) if structures.len() > 1 => {
-                    Error::InvalidStructure(format!("{}: {m}", s.label(k)))
-                }
-                other => other,
-            })?;
+            s.validate_with(&validation)
+                .and_then(|_| {
+                    graph::check_search_size(&s.lattice, config.graph_radius)
+                        .map_err(Error::InvalidStructure)
+                })
+                .map_err(|e| match e {
+                    Error::InvalidStructure(m) if structures.len() > 1 => {
+                        Error::InvalidStructure(format!("{}: {m}", s.label(k)))
+                    }
+                    other => other,
+                })?;
         }
         let prepared: Vec<Prepared> = structures.par_iter().map(|s| prepare(s, config)).collect();
 
