@@ -14,8 +14,12 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     model: Option<PathBuf>,
     /// Dataset folder(s) with unrelaxed.extxyz + relaxed.extxyz
-    #[arg(long, value_name = "DIR", required = true)]
+    #[arg(long, value_name = "DIR", required_unless_present = "validation_of")]
     data: Vec<PathBuf>,
+    /// Evaluate on the validation pairs of this training config (the same
+    /// split the training used), e.g. RUN/train_config.json
+    #[arg(long, value_name = "TRAIN_CONFIG", conflicts_with = "data")]
+    validation_of: Option<PathBuf>,
     /// Write per-structure metrics to this CSV file
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
@@ -33,6 +37,13 @@ pub struct EvalArgs {
 
 pub fn run(args: EvalArgs) -> Result<()> {
     let mut pairs = Vec::new();
+    if let Some(path) = &args.validation_of {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
+        let config = e3relax::train::TrainConfig::from_json(&text)?;
+        let (_, validation) = e3relax::train::load_data(&config, &mut |m| eprintln!("{m}"))?;
+        pairs = validation;
+    }
     for dir in &args.data {
         let d = Dataset::from_dir(dir)?;
         for s in &d.skipped {

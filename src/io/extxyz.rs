@@ -125,10 +125,12 @@ fn parse_properties(spec: &str, line_no: usize) -> Result<Vec<Column>> {
                     ))
                 }
             };
+            // Real files have a handful of columns; the bound keeps a corrupt
+            // count from sizing an allocation.
             let count = c[2]
                 .parse::<usize>()
                 .ok()
-                .filter(|&n| n > 0)
+                .filter(|&n| n > 0 && n <= 1000)
                 .ok_or_else(|| {
                     Error::format(
                         Some(line_no),
@@ -349,7 +351,7 @@ pub fn read(text: &str) -> Result<Vec<Structure>> {
                 ),
             )
         })?;
-        if i + 2 + natoms > lines.len() {
+        if natoms > lines.len().saturating_sub(i + 2) {
             return Err(Error::format(
                 Some(i + 1),
                 format!(
@@ -489,6 +491,14 @@ Cl 2.0 2.05 2.1 -0.1 -0.2 -0.3
             .unwrap_err()
             .to_string()
             .contains("expected 4 columns"));
+        // Found by fuzzing: huge counts must not size allocations.
+        let wide = "1\nLattice=\"4 0 0 0 4 0 0 0 4\" Properties=species:S:1:pos:R:3:f:R:99999999999999\nH 0 0 0\n";
+        assert!(read(wide)
+            .unwrap_err()
+            .to_string()
+            .contains("bad column count"));
+        let many = "18446744073709551615\nLattice=\"4 0 0 0 4 0 0 0 4\"\nH 0 0 0\n";
+        assert!(read(many).unwrap_err().to_string().contains("announces"));
         let bad_count = "x\n";
         assert!(read(bad_count)
             .unwrap_err()

@@ -102,8 +102,9 @@ fn rotate_structure(s: &Structure, r: &Mat3) -> Structure {
     out
 }
 
-/// Loads the training and validation pairs and reports skipped ones.
-fn load_data(
+/// Loads the training and validation pairs of a training config (the same
+/// split every time for the same config) and reports skipped ones.
+pub fn load_data(
     config: &TrainConfig,
     log: &mut dyn FnMut(&str),
 ) -> Result<(Vec<RelaxationPair>, Vec<RelaxationPair>)> {
