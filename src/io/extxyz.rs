@@ -351,7 +351,7 @@ pub fn read(text: &str) -> Result<Vec<Structure>> {
                 ),
             )
         })?;
-        if natoms > lines.len().saturating_sub(i + 2) {
+        if lines.len() < i + 2 || natoms > lines.len() - (i + 2) {
             return Err(Error::format(
                 Some(i + 1),
                 format!(
@@ -499,6 +499,7 @@ Cl 2.0 2.05 2.1 -0.1 -0.2 -0.3
             .contains("bad column count"));
         let many = "18446744073709551615\nLattice=\"4 0 0 0 4 0 0 0 4\"\nH 0 0 0\n";
         assert!(read(many).unwrap_err().to_string().contains("announces"));
+        assert!(read("0").unwrap_err().to_string().contains("announces 0 atoms"));
         let bad_count = "x\n";
         assert!(read(bad_count)
             .unwrap_err()
