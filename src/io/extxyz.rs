@@ -499,7 +499,10 @@ Cl 2.0 2.05 2.1 -0.1 -0.2 -0.3
             .contains("bad column count"));
         let many = "18446744073709551615\nLattice=\"4 0 0 0 4 0 0 0 4\"\nH 0 0 0\n";
         assert!(read(many).unwrap_err().to_string().contains("announces"));
-        assert!(read("0").unwrap_err().to_string().contains("announces 0 atoms"));
+        assert!(read("0")
+            .unwrap_err()
+            .to_string()
+            .contains("announces 0 atoms"));
         let bad_count = "x\n";
         assert!(read(bad_count)
             .unwrap_err()
