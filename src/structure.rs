@@ -258,6 +258,20 @@ impl Structure {
         mass * U_PER_A3_IN_G_PER_CM3 / self.volume()
     }
 
+    /// The structure rotated by `r` (lattice rows and positions become
+    /// `v R^T`), everything else kept.
+    pub fn rotated(&self, r: &Mat3) -> Structure {
+        let rt = linalg::transpose(r);
+        let mut out = self.clone();
+        out.lattice = self.lattice.map(|row| linalg::vec_mat(row, &rt));
+        out.positions = self
+            .positions
+            .iter()
+            .map(|&p| linalg::vec_mat(p, &rt))
+            .collect();
+        out
+    }
+
     /// Looks up an info key.
     pub fn info_value(&self, key: &str) -> Option<&str> {
         self.info

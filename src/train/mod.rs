@@ -23,7 +23,7 @@ use optimizer::{clip_grad_norm, swap_values, AdamW, Ema};
 use crate::dataset::{split_by_group, Dataset, RelaxationPair};
 use crate::error::{Error, Result};
 use crate::evaluate::evaluate;
-use crate::linalg::{self, Mat3};
+use crate::linalg;
 use crate::metrics::Metrics;
 use crate::model::checkpoint::read_safetensors;
 use crate::model::loss::layerwise_loss;
@@ -88,18 +88,6 @@ pub struct TrainSummary {
 
 fn checkpoint_dir(output: &Path) -> PathBuf {
     output.join("checkpoint")
-}
-
-fn rotate_structure(s: &Structure, r: &Mat3) -> Structure {
-    let rt = linalg::transpose(r);
-    let mut out = s.clone();
-    out.lattice = s.lattice.map(|row| linalg::vec_mat(row, &rt));
-    out.positions = s
-        .positions
-        .iter()
-        .map(|&p| linalg::vec_mat(p, &rt))
-        .collect();
-    out
 }
 
 /// Loads the training and validation pairs of a training config (the same
@@ -321,7 +309,7 @@ pub fn train(
                         .map(|&p| linalg::vec_mat(p, &rt))
                         .collect();
                     (
-                        rotate_structure(&pair.unrelaxed, &r),
+                        pair.unrelaxed.rotated(&r),
                         pos,
                         pair.target.lattice.map(|row| linalg::vec_mat(row, &rt)),
                     )

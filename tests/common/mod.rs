@@ -63,40 +63,12 @@ pub fn random_crystal(seed: u64, natoms: usize) -> Structure {
 
 /// A random proper rotation (det +1).
 pub fn random_rotation(seed: u64) -> Mat3 {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let q: [f64; 4] = [0; 4].map(|_| rng.random_range(-1.0..1.0));
-    let n = q.iter().map(|v| v * v).sum::<f64>().sqrt();
-    let [w, x, y, z] = q.map(|v| v / n);
-    [
-        [
-            1.0 - 2.0 * (y * y + z * z),
-            2.0 * (x * y - z * w),
-            2.0 * (x * z + y * w),
-        ],
-        [
-            2.0 * (x * y + z * w),
-            1.0 - 2.0 * (x * x + z * z),
-            2.0 * (y * z - x * w),
-        ],
-        [
-            2.0 * (x * z - y * w),
-            2.0 * (y * z + x * w),
-            1.0 - 2.0 * (x * x + y * y),
-        ],
-    ]
+    e3relax::rng::SplitMix64::new(seed).rotation()
 }
 
 /// Rotates row vectors: `v R^T`.
 pub fn rotate(s: &Structure, r: &Mat3) -> Structure {
-    let rt = linalg::transpose(r);
-    let mut out = s.clone();
-    out.lattice = s.lattice.map(|row| linalg::vec_mat(row, &rt));
-    out.positions = s
-        .positions
-        .iter()
-        .map(|&p| linalg::vec_mat(p, &rt))
-        .collect();
-    out
+    s.rotated(r)
 }
 
 pub fn max_abs_diff(a: &[[f64; 3]], b: &[[f64; 3]]) -> f64 {
