@@ -365,9 +365,13 @@ fn block_to_structure(block: &Block) -> Result<Structure> {
     })?;
     let occupancy = column("_atom_site_occupancy");
     let nsites = fx.len();
+    // Every site column, optional ones included, must have one value per
+    // site (tags from different loops can disagree).
+    let optional = [labels, occupancy].into_iter().flatten().map(|c| c.0.len());
     if [fy.0.len(), fz.0.len(), symbols.0.len()]
-        .iter()
-        .any(|&n| n != nsites)
+        .into_iter()
+        .chain(optional)
+        .any(|n| n != nsites)
     {
         return Err(err(
             *line,
@@ -578,6 +582,14 @@ Cl1 Cl- 0.5 0.5 0.5 1.0
         let empty_ops = format!("{}{}", &ROCKSALT[..start], &ROCKSALT[end..]);
         let e = read(&empty_ops).unwrap_err().to_string();
         assert!(e.contains("symmetry-operation loop is empty"), "{e}");
+    }
+
+    #[test]
+    fn site_columns_of_different_lengths_are_an_error() {
+        // Found by fuzzing: labels from another loop than the coordinates.
+        let text = ROCKSALT.to_string() + "loop_\n_atom_site_occupancy\n1.0\n";
+        let e = read(&text).unwrap_err().to_string();
+        assert!(e.contains("different lengths"), "{e}");
     }
 
     #[test]
