@@ -60,6 +60,7 @@ fn to_rows(t: &Tensor) -> Result<Vec<[f64; 3]>> {
 impl Relaxer {
     /// Loads a model directory onto the requested device.
     pub fn load(dir: &Path, device: DeviceRequest) -> Result<Relaxer> {
+        crate::runtime::check_libtorch_version()?;
         let device = device.resolve()?;
         Ok(Relaxer {
             model: Model::load(dir, device)?,

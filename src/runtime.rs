@@ -129,6 +129,36 @@ impl DeviceRequest {
 /// The libtorch version this library was built against (tch 0.24 = 2.11.0).
 pub const LIBTORCH_VERSION: &str = "2.11.0";
 
+/// The version of the libtorch loaded into this process, read from the
+/// files next to it (`../version.py` of a PyPI install, `../build-version`
+/// of a libtorch archive); `None` when neither is there.
+pub fn loaded_libtorch_version() -> Option<String> {
+    let _ = tch::Tensor::zeros([1], (tch::Kind::Float, Device::Cpu)); // make sure it is mapped
+    let lib = std::path::PathBuf::from(libtorch_dir()?);
+    let root = lib.parent()?;
+    if let Ok(text) = std::fs::read_to_string(root.join("version.py")) {
+        let line = text.lines().find(|l| l.starts_with("__version__"))?;
+        return Some(line.split(['\'', '"']).nth(1)?.to_string());
+    }
+    std::fs::read_to_string(root.join("build-version"))
+        .ok()
+        .map(|v| v.trim().to_string())
+}
+
+/// Refuses a libtorch other than the one this library was built for: a
+/// mismatch fails with undefined symbols or wrong results at run time.
+pub fn check_libtorch_version() -> Result<()> {
+    static CHECK: Lazy<std::result::Result<(), String>> = Lazy::new(|| {
+        match loaded_libtorch_version() {
+        Some(found) if found.split('+').next() != Some(LIBTORCH_VERSION) => Err(format!(
+            "libtorch {found} is loaded but e3relax was built for {LIBTORCH_VERSION}; point LD_LIBRARY_PATH at libtorch {LIBTORCH_VERSION}"
+        )),
+        _ => Ok(()),
+    }
+    });
+    CHECK.clone().map_err(Error::Device)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +194,13 @@ mod tests {
             }
         }
         assert!(DeviceRequest::Cuda(99).resolve().is_err());
+    }
+
+    #[test]
+    fn the_loaded_libtorch_is_the_one_built_for() {
+        let found = loaded_libtorch_version().expect("version.py next to the PyPI libtorch");
+        assert!(found.starts_with("2.11.0"), "{found}");
+        check_libtorch_version().unwrap();
     }
 
     #[test]
