@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::linalg::{self, Mat3};
 use crate::relax::{RelaxOptions, Relaxer};
 use crate::runtime::DeviceRequest;
-use crate::structure::Structure;
+use crate::structure::{Structure, ValidationOptions};
 use crate::units::LengthUnit;
 
 /// Options of `e3relax_load` (a JSON object; every key optional).
@@ -46,6 +46,8 @@ impl Default for LoadOptions {
 /// calls on it are serialised; separate handles run in parallel.
 pub struct e3relax_model_t {
     relaxer: Mutex<Relaxer>,
+    /// The model's validation limits, kept outside the lock.
+    validation: ValidationOptions,
     unit: LengthUnit,
     fractional: bool,
     options: RelaxOptions,
@@ -100,8 +102,13 @@ pub unsafe extern "C" fn e3relax_load(
             ));
         }
         let relaxer = Relaxer::load(Path::new(path), DeviceRequest::parse(&options.device)?)?;
+        let validation = ValidationOptions {
+            max_atomic_number: relaxer.model().config().max_atomic_number(),
+            ..Default::default()
+        };
         let handle = Box::new(e3relax_model_t {
             relaxer: Mutex::new(relaxer),
+            validation,
             unit,
             fractional,
             options: RelaxOptions {
@@ -177,18 +184,7 @@ unsafe fn structure_from(
         z.push(n as u32);
     }
     let s = Structure::new_unchecked(lattice, positions, z);
-    let max_z = handle
-        .relaxer
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .model()
-        .config()
-        .max_atomic_number();
-    let validation = crate::structure::ValidationOptions {
-        max_atomic_number: max_z,
-        ..Default::default()
-    };
-    s.validate_with(&validation).map_err(|e| match e {
+    s.validate_with(&handle.validation).map_err(|e| match e {
         Error::InvalidStructure(m) => Error::InvalidStructure(format!("{label}{m}")),
         other => other,
     })?;

@@ -74,9 +74,21 @@ impl Model {
     /// present with its exact shape, and nothing else may be: the error
     /// names the first (alphabetical) mismatch. `source` names the origin.
     pub fn assign(&self, tensors: BTreeMap<String, Tensor>, source: &str) -> Result<()> {
+        self.assign_naming(tensors, source, &|name| name.to_string())
+    }
+
+    /// [`Model::assign`], with errors naming tensors as `shown_name` maps
+    /// our parameter names (the converter shows the authors' names).
+    fn assign_naming(
+        &self,
+        tensors: BTreeMap<String, Tensor>,
+        source: &str,
+        shown_name: &dyn Fn(&str) -> String,
+    ) -> Result<()> {
         let expected = self.named_parameters();
-        for (name, param) in &expected {
-            match tensors.get(name) {
+        for (ours, param) in &expected {
+            let name = shown_name(ours);
+            match tensors.get(ours) {
                 None => {
                     return Err(Error::Model(format!(
                         "{source}: missing tensor '{name}' (expected shape {:?})",
@@ -283,27 +295,9 @@ pub fn import_authors_checkpoint(path: &Path, config: &ModelConfig) -> Result<Mo
         })?;
         ours.insert(mapped, tensor);
     }
-    // Report mismatches in the authors' names.
-    let expected = model.named_parameters();
-    for (name, param) in &expected {
-        let theirs_name = name_to_authors(name).unwrap_or_else(|| name.clone());
-        match ours.get(name) {
-            None => {
-                return Err(Error::Model(format!(
-                    "{shown}: missing tensor '{theirs_name}' (expected shape {:?})",
-                    param.size()
-                )))
-            }
-            Some(t) if t.size() != param.size() => {
-                return Err(Error::Model(format!(
-                    "{shown}: tensor '{theirs_name}' has shape {:?}, expected {:?} for this config",
-                    t.size(),
-                    param.size()
-                )))
-            }
-            Some(_) => {}
-        }
-    }
-    model.assign(ours, &shown)?;
+    // Mismatches are reported in the authors' names.
+    model.assign_naming(ours, &shown, &|name| {
+        name_to_authors(name).unwrap_or_else(|| name.to_string())
+    })?;
     Ok(model)
 }
