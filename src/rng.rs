@@ -33,6 +33,14 @@ impl SplitMix64 {
         (self.uniform() * n as f64) as usize % n
     }
 
+    /// Standard normal (Box-Muller; one draw per call, the pair's second
+    /// value is dropped so the state stays a single `u64`).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = 1.0 - self.uniform(); // (0, 1]: ln is finite
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
     /// Fisher-Yates shuffle.
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
@@ -98,5 +106,20 @@ mod tests {
         }
         let mean: f64 = (0..10000).map(|_| a.uniform()).sum::<f64>() / 10000.0;
         assert!((mean - 0.5).abs() < 0.02);
+    }
+
+    #[test]
+    fn normal_draws_have_unit_variance_and_gaussian_tails() {
+        let mut rng = SplitMix64::new(7);
+        let n = 200_000;
+        let draws: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+        let mean = draws.iter().sum::<f64>() / n as f64;
+        let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!(mean.abs() < 0.01, "mean {mean}");
+        assert!((var - 1.0).abs() < 0.01, "variance {var}");
+        // P(|x| > 2) = 4.55 % for a standard normal.
+        let tail = draws.iter().filter(|x| x.abs() > 2.0).count() as f64 / n as f64;
+        assert!((tail - 0.0455).abs() < 0.003, "tail {tail}");
+        assert!(draws.iter().all(|x| x.is_finite()));
     }
 }

@@ -21,7 +21,8 @@ fn write_config(dir: &Path, epochs: usize) -> PathBuf {
     let config = format!(
         r#"{{"data": [{:?}], "validation_fraction": 0.25, "model": {model}, "batch_size": 4,
             "lr": 0.002, "ema_decay": 0.5, "max_epochs": {epochs}, "threads": 1, "seed": 3,
-            "early_stop_patience": 100, "rotation_augmentation": true}}"#,
+            "early_stop_patience": 100, "rotation_augmentation": true,
+            "position_noise": 0.03}}"#,
         fixture("bulk-small")
     );
     let path = dir.join("train.json");

@@ -54,6 +54,9 @@ pub struct TrainArgs {
     /// Keep cells fixed (fixed-cell datasets)
     #[arg(long)]
     fixed_cell: bool,
+    /// Gaussian noise (Å, standard deviation) added to training inputs' positions
+    #[arg(long, value_name = "ANGSTROM")]
+    position_noise: Option<f64>,
 }
 
 fn read(path: &PathBuf) -> Result<String> {
@@ -108,6 +111,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     config.rotation_augmentation |= args.augment_rotations;
     config.fixed_cell |= args.fixed_cell;
+    if let Some(sigma) = args.position_noise {
+        config.position_noise = sigma;
+    }
 
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(0);

@@ -320,6 +320,11 @@ pub fn train(
                         pair.target.lattice,
                     )
                 };
+                let input = if config.position_noise > 0.0 {
+                    with_position_noise(input, config.position_noise, &mut state.rng)
+                } else {
+                    input
+                };
                 inputs.push(input);
                 target_positions.extend(positions.iter().flatten());
                 target_lattices.extend(lattice.iter().flatten());
@@ -421,6 +426,25 @@ pub fn train(
     })
 }
 
+/// The training input with every Cartesian coordinate moved by a Gaussian
+/// draw of standard deviation `sigma` (Å). Should the moves bring two atoms
+/// too close for the model (see `Structure::validate`), the input is used
+/// unchanged rather than failing the epoch; the draws are spent either way,
+/// so a resumed run stays bit-identical.
+fn with_position_noise(input: Structure, sigma: f64, rng: &mut SplitMix64) -> Structure {
+    let mut noisy = input.clone();
+    for p in &mut noisy.positions {
+        for c in p.iter_mut() {
+            *c += sigma * rng.normal();
+        }
+    }
+    if noisy.validate().is_ok() {
+        noisy
+    } else {
+        input
+    }
+}
+
 fn append_logs(output: &Path, round: &RoundLog) -> Result<()> {
     use std::io::Write;
     let csv = output.join("metrics.csv");
@@ -485,4 +509,56 @@ pub fn parameter_values(model: &Model) -> BTreeMap<String, Vec<f32>> {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_atoms(separation: f64) -> Structure {
+        Structure::new(
+            [[6.0, 0.0, 0.0], [0.0, 6.0, 0.0], [0.0, 0.0, 6.0]],
+            vec![[1.0, 1.0, 1.0], [1.0 + separation, 1.0, 1.0]],
+            vec![14, 8],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn position_noise_moves_inputs_by_the_asked_amount() {
+        let mut rng = SplitMix64::new(3);
+        let input = two_atoms(2.5);
+        let mut squares = 0.0;
+        let trials = 2000;
+        for _ in 0..trials {
+            let noisy = with_position_noise(input.clone(), 0.05, &mut rng);
+            assert_eq!(noisy.lattice, input.lattice);
+            assert_eq!(noisy.numbers, input.numbers);
+            for (a, b) in noisy.positions.iter().zip(&input.positions) {
+                for k in 0..3 {
+                    squares += (a[k] - b[k]).powi(2);
+                }
+            }
+        }
+        let rms = (squares / (trials * 6) as f64).sqrt();
+        assert!((rms - 0.05).abs() < 0.002, "rms displacement {rms}");
+    }
+
+    #[test]
+    fn position_noise_never_returns_overlapping_atoms() {
+        // 0.52 Å apart: most draws at sigma 0.2 Å push the pair below the
+        // 0.5 Å validation limit, and those must fall back to the input.
+        let mut rng = SplitMix64::new(5);
+        let input = two_atoms(0.52);
+        let mut unchanged = 0;
+        for _ in 0..500 {
+            let noisy = with_position_noise(input.clone(), 0.2, &mut rng);
+            assert!(noisy.validate().is_ok());
+            unchanged += usize::from(noisy.positions == input.positions);
+        }
+        assert!(
+            unchanged > 100 && unchanged < 500,
+            "{unchanged} of 500 unchanged"
+        );
+    }
 }

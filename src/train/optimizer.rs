@@ -118,10 +118,18 @@ pub fn clip_grad_norm(params: &BTreeMap<String, Tensor>, max_norm: f64) -> f64 {
             .map(|p| p.grad())
             .filter(|g| g.defined())
             .collect();
-        let total: f64 = grads
+        if grads.is_empty() {
+            return 0.0;
+        }
+        // One device-to-host read for all parameters: on CUDA each read is a
+        // synchronisation, and there are hundreds of parameter tensors.
+        let squares: Vec<Tensor> = grads
             .iter()
-            .map(|g| g.square().sum(tch::Kind::Double).double_value(&[]))
-            .sum::<f64>()
+            .map(|g| g.square().sum(tch::Kind::Double))
+            .collect();
+        let total = Tensor::stack(&squares, 0)
+            .sum(tch::Kind::Double)
+            .double_value(&[])
             .sqrt();
         if total > max_norm {
             let scale = max_norm / (total + 1e-6);
