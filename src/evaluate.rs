@@ -32,9 +32,17 @@ pub struct EvalReport {
 impl EvalReport {
     /// The paper's table as text.
     pub fn table(&self) -> String {
-        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+        // A zero Dummy error (e.g. the cell of a fixed-cell set) has no
+        // ratio: say so rather than print NaN or inf.
+        let ratio = |a: f64, b: f64| {
+            if b > 0.0 {
+                format!("{:.3}x", a / b)
+            } else {
+                "n/a".to_string()
+            }
+        };
         format!(
-            "{:<8} {:>18} {:>22} {:>18}\n{:<8} {:>18.4} {:>22.4} {:>18.4}\n{:<8} {:>18.4} {:>22.4} {:>18.4}\n{:<8} {:>17.3}x {:>21.3}x {:>17.3}x\n{} structures, {:.2} s ({:.1} structures/s)",
+            "{:<8} {:>18} {:>22} {:>18}\n{:<8} {:>18.4} {:>22.4} {:>18.4}\n{:<8} {:>18.4} {:>22.4} {:>18.4}\n{:<8} {:>18} {:>22} {:>18}\n{} structures, {:.2} s ({:.1} structures/s)",
             "method", "coord MAE (Å)", "shape deviation (Å^2)", "volume MAE (Å^3)",
             "Dummy", self.dummy.coordinate_mae, self.dummy.shape_deviation, self.dummy.volume_error,
             "E3Relax", self.model.coordinate_mae, self.model.shape_deviation, self.model.volume_error,
@@ -100,4 +108,32 @@ pub fn evaluate(
         dummy: dummy_mean,
         seconds,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_prints_ratios_and_no_nan_for_a_fixed_cell_set() {
+        let report = EvalReport {
+            rows: Vec::new(),
+            model: Metrics {
+                coordinate_mae: 0.1,
+                shape_deviation: 0.0,
+                volume_error: 0.0,
+            },
+            dummy: Metrics {
+                coordinate_mae: 0.4,
+                shape_deviation: 0.0,
+                volume_error: 0.0,
+            },
+            seconds: 1.0,
+        };
+        let table = report.table();
+        let ratio_line = table.lines().find(|l| l.starts_with("ratio")).unwrap();
+        let cells: Vec<&str> = ratio_line.split_whitespace().collect();
+        assert_eq!(cells, ["ratio", "0.250x", "n/a", "n/a"], "{table}");
+        assert!(!table.contains("NaN") && !table.contains("inf"));
+    }
 }

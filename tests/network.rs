@@ -123,6 +123,78 @@ fn periodic_images_of_the_input_do_not_change_the_crystal_with_fix2() {
     assert!(max_abs_diff(&a.lattice, &b.lattice) > 1e-4);
 }
 
+fn mean_fractional(s: &e3relax::Structure) -> [f64; 3] {
+    let f = s.fractional_positions();
+    [0, 1, 2].map(|a| f.iter().map(|p| p[a]).sum::<f64>() / f.len() as f64)
+}
+
+/// FIX 3 by hand: the outputs without it, each layer shifted rigidly so its
+/// mean fractional coordinate is the input's.
+#[test]
+fn fix3_shifts_every_layer_to_the_inputs_mean_fractional_coordinate() {
+    let crystals: Vec<_> = (0..3)
+        .map(|k| random_crystal(40 + k, 4 + 3 * k as usize))
+        .collect();
+    let options = RelaxOptions {
+        keep_trajectory: true,
+        batch_size: 3,
+        ..Default::default()
+    };
+    let run = |remove: bool, fixed_cell: bool| {
+        let config = ModelConfig {
+            remove_net_translation: remove,
+            ..small_config()
+        };
+        Relaxer::from_model(small_model(&config, 21))
+            .relax_many(
+                &crystals,
+                &RelaxOptions {
+                    fixed_cell,
+                    ..options
+                },
+            )
+            .unwrap()
+    };
+    for fixed_cell in [false, true] {
+        let with = run(true, fixed_cell);
+        let without = run(false, fixed_cell);
+        let mut largest_shift: f64 = 0.0;
+        for ((input, a), b) in crystals.iter().zip(&with).zip(&without) {
+            assert_eq!(a.trajectory.len(), 2);
+            for (layer_a, layer_b) in a.trajectory.iter().zip(&b.trajectory) {
+                assert_eq!(layer_a.lattice, layer_b.lattice);
+                let f_in = mean_fractional(input);
+                let f_out = mean_fractional(layer_b);
+                let shift = linalg::vec_mat(
+                    [f_in[0] - f_out[0], f_in[1] - f_out[1], f_in[2] - f_out[2]],
+                    &layer_b.lattice,
+                );
+                largest_shift = largest_shift.max(linalg::norm(shift));
+                let expected: Vec<[f64; 3]> = layer_b
+                    .positions
+                    .iter()
+                    .map(|&p| linalg::add(p, shift))
+                    .collect();
+                assert!(max_abs_diff(&expected, &layer_a.positions) < 1e-5);
+                let kept = mean_fractional(layer_a);
+                assert!((0..3).all(|k| (kept[k] - f_in[k]).abs() < 1e-6));
+            }
+            if fixed_cell {
+                // A fixed cell keeps the Cartesian centre of the atoms.
+                let centre = |p: &[[f64; 3]]| {
+                    [0, 1, 2].map(|k| p.iter().map(|x| x[k]).sum::<f64>() / p.len() as f64)
+                };
+                assert!(
+                    max_abs_diff(&[centre(&a.relaxed.positions)], &[centre(&input.positions)])
+                        < 1e-5
+                );
+            }
+        }
+        // The untreated network does translate crystals (else this tests nothing).
+        assert!(largest_shift > 1e-3, "net translation {largest_shift}");
+    }
+}
+
 #[test]
 fn a_batch_equals_each_crystal_alone() {
     let crystals: Vec<_> = (0..4)

@@ -36,6 +36,9 @@ pub struct Batch {
     /// FIX 2: integer shifts `n_i` `[N,3]` (float) with
     /// `input_pos = positions + n . L`; outputs get `+ n . L_pred`.
     pub image_shift: Option<Tensor>,
+    /// Mean fractional coordinate of each input crystal's atoms `[B,3]`
+    /// (float), for `remove_net_translation`.
+    pub mean_fractional: Tensor,
     /// Atoms of each crystal, in order.
     pub natoms: Vec<usize>,
     /// Keep the lattice fixed (only atoms move).
@@ -44,14 +47,21 @@ pub struct Batch {
 
 /// The part of a batch built in f64 on the CPU for one crystal.
 struct Prepared {
+    mean_fractional: [f64; 3],
     positions: Vec<[f64; 3]>,
     shifts: Vec<[f64; 3]>,
     edges: Vec<graph::Edge>,
 }
 
 fn prepare(s: &Structure, config: &ModelConfig) -> Prepared {
+    let fractional = s.fractional_positions();
+    let mut mean_fractional = [0.0; 3];
+    for f in &fractional {
+        for a in 0..3 {
+            mean_fractional[a] += f[a] / s.natoms() as f64;
+        }
+    }
     let (positions, shifts) = if config.wrap_positions {
-        let fractional = s.fractional_positions();
         let shifts: Vec<[f64; 3]> = fractional.iter().map(|f| f.map(f64::floor)).collect();
         let positions = s
             .positions
@@ -69,6 +79,7 @@ fn prepare(s: &Structure, config: &ModelConfig) -> Prepared {
     };
     let edges = graph::build_graph(&s.lattice, &positions, &settings);
     Prepared {
+        mean_fractional,
         positions,
         shifts,
         edges,
@@ -145,6 +156,7 @@ impl Batch {
         let n = first_atom;
         let nb = structures.len() as i64;
         let counts: Vec<f64> = natoms.iter().map(|&c| c as f64).collect();
+        let mean_fractional: Vec<f64> = prepared.iter().flat_map(|p| p.mean_fractional).collect();
         Ok(Batch {
             numbers: long(&numbers),
             positions: float(&positions, &[n, 3]),
@@ -156,6 +168,7 @@ impl Batch {
             edge_offset: float(&offset, &[total_edges as i64, 3]),
             edge_crystal: long(&edge_crystal),
             image_shift: config.wrap_positions.then(|| float(&shifts, &[n, 3])),
+            mean_fractional: float(&mean_fractional, &[nb, 3]),
             natoms,
             fixed_cell,
         })

@@ -47,6 +47,15 @@ pub struct ModelConfig {
     /// by the same integer shift in the predicted lattice after it.
     #[serde(default = "default_true")]
     pub wrap_positions: bool,
+    /// FIX 3: remove the predicted net translation. Relaxation conserves each
+    /// crystal's mean fractional coordinate (forces sum to zero; in the
+    /// training data it holds to 1e-7 Å), but the network, which sees the
+    /// lattice vectors as points, can move a whole crystal; every layer's
+    /// output is shifted rigidly so its mean fractional coordinate (in the
+    /// predicted lattice) is the input's. Output only: the next layer
+    /// receives the unshifted positions, as in the authors' network.
+    #[serde(default = "default_true")]
+    pub remove_net_translation: bool,
     /// Loss weight of each layer's output (empty = all 1).
     #[serde(default)]
     pub layer_loss_weights: Vec<f64>,
@@ -76,6 +85,7 @@ impl ModelConfig {
             max_neighbors: 50,
             lattice_delta_as_columns: false,
             wrap_positions: true,
+            remove_net_translation: true,
             layer_loss_weights: Vec::new(),
             refinement: true,
             lattice_nodes: true,

@@ -213,6 +213,21 @@ impl E3Relax {
                 }
                 None => pos.shallow_clone(),
             };
+            // FIX 3: shift each crystal by `f_in . L_t - mean(pos_t)`, which
+            // makes the mean fractional coordinate the input's `f_in`.
+            let positions = if self.config.remove_net_translation {
+                let mean =
+                    Tensor::zeros([nb, 3], options).index_add(0, &batch.atom_crystal, &positions)
+                        / &counts;
+                let target = batch
+                    .mean_fractional
+                    .unsqueeze(1)
+                    .bmm(&lattice)
+                    .squeeze_dim(1);
+                &positions + (target - mean).index_select(0, &batch.atom_crystal)
+            } else {
+                positions
+            };
             outputs.push(LayerOutput {
                 positions,
                 lattice: lattice.shallow_clone(),
