@@ -10,7 +10,7 @@
 #      GPU memory sampled by nvidia-smi every 20 ms (the peak includes the
 #      CUDA context).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 out=${OUT:-gpu-check-output}
 mkdir -p "$out"
 bundle=gpu-bundle

@@ -6,6 +6,8 @@ scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --release --all-targets --quiet -- -D warnings
 cargo test --release --all-targets
+# API docs build without broken links.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --release --quiet
 # The committed C header must be what the build generates (build.rs writes it).
 if ! git diff --quiet -- include/e3relax.h 2>/dev/null; then
     echo "include/e3relax.h differs from the header cbindgen generates; commit the regenerated file" >&2

@@ -11,7 +11,7 @@
 //! extended XYZ, CIF), [`dataset`] (relaxation pairs), [`graph`] (periodic
 //! neighbour graph), [`metrics`] (the paper's evaluation), [`runtime`]
 //! (libtorch start-up and devices), [`model`] (the network in tch),
-//! [`relax`] (the prediction API), [`bench`] (benchmarks).
+//! [`relax`] (the prediction API), [`mod@bench`] (benchmarks).
 
 pub mod bench;
 pub mod dataset;
