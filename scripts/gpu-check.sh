@@ -15,6 +15,8 @@ out=${OUT:-gpu-check-output}
 mkdir -p "$out"
 bundle=gpu-bundle
 torch_lib=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+# The binaries were built in another checkout: name the shipped model here.
+export E3RELAX_MODEL=$PWD/models/default
 export LD_LIBRARY_PATH=$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 status=0
 {

@@ -75,6 +75,12 @@ impl Relaxer {
         &self.model
     }
 
+    /// Checks that this model can relax `structure` (the same checks a
+    /// prediction runs first): the error says what is wrong with it.
+    pub fn check(&self, structure: &Structure) -> Result<()> {
+        crate::model::batch::check_structure(structure, self.model.config())
+    }
+
     /// Relaxes one structure.
     pub fn relax(&self, structure: &Structure) -> Result<Structure> {
         Ok(self

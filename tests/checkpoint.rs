@@ -217,6 +217,52 @@ fn relax_and_import_commands() {
     assert!(max_abs_diff(&a.lattice, &crystals[0].lattice) < 1e-12);
     assert!(results.join("b.cif").is_file());
 
+    // A frame the model cannot take: stop (naming it), or with
+    // --skip-invalid leave it out, name it, and relax the rest.
+    let bad = e3relax::Structure::new_unchecked(
+        [[5.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 5.0]],
+        vec![[1.0, 1.0, 1.0], [1.2, 1.0, 1.0]],
+        vec![8, 8],
+    );
+    let mixed = dir.path().join("mixed.extxyz");
+    let text = e3relax::io::render(
+        &[crystals[0].clone(), bad, crystals[1].clone()],
+        e3relax::io::Format::ExtXyz,
+    )
+    .unwrap();
+    std::fs::write(&mixed, text).unwrap();
+    let kept = dir.path().join("kept.extxyz");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "relax".to_string(),
+            s(&mixed),
+            "-o".into(),
+            s(&kept),
+            "--model".into(),
+            s(&model_dir),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        e3relax(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let out = run(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("frame 2") && err.contains("0.2000 Å apart"),
+        "{err}"
+    );
+    assert!(!kept.exists());
+    let out = run(&["--skip-invalid"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("skipped") && err.contains("frame 2") && err.contains("skipped 1"),
+        "{err}"
+    );
+    let relaxed_kept = e3relax::io::read_file(&kept, None).unwrap();
+    assert_eq!(relaxed_kept.len(), 2);
+    // Batched with another crystal: equal to f32 rounding.
+    assert!(max_abs_diff(&relaxed_kept[1].positions, &expected.positions) < 1e-5);
+
     // CUDA asked for without CUDA: one clear line, no fall-back.
     if !e3relax::runtime::cuda_available() {
         let out = e3relax(&[

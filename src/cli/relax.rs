@@ -35,6 +35,11 @@ pub struct RelaxArgs {
     /// Format of the output (poscar, extxyz, cif) instead of guessing
     #[arg(long, value_name = "FORMAT")]
     format: Option<String>,
+    /// Leave out structures the model cannot take (overlapping atoms,
+    /// unknown elements, ...), naming each on stderr, instead of stopping;
+    /// files that cannot be parsed still stop the run
+    #[arg(long)]
+    skip_invalid: bool,
 }
 
 /// The model used when `--model` is not given: `$E3RELAX_MODEL`, else
@@ -75,22 +80,49 @@ pub fn run(args: RelaxArgs) -> Result<()> {
     let output_format = super::format_option(&args.format)?;
     let device = DeviceRequest::parse(&args.device)?;
     // Read everything first: a bad input fails before the model is loaded.
-    let jobs: Vec<(PathBuf, Vec<Structure>)> = if args.input.is_dir() {
+    let read = |p: &Path| {
+        if args.skip_invalid {
+            // Validated one by one below, against the model.
+            io::read_file_unvalidated(p, input_format)
+        } else {
+            io::read_file(p, input_format)
+        }
+    };
+    let mut jobs: Vec<(PathBuf, Vec<Structure>)> = if args.input.is_dir() {
         folder_files(&args.input, input_format)?
             .into_iter()
-            .map(|p| io::read_file(&p, input_format).map(|s| (p, s)))
+            .map(|p| read(&p).map(|s| (p, s)))
             .collect::<Result<_>>()?
     } else {
-        vec![(
-            args.input.clone(),
-            io::read_file(&args.input, input_format)?,
-        )]
+        vec![(args.input.clone(), read(&args.input)?)]
     };
     let model_dir = match &args.model {
         Some(dir) => dir.clone(),
         None => default_model_dir()?,
     };
     let relaxer = Relaxer::load(&model_dir, device)?;
+    let mut skipped = 0;
+    if args.skip_invalid {
+        for (path, frames) in &mut jobs {
+            let mut index = 0;
+            frames.retain(|s| {
+                let verdict = relaxer.check(s);
+                if let Err(e) = &verdict {
+                    eprintln!("skipped {}: {}: {e}", path.display(), s.label(index));
+                    skipped += 1;
+                }
+                index += 1;
+                verdict.is_ok()
+            });
+        }
+        jobs.retain(|(_, frames)| !frames.is_empty());
+        if jobs.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "{}: no structure the model can take ({skipped} skipped)",
+                args.input.display()
+            )));
+        }
+    }
     let options = RelaxOptions {
         fixed_cell: args.fixed_cell,
         batch_size: args.batch_size,
@@ -126,11 +158,16 @@ pub fn run(args: RelaxArgs) -> Result<()> {
         io::write_file(path, &frames, None)?;
     }
     eprintln!(
-        "relaxed {} structure(s) with {} in {:.2} s; wrote {}",
+        "relaxed {} structure(s) with {} in {:.2} s; wrote {}{}",
         all.len(),
         model_dir.display(),
         seconds,
-        args.output.display()
+        args.output.display(),
+        if skipped > 0 {
+            format!("; skipped {skipped} (listed above)")
+        } else {
+            String::new()
+        }
     );
     Ok(())
 }

@@ -108,12 +108,9 @@ pub fn read_file(path: &Path, format: Option<Format>) -> Result<Vec<Structure>> 
     read_file_with(path, format, &ValidationOptions::default())
 }
 
-/// [`read_file`] with explicit validation limits.
-pub fn read_file_with(
-    path: &Path,
-    format: Option<Format>,
-    validation: &ValidationOptions,
-) -> Result<Vec<Structure>> {
+/// Parses every structure of a file without validating them (for callers
+/// that check each one themselves); parse errors name the file.
+pub fn read_file_unvalidated(path: &Path, format: Option<Format>) -> Result<Vec<Structure>> {
     let shown = path.display().to_string();
     let format = match format {
         Some(f) => f,
@@ -124,6 +121,17 @@ pub fn read_file_with(
     if frames.is_empty() {
         return Err(Error::format(None, "the file holds no structure").in_file(&shown));
     }
+    Ok(frames)
+}
+
+/// [`read_file`] with explicit validation limits.
+pub fn read_file_with(
+    path: &Path,
+    format: Option<Format>,
+    validation: &ValidationOptions,
+) -> Result<Vec<Structure>> {
+    let shown = path.display().to_string();
+    let frames = read_file_unvalidated(path, format)?;
     for (index, s) in frames.iter().enumerate() {
         s.validate_with(validation).map_err(|e| match e {
             Error::InvalidStructure(m) => {

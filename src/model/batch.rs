@@ -86,6 +86,18 @@ fn prepare(s: &Structure, config: &ModelConfig) -> Prepared {
     }
 }
 
+/// Everything a structure must satisfy for a model with this config: the
+/// general validation (finite, invertible, no overlaps, ...), atomic numbers
+/// within the element table, a cell the neighbour search can handle.
+pub fn check_structure(s: &Structure, config: &ModelConfig) -> Result<()> {
+    let validation = ValidationOptions {
+        max_atomic_number: config.max_atomic_number(),
+        ..ValidationOptions::default()
+    };
+    s.validate_with(&validation)?;
+    graph::check_search_size(&s.lattice, config.graph_radius).map_err(Error::InvalidStructure)
+}
+
 impl Batch {
     /// Validates the structures (atomic numbers against the model's table)
     /// and builds the batch on `device` in floating-point `kind`.
@@ -101,22 +113,13 @@ impl Batch {
                 "an empty batch of structures".into(),
             ));
         }
-        let validation = ValidationOptions {
-            max_atomic_number: config.max_atomic_number(),
-            ..ValidationOptions::default()
-        };
         for (k, s) in structures.iter().enumerate() {
-            s.validate_with(&validation)
-                .and_then(|_| {
-                    graph::check_search_size(&s.lattice, config.graph_radius)
-                        .map_err(Error::InvalidStructure)
-                })
-                .map_err(|e| match e {
-                    Error::InvalidStructure(m) if structures.len() > 1 => {
-                        Error::InvalidStructure(format!("{}: {m}", s.label(k)))
-                    }
-                    other => other,
-                })?;
+            check_structure(s, config).map_err(|e| match e {
+                Error::InvalidStructure(m) if structures.len() > 1 => {
+                    Error::InvalidStructure(format!("{}: {m}", s.label(k)))
+                }
+                other => other,
+            })?;
         }
         let prepared: Vec<Prepared> = structures.par_iter().map(|s| prepare(s, config)).collect();
 
