@@ -4,6 +4,10 @@
 # test binary, copied into gpu-bundle/ (git-ignored, a few MB: carry it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! git diff --quiet HEAD -- src tests Cargo.toml build.rs; then
+    echo "gpu-bundle: commit first (the bundle records the commit it was built from)" >&2
+    exit 1
+fi
 scripts/setup.sh >/dev/null
 cargo build --release --quiet
 cuda_tests=$(cargo test --release --no-run --test cuda --message-format=json 2>/dev/null |

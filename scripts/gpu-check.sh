@@ -19,6 +19,11 @@ torch_lib=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(tor
 export E3RELAX_MODEL=$PWD/models/default
 export LD_LIBRARY_PATH=$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 status=0
+# A bundle built from other sources than these fails in confusing ways.
+if head=$(git rev-parse HEAD 2>/dev/null) && [ "$head" != "$(cat $bundle/commit)" ]; then
+    echo "gpu-bundle/ was built from $(cat $bundle/commit), this checkout is $head: rerun scripts/gpu-bundle.sh" >&2
+    exit 2
+fi
 {
     echo "bundle built from commit $(cat $bundle/commit)"
     python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
@@ -45,7 +50,7 @@ for model in published default; do
         sampler=$!
         timeout 120 $bundle/e3relax bench model --device cuda --models "$model" --cells "$cell" \
             --repeat 5 --json >"$out/bench-$model-$cell.json" || status=1
-        kill "$sampler"
+        kill "$sampler" 2>/dev/null
         wait "$sampler" 2>/dev/null
         peak=$(sort -n "$out/gpu-memory-$model-$cell.txt" | tail -n 1)
         echo "$model $cell: $(cat "$out/bench-$model-$cell.json") gpu_peak_MiB=$peak" |
