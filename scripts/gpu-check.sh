@@ -20,8 +20,8 @@ export E3RELAX_MODEL=$PWD/models/default
 export LD_LIBRARY_PATH=$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 status=0
 # A bundle built from other sources than these fails in confusing ways.
-if head=$(git rev-parse HEAD 2>/dev/null) && [ "$head" != "$(cat $bundle/commit)" ]; then
-    echo "gpu-bundle/ was built from $(cat $bundle/commit), this checkout is $head: rerun scripts/gpu-bundle.sh" >&2
+if [ "$(scripts/source-hash.sh)" != "$(cat $bundle/source-hash)" ]; then
+    echo "gpu-bundle/ was built from other sources than this checkout's: rerun scripts/gpu-bundle.sh" >&2
     exit 2
 fi
 {
