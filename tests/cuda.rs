@@ -10,9 +10,10 @@
 
 mod common;
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::path::Path;
 
+use common::c_api::*;
 use common::*;
 use e3relax::ffi::e3relax_status_t::*;
 use e3relax::ffi::*;
@@ -208,17 +209,14 @@ fn training_on_cuda_follows_the_cpu_and_resumes() {
 fn c_abi_loads_on_cuda_and_agrees_with_the_cpu() {
     require_cuda();
     let path = CString::new("models/default").unwrap();
-    let load = |options: &str| {
-        let options = CString::new(options).unwrap();
-        let mut model = std::ptr::null_mut();
-        let status = unsafe { e3relax_load(path.as_ptr(), options.as_ptr(), &mut model) };
-        let message = unsafe { CStr::from_ptr(e3relax_last_error()) };
-        assert_eq!(status, E3RELAX_SUCCESS, "{message:?}");
+    let load_ok = |options: &str| {
+        let (status, model) = load(&path, Some(options));
+        assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
         model
     };
     let (cpu, gpu) = (
-        load(r#"{"device": "cpu"}"#),
-        load(r#"{"device": "cuda:0"}"#),
+        load_ok(r#"{"device": "cpu"}"#),
+        load_ok(r#"{"device": "cuda:0"}"#),
     );
     let mut count = 0;
     assert_eq!(
@@ -226,25 +224,10 @@ fn c_abi_loads_on_cuda_and_agrees_with_the_cpu() {
         E3RELAX_SUCCESS
     );
     assert!(count >= 1);
-    let s = &inputs()[0];
-    let numbers: Vec<i32> = s.numbers.iter().map(|&z| z as i32).collect();
-    let positions: Vec<f64> = s.positions.iter().flatten().copied().collect();
-    let lattice: Vec<f64> = s.lattice.iter().flatten().copied().collect();
+    let (numbers, positions, lattice) = arrays(&inputs()[0]);
     let mut outputs = Vec::new();
     for model in [cpu, gpu] {
-        let mut pos = vec![0.0; positions.len()];
-        let mut lat = vec![0.0; 9];
-        let status = unsafe {
-            e3relax_predict(
-                model,
-                numbers.len() as i32,
-                numbers.as_ptr(),
-                positions.as_ptr(),
-                lattice.as_ptr(),
-                pos.as_mut_ptr(),
-                lat.as_mut_ptr(),
-            )
-        };
+        let (status, pos, lat) = predict(model, &numbers, &positions, &lattice);
         assert_eq!(status, E3RELAX_SUCCESS);
         outputs.push((pos, lat));
         unsafe { e3relax_free(model) };
@@ -258,11 +241,9 @@ fn c_abi_loads_on_cuda_and_agrees_with_the_cpu() {
         .fold(0.0, f64::max);
     assert!(worst < DEFAULT_TOLERANCE, "C ABI CPU vs CUDA: {worst:e} Å");
     // A device index past the last one is an error naming the count.
-    let options = CString::new(r#"{"device": "cuda:99"}"#).unwrap();
-    let mut model = std::ptr::null_mut();
-    let status = unsafe { e3relax_load(path.as_ptr(), options.as_ptr(), &mut model) };
+    let (status, model) = load(&path, Some(r#"{"device": "cuda:99"}"#));
     assert_ne!(status, E3RELAX_SUCCESS);
     assert!(model.is_null());
-    let message = unsafe { CStr::from_ptr(e3relax_last_error()) }.to_string_lossy();
+    let message = last_error();
     assert!(message.contains("cuda:99"), "{message}");
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod c_api;
+
 use e3relax::linalg::{self, Mat3};
 use e3relax::model::{Model, ModelConfig};
 use e3relax::Structure;
