@@ -59,6 +59,20 @@ impl Layer {
     }
 }
 
+/// Mean over each crystal's atoms of a per-atom tensor: `[N, ...]` ->
+/// `[B, ...]`.
+fn crystal_mean(batch: &Batch, per_atom: &Tensor) -> Tensor {
+    let mut shape = per_atom.size();
+    shape[0] = batch.num_crystals() as i64;
+    let mut count_shape = vec![1; shape.len()];
+    count_shape[0] = shape[0];
+    Tensor::zeros(shape.as_slice(), (per_atom.kind(), per_atom.device())).index_add(
+        0,
+        &batch.atom_crystal,
+        per_atom,
+    ) / batch.atom_counts.reshape(count_shape.as_slice())
+}
+
 /// Positions `[N,3]` and lattices `[B,3,3]` after one layer, in the input's
 /// periodic images.
 #[derive(Debug)]
@@ -134,7 +148,6 @@ impl E3Relax {
             .collect();
         let mut pos = batch.positions.shallow_clone();
         let mut lattice = batch.lattice.shallow_clone();
-        let counts = batch.atom_counts.unsqueeze(-1);
         let mut outputs = Vec::with_capacity(self.layers.len());
         let last = self.layers.len() - 1;
         for (t, layer) in self.layers.iter().enumerate() {
@@ -176,10 +189,8 @@ impl E3Relax {
                 pos = &pos + layer.position_update.forward(&x, &v);
             }
             // 6. Atom -> lattice, with means over each crystal's atoms.
-            let x_mean =
-                Tensor::zeros([nb, f], options).index_add(0, &batch.atom_crystal, &x) / &counts;
-            let v_mean = Tensor::zeros([nb, 3, f], options).index_add(0, &batch.atom_crystal, &v)
-                / counts.unsqueeze(-1);
+            let x_mean = crystal_mean(batch, &x);
+            let v_mean = crystal_mean(batch, &v);
             for (c, block) in layer.atom_to_lattice.iter().enumerate() {
                 let (new_s, new_w) = block.forward(&s[c], &w[c], &x_mean, &v_mean);
                 s[c] = new_s;
@@ -216,9 +227,7 @@ impl E3Relax {
             // FIX 3: shift each crystal by `f_in . L_t - mean(pos_t)`, which
             // makes the mean fractional coordinate the input's `f_in`.
             let positions = if self.config.remove_net_translation {
-                let mean =
-                    Tensor::zeros([nb, 3], options).index_add(0, &batch.atom_crystal, &positions)
-                        / &counts;
+                let mean = crystal_mean(batch, &positions);
                 let target = batch
                     .mean_fractional
                     .unsqueeze(1)
