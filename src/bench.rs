@@ -226,10 +226,7 @@ pub fn time_model(
     for (label, cell) in cells {
         reset_peak_memory();
         let config = relaxer.model().config();
-        let settings = GraphSettings {
-            radius: config.graph_radius,
-            max_neighbors: config.max_neighbors,
-        };
+        let settings = config.graph_settings();
         let edges = graph::build_graph(&cell.lattice, &cell.positions, &settings).len() as i64;
         // Warm-up (first calls allocate libtorch's pools).
         relaxer.relax(cell)?;

@@ -2,6 +2,10 @@
 //! `unrelaxed.extxyz` and `relaxed.extxyz` (either may be `.gz`), the same
 //! structures under the same `id`s. A pair whose atoms disagree, or one side
 //! of which is missing or invalid, is reported in `skipped` and never used.
+//! A folder may also hold `trajectory.extxyz` (or `.gz`): intermediate frames
+//! of the relaxations, each with the `id` of its pair; each frame is another
+//! input whose target is that pair's relaxed structure, and it travels with
+//! its pair through any split.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +22,16 @@ pub struct RelaxationPair {
     pub unrelaxed: Structure,
     pub relaxed: Structure,
     pub target: Target,
+    /// Intermediate frames of this pair's relaxation, as extra inputs.
+    pub frames: Vec<Frame>,
+}
+
+/// One intermediate relaxation frame and its target (the pair's relaxed
+/// structure, unwrapped next to this frame's positions).
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub input: Structure,
+    pub target: Target,
 }
 
 /// A pair that was not used, and why.
@@ -32,6 +46,8 @@ pub struct SkippedPair {
 pub struct Dataset {
     pub pairs: Vec<RelaxationPair>,
     pub skipped: Vec<SkippedPair>,
+    /// Trajectory frames that were not used, and why (same form as pairs).
+    pub skipped_frames: Vec<SkippedPair>,
 }
 
 fn find_file(dir: &Path, stem: &str) -> Result<PathBuf> {
@@ -58,7 +74,56 @@ impl Dataset {
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let unrelaxed = find_file(dir, "unrelaxed")?;
         let relaxed = find_file(dir, "relaxed")?;
-        Dataset::from_files(&unrelaxed, &relaxed)
+        let mut dataset = Dataset::from_files(&unrelaxed, &relaxed)?;
+        if let Ok(trajectory) = find_file(dir, "trajectory") {
+            dataset.add_frames(&trajectory)?;
+        }
+        Ok(dataset)
+    }
+
+    /// Attaches the frames of a trajectory file to their pairs (by `id`).
+    /// A frame whose id names no usable pair, whose atoms differ from the
+    /// pair's, or that is not a valid structure is reported and left out.
+    pub fn add_frames(&mut self, trajectory: &Path) -> Result<()> {
+        let text = io::read_text(trajectory)?;
+        let frames = io::parse(&text, Format::ExtXyz)
+            .map_err(|e| e.in_file(&trajectory.display().to_string()))?;
+        let index: HashMap<String, usize> = self
+            .pairs
+            .iter()
+            .enumerate()
+            .map(|(k, p)| (p.id.clone(), k))
+            .collect();
+        for (k, frame) in frames.into_iter().enumerate() {
+            let name = format!("{} frame {}", trajectory.display(), k + 1);
+            let Some(id) = frame.id.clone() else {
+                return Err(Error::InvalidArgument(format!("{name}: no id")));
+            };
+            let skip = |reason: String| SkippedPair {
+                id: id.clone(),
+                reason: format!("{name}: {reason}"),
+            };
+            let Some(&p) = index.get(&id) else {
+                self.skipped_frames
+                    .push(skip("its id is not a usable pair".into()));
+                continue;
+            };
+            let pair = &mut self.pairs[p];
+            if frame.numbers != pair.unrelaxed.numbers {
+                self.skipped_frames
+                    .push(skip("its atoms differ from the pair's".into()));
+                continue;
+            }
+            if let Err(e) = frame.validate() {
+                self.skipped_frames.push(skip(e.to_string()));
+                continue;
+            }
+            pair.frames.push(Frame {
+                target: Target::new(&frame, &pair.relaxed),
+                input: frame,
+            });
+        }
+        Ok(())
     }
 
     /// Loads pairs from two multi-frame files. Frames are matched by `id`;
@@ -133,6 +198,7 @@ impl Dataset {
                     target: Target::new(u, r),
                     unrelaxed: u.clone(),
                     relaxed: r.clone(),
+                    frames: Vec::new(),
                 }),
             }
         }

@@ -1,9 +1,12 @@
 //! Evaluation of a model on relaxation pairs: the paper's table (coordinate
 //! MAE, cell shape deviation, volume MAE) for the model and the Dummy
-//! baseline, per structure and averaged, with timing.
+//! baseline, per structure and averaged, with timing; beside them, when the
+//! per-element volumes of a training set are given, the volume baseline
+//! (see [`crate::baseline`]).
 
 use std::time::Instant;
 
+use crate::baseline::ElementVolumes;
 use crate::dataset::RelaxationPair;
 use crate::error::Result;
 use crate::metrics::{self, Metrics};
@@ -17,6 +20,9 @@ pub struct EvalRow {
     pub natoms: usize,
     pub model: Metrics,
     pub dummy: Metrics,
+    /// The volume baseline, when evaluated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Metrics>,
 }
 
 /// The whole evaluation.
@@ -25,6 +31,8 @@ pub struct EvalReport {
     pub rows: Vec<EvalRow>,
     pub model: Metrics,
     pub dummy: Metrics,
+    /// The volume baseline's means, when evaluated.
+    pub baseline: Option<Metrics>,
     /// Wall time of the predictions (graphs included), seconds.
     pub seconds: f64,
 }
@@ -41,15 +49,36 @@ impl EvalReport {
                 "n/a".to_string()
             }
         };
-        format!(
-            "{:<8} {:>18} {:>22} {:>18}\n{:<8} {:>18.4} {:>22.4} {:>18.4}\n{:<8} {:>18.4} {:>22.4} {:>18.4}\n{:<8} {:>18} {:>22} {:>18}\n{} structures, {:.2} s ({:.1} structures/s)",
-            "method", "coord MAE (Å)", "shape deviation (Å^2)", "volume MAE (Å^3)",
-            "Dummy", self.dummy.coordinate_mae, self.dummy.shape_deviation, self.dummy.volume_error,
-            "E3Relax", self.model.coordinate_mae, self.model.shape_deviation, self.model.volume_error,
-            "ratio",
-            ratio(self.model.coordinate_mae, self.dummy.coordinate_mae),
-            ratio(self.model.shape_deviation, self.dummy.shape_deviation),
-            ratio(self.model.volume_error, self.dummy.volume_error),
+        let values = |name: &str, m: &Metrics| {
+            format!(
+                "{name:<20} {:>16.4} {:>22.4} {:>18.4}\n",
+                m.coordinate_mae, m.shape_deviation, m.volume_error
+            )
+        };
+        let ratios = |name: &str, a: &Metrics, b: &Metrics| {
+            format!(
+                "{name:<20} {:>16} {:>22} {:>18}\n",
+                ratio(a.coordinate_mae, b.coordinate_mae),
+                ratio(a.shape_deviation, b.shape_deviation),
+                ratio(a.volume_error, b.volume_error)
+            )
+        };
+        let mut out = format!(
+            "{:<20} {:>16} {:>22} {:>18}\n",
+            "method", "coord MAE (Å)", "shape deviation (Å^2)", "volume MAE (Å^3)"
+        );
+        out += &values("Dummy", &self.dummy);
+        if let Some(b) = &self.baseline {
+            out += &values("volume baseline", b);
+        }
+        out += &values("E3Relax", &self.model);
+        out += &ratios("E3Relax / Dummy", &self.model, &self.dummy);
+        if let Some(b) = &self.baseline {
+            out += &ratios("baseline / Dummy", b, &self.dummy);
+            out += &ratios("E3Relax / baseline", &self.model, b);
+        }
+        out + &format!(
+            "{} structures, {:.2} s ({:.1} structures/s)",
             self.rows.len(),
             self.seconds,
             self.rows.len() as f64 / self.seconds.max(1e-9),
@@ -58,10 +87,11 @@ impl EvalReport {
 
     /// Per-structure CSV.
     pub fn csv(&self) -> String {
-        let mut out = String::from("id,natoms,coordinate_mae,shape_deviation,volume_error,dummy_coordinate_mae,dummy_shape_deviation,dummy_volume_error\n");
+        let mut out = String::from("id,natoms,coordinate_mae,shape_deviation,volume_error,dummy_coordinate_mae,dummy_shape_deviation,dummy_volume_error,baseline_coordinate_mae,baseline_shape_deviation,baseline_volume_error\n");
         for r in &self.rows {
+            let b = |f: fn(&Metrics) -> f64| r.baseline.as_ref().map(f).map(|v| v.to_string());
             out.push_str(&format!(
-                "{},{},{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{},{},{},{},{},{}\n",
                 r.id,
                 r.natoms,
                 r.model.coordinate_mae,
@@ -69,7 +99,10 @@ impl EvalReport {
                 r.model.volume_error,
                 r.dummy.coordinate_mae,
                 r.dummy.shape_deviation,
-                r.dummy.volume_error
+                r.dummy.volume_error,
+                b(|m| m.coordinate_mae).unwrap_or_default(),
+                b(|m| m.shape_deviation).unwrap_or_default(),
+                b(|m| m.volume_error).unwrap_or_default(),
             ));
         }
         out
@@ -81,6 +114,17 @@ pub fn evaluate(
     model: &Model,
     pairs: &[RelaxationPair],
     options: &RelaxOptions,
+) -> Result<EvalReport> {
+    evaluate_with_baseline(model, pairs, options, None)
+}
+
+/// [`evaluate`], plus the volume baseline with the given per-element
+/// volumes (fitted on the training pairs, never on the evaluated ones).
+pub fn evaluate_with_baseline(
+    model: &Model,
+    pairs: &[RelaxationPair],
+    options: &RelaxOptions,
+    volumes: Option<&ElementVolumes>,
 ) -> Result<EvalReport> {
     let inputs: Vec<_> = pairs.iter().map(|p| p.unrelaxed.clone()).collect();
     let start = Instant::now();
@@ -98,14 +142,21 @@ pub fn evaluate(
                 &pair.target,
             ),
             dummy: metrics::dummy(&pair.unrelaxed, &pair.target),
+            baseline: volumes.map(|v| {
+                let b = v.predict(&pair.unrelaxed);
+                metrics::compare(&b.lattice, &b.positions, &pair.target)
+            }),
         })
         .collect();
     let model_mean = metrics::mean(&rows.iter().map(|r| r.model).collect::<Vec<_>>());
     let dummy_mean = metrics::mean(&rows.iter().map(|r| r.dummy).collect::<Vec<_>>());
+    let baseline =
+        volumes.map(|_| metrics::mean(&rows.iter().filter_map(|r| r.baseline).collect::<Vec<_>>()));
     Ok(EvalReport {
         rows,
         model: model_mean,
         dummy: dummy_mean,
+        baseline,
         seconds,
     })
 }
@@ -128,12 +179,20 @@ mod tests {
                 shape_deviation: 0.0,
                 volume_error: 0.0,
             },
+            baseline: None,
             seconds: 1.0,
         };
         let table = report.table();
-        let ratio_line = table.lines().find(|l| l.starts_with("ratio")).unwrap();
+        let ratio_line = table
+            .lines()
+            .find(|l| l.starts_with("E3Relax / Dummy"))
+            .unwrap();
         let cells: Vec<&str> = ratio_line.split_whitespace().collect();
-        assert_eq!(cells, ["ratio", "0.250x", "n/a", "n/a"], "{table}");
+        assert_eq!(
+            cells,
+            ["E3Relax", "/", "Dummy", "0.250x", "n/a", "n/a"],
+            "{table}"
+        );
         assert!(!table.contains("NaN") && !table.contains("inf"));
     }
 }

@@ -47,6 +47,13 @@ pub struct GraphSettings {
     pub radius: f64,
     /// Neighbours kept per atom: the nearest ones (published: 50).
     pub max_neighbors: usize,
+    /// `None`: the paper's graph (exactly `max_neighbors`, ties at the cut
+    /// broken by index; an atom's own images replaced by six fixed offsets).
+    /// `Some(tol)`: the symmetric graph (every neighbour within `tol` Å of
+    /// the last one kept is kept too, and an atom's own images are ordinary
+    /// neighbours), which a symmetry operation of the crystal maps onto
+    /// itself.
+    pub shell_tolerance: Option<f64>,
 }
 
 impl Default for GraphSettings {
@@ -54,6 +61,7 @@ impl Default for GraphSettings {
         GraphSettings {
             radius: 6.0,
             max_neighbors: 50,
+            shell_tolerance: None,
         }
     }
 }
@@ -352,6 +360,29 @@ fn keep_nearest(candidates: &mut Vec<Candidate>, max: usize, keys: &mut Vec<u64>
     });
 }
 
+/// Keeps the `max` nearest candidates and every candidate within
+/// `tolerance` Å of the farthest of them (a whole shell of symmetry-equivalent
+/// neighbours is kept or dropped together), in the order they were found.
+fn keep_nearest_shells(
+    candidates: &mut Vec<Candidate>,
+    max: usize,
+    tolerance: f64,
+    keys: &mut Vec<u64>,
+) {
+    if candidates.len() <= max {
+        return;
+    }
+    if max == 0 {
+        candidates.clear();
+        return;
+    }
+    keys.clear();
+    keys.extend(candidates.iter().map(|c| c.0.to_bits()));
+    let cut = f64::from_bits(*keys.select_nth_unstable(max - 1).1);
+    let limit = (cut.sqrt() + tolerance).powi(2);
+    candidates.retain(|c| c.0 <= limit);
+}
+
 /// The model graph of model-spec.md: for each target atom `i`, the nearest
 /// `max_neighbors` images within the radius (sorted by distance), minus the
 /// edges to `i`'s own images, followed by the six fixed self-image edges.
@@ -363,36 +394,55 @@ pub fn build_graph(lattice: &Mat3, positions: &[Vec3], settings: &GraphSettings)
         return Vec::new();
     }
     let cells = CellList::new(lattice, positions, settings.radius);
-    let per_atom: Vec<Vec<Edge>> =
-        (0..positions.len())
-            .into_par_iter()
-            .with_min_len(32)
-            .map_init(
-                || (Vec::new(), Vec::new()),
-                |(candidates, keys): &mut (Vec<Candidate>, Vec<u64>), i| {
-                    candidates.clear();
-                    cells.for_each_neighbor(i, lattice, settings.radius, |j, offset, d2| {
-                        candidates.push((d2, j, offset))
-                    });
+    let per_atom: Vec<Vec<Edge>> = (0..positions.len())
+        .into_par_iter()
+        .with_min_len(32)
+        .map_init(
+            || (Vec::new(), Vec::new()),
+            |(candidates, keys): &mut (Vec<Candidate>, Vec<u64>), i| {
+                candidates.clear();
+                cells.for_each_neighbor(i, lattice, settings.radius, |j, offset, d2| {
+                    candidates.push((d2, j, offset))
+                });
+                let Some(tolerance) = settings.shell_tolerance else {
                     keep_nearest(candidates, settings.max_neighbors, keys);
-                    let mut edges = Vec::with_capacity(candidates.len() + SELF_IMAGE_OFFSETS.len());
-                    edges.extend(candidates.iter().filter(|c| c.1 != i).map(
-                        |&(_, source, offset)| Edge {
-                            source,
-                            target: i,
-                            offset,
-                        },
-                    ));
-                    edges.extend(SELF_IMAGE_OFFSETS.iter().map(|&offset| Edge {
-                        source: i,
+                    return paper_edges(i, candidates);
+                };
+                keep_nearest_shells(candidates, settings.max_neighbors, tolerance, keys);
+                candidates
+                    .iter()
+                    .map(|&(_, source, offset)| Edge {
+                        source,
                         target: i,
                         offset,
-                    }));
-                    edges
-                },
-            )
-            .collect();
+                    })
+                    .collect()
+            },
+        )
+        .collect();
     per_atom.concat()
+}
+
+/// The paper's edges into atom `i`: the kept neighbours other than `i`'s
+/// own images, then the six fixed self-image edges.
+fn paper_edges(i: usize, candidates: &[Candidate]) -> Vec<Edge> {
+    let mut edges = Vec::with_capacity(candidates.len() + SELF_IMAGE_OFFSETS.len());
+    edges.extend(
+        candidates
+            .iter()
+            .filter(|c| c.1 != i)
+            .map(|&(_, source, offset)| Edge {
+                source,
+                target: i,
+                offset,
+            }),
+    );
+    edges.extend(SELF_IMAGE_OFFSETS.iter().map(|&offset| Edge {
+        source: i,
+        target: i,
+        offset,
+    }));
+    edges
 }
 
 /// Slow, obvious references the fast kernels are tested against.
@@ -600,6 +650,7 @@ mod tests {
         let settings = GraphSettings {
             radius: 6.0,
             max_neighbors: 20,
+            shell_tolerance: None,
         };
         let edges = build_graph(&lattice, &positions, &settings);
         let slow = reference::radius_neighbors(&lattice, &positions, 6.0);
@@ -628,6 +679,62 @@ mod tests {
         }
         // Deterministic: building again gives the identical list.
         assert_eq!(edges, build_graph(&lattice, &positions, &settings));
+    }
+
+    /// The symmetric graph against the brute-force search: the nearest K
+    /// plus everything within the tolerance of the K-th, own images kept as
+    /// ordinary neighbours; on an fcc crystal (shells of 12, 6, 24, 12 ...)
+    /// a cut inside a shell keeps the whole shell, and every atom gets the
+    /// same number of edges.
+    #[test]
+    fn symmetric_graph_keeps_whole_shells() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let lattice = random_lattice(&mut rng, 5.0, 0.3);
+        let positions = random_positions(&mut rng, &lattice, 6, 0.0);
+        let settings = GraphSettings {
+            radius: 6.0,
+            max_neighbors: 20,
+            shell_tolerance: Some(0.05),
+        };
+        let edges = build_graph(&lattice, &positions, &settings);
+        let slow = reference::radius_neighbors(&lattice, &positions, 6.0);
+        for (i, list) in slow.iter().enumerate() {
+            let kth = list[19.min(list.len() - 1)].distance;
+            let mut expected: Vec<Edge> = list
+                .iter()
+                .filter(|n| n.distance <= kth + 0.05)
+                .map(|n| Edge {
+                    source: n.index,
+                    target: i,
+                    offset: n.offset,
+                })
+                .collect();
+            let mut got: Vec<Edge> = edges.iter().copied().filter(|e| e.target == i).collect();
+            got.sort();
+            expected.sort();
+            assert_eq!(got, expected, "atom {i}");
+        }
+        // fcc conventional cell (a = 3.6 Å): atoms at the origin and on the
+        // faces; 12 + 6 + 24 = 42 neighbours, the 4th shell (12 at a*sqrt 2
+        // = 5.09 Å) is cut at 50 by the paper's rule, kept whole here.
+        let a = 3.6;
+        let cube = [[a, 0.0, 0.0], [0.0, a, 0.0], [0.0, 0.0, a]];
+        let fcc = [
+            [0.0, 0.0, 0.0],
+            [0.0, 0.5, 0.5],
+            [0.5, 0.0, 0.5],
+            [0.5, 0.5, 0.0],
+        ]
+        .map(|f| linalg::vec_mat(f, &cube));
+        let settings = GraphSettings {
+            radius: 6.0,
+            max_neighbors: 50,
+            shell_tolerance: Some(1e-3),
+        };
+        let edges = build_graph(&cube, &fcc, &settings);
+        for i in 0..4 {
+            assert_eq!(edges.iter().filter(|e| e.target == i).count(), 54);
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! (libtorch start-up and devices), [`model`] (the network in tch),
 //! [`relax`] (the prediction API), [`mod@bench`] (benchmarks).
 
+pub mod baseline;
 pub mod bench;
 pub mod dataset;
 pub mod elements;

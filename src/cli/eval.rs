@@ -2,8 +2,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use e3relax::baseline::ElementVolumes;
 use e3relax::dataset::Dataset;
-use e3relax::evaluate::evaluate;
+use e3relax::evaluate::evaluate_with_baseline;
 use e3relax::relax::{RelaxOptions, Relaxer};
 use e3relax::runtime::DeviceRequest;
 use e3relax::{Error, Result};
@@ -20,6 +21,10 @@ pub struct EvalArgs {
     /// split the training used), e.g. RUN/train_config.json
     #[arg(long, value_name = "TRAIN_CONFIG", conflicts_with = "data")]
     validation_of: Option<PathBuf>,
+    /// Fit the volume baseline's per-element volumes on these dataset
+    /// folders (with --validation-of: on that run's training pairs)
+    #[arg(long, value_name = "DIR")]
+    baseline_data: Vec<PathBuf>,
     /// Write per-structure metrics to this CSV file
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
@@ -37,12 +42,17 @@ pub struct EvalArgs {
 
 pub fn run(args: EvalArgs) -> Result<()> {
     let mut pairs = Vec::new();
+    let mut fit_pairs = Vec::new();
     if let Some(path) = &args.validation_of {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
         let config = e3relax::train::TrainConfig::from_json(&text)?;
-        let (_, validation) = e3relax::train::load_data(&config, &mut |m| eprintln!("{m}"))?;
+        let (train, validation) = e3relax::train::load_data(&config, &mut |m| eprintln!("{m}"))?;
         pairs = validation;
+        fit_pairs = train;
+    }
+    for dir in &args.baseline_data {
+        fit_pairs.extend(Dataset::from_dir(dir)?.pairs);
     }
     for dir in &args.data {
         let d = Dataset::from_dir(dir)?;
@@ -64,14 +74,19 @@ pub fn run(args: EvalArgs) -> Result<()> {
         batch_size: args.batch_size,
         keep_trajectory: false,
     };
-    let report = evaluate(relaxer.model(), &pairs, &options)?;
+    let volumes = (!fit_pairs.is_empty())
+        .then(|| ElementVolumes::fit(&fit_pairs, relaxer.model().config().num_elements as usize));
+    if volumes.is_none() {
+        eprintln!("volume baseline: not evaluated (give --validation-of or --baseline-data to fit its volumes)");
+    }
+    let report = evaluate_with_baseline(relaxer.model(), &pairs, &options, volumes.as_ref())?;
     if let Some(path) = &args.csv {
         e3relax::io::write_atomically(path, report.csv().as_bytes())?;
     }
     if args.json {
         println!(
             "{}",
-            serde_json::json!({"model": report.model, "dummy": report.dummy, "structures": report.rows.len(), "seconds": report.seconds})
+            serde_json::json!({"model": report.model, "dummy": report.dummy, "volume_baseline": report.baseline, "structures": report.rows.len(), "seconds": report.seconds})
         );
     } else {
         println!("{}", report.table());

@@ -36,6 +36,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
     let settings = GraphSettings {
         radius: args.radius,
         max_neighbors: args.max_neighbors,
+        shell_tolerance: None,
     };
     if !(settings.radius > 0.0 && settings.radius.is_finite()) {
         return Err(e3relax::Error::InvalidArgument(format!(

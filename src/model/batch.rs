@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::graph::{self, GraphSettings};
+use crate::graph;
 use crate::linalg;
 use crate::model::config::ModelConfig;
 use crate::structure::{Structure, ValidationOptions};
@@ -73,11 +73,7 @@ fn prepare(s: &Structure, config: &ModelConfig) -> Prepared {
     } else {
         (s.positions.clone(), vec![[0.0; 3]; s.natoms()])
     };
-    let settings = GraphSettings {
-        radius: config.graph_radius,
-        max_neighbors: config.max_neighbors,
-    };
-    let edges = graph::build_graph(&s.lattice, &positions, &settings);
+    let edges = graph::build_graph(&s.lattice, &positions, &config.graph_settings());
     Prepared {
         mean_fractional,
         positions,

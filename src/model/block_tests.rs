@@ -203,6 +203,7 @@ fn message_passing_matches_loops() {
         target,
         distance: distance.shallow_clone(),
         direction: direction.shallow_clone(),
+        weight: None,
     };
     let (new_x, new_v) = block.forward(&x, &v, &geometry, &radial);
     let p = Weights::of(&vs);

@@ -68,6 +68,67 @@ pub struct ModelConfig {
     /// mean atom scalars with `lattice_head` = Linear(F->9).
     #[serde(default = "default_true")]
     pub lattice_nodes: bool,
+    /// How step 2 places a lattice node relative to an atom. `Point` (the
+    /// paper): the lattice vector as a point, `l_c - pos_i`, which depends on
+    /// where the atom sits in the cell and on the origin. `Vector`: the
+    /// lattice vector itself, the same for every atom of the crystal, so the
+    /// output is invariant to the origin and to the periodic image an atom
+    /// is written in, and continuous (no wrapping needed).
+    #[serde(default)]
+    pub lattice_geometry: LatticeGeometry,
+    /// Atoms follow the cell: when a layer changes the lattice from `L` to
+    /// `L'`, positions are carried along in fractional coordinates
+    /// (`x -> x L^-1 L'`), so the network predicts only the displacement
+    /// that remains.
+    #[serde(default)]
+    pub carry_positions: bool,
+    /// How step 7 turns the lattice nodes' vectors `dl_c` into a new
+    /// lattice. `Add` (the paper): `l_c += dl_c`. `Strain`: the symmetric
+    /// part `e` of `L^-1 dL` is applied as `L' = L (I + e)`: a rotation-free
+    /// deformation, as a cell relaxation is (stresses are symmetric).
+    #[serde(default)]
+    pub lattice_update: LatticeUpdateKind,
+    /// The graph is defined by geometry alone, so that a crystal's symmetry
+    /// maps it onto itself: neighbours tied in distance with the last one
+    /// kept (within `shell_tolerance`) are all kept, an atom's own images are
+    /// ordinary neighbours (both `k` and `-k`) instead of the paper's six
+    /// fixed offsets, and messages fade smoothly to zero at the graph radius
+    /// (a cosine cutoff), so an atom crossing it changes nothing abruptly.
+    #[serde(default)]
+    pub symmetric_graph: bool,
+    /// Distance (Å) within which neighbours count as tied with the last one
+    /// kept (only with `symmetric_graph`).
+    #[serde(default = "default_shell_tolerance")]
+    pub shell_tolerance: f64,
+    /// A composition-aware start: before the first layer the cell is scaled
+    /// isotropically (atoms carried in fractional coordinates) to
+    /// `V_in^(1-g) V_ref^g`, with `V_ref` the sum of learned per-element
+    /// volumes (`volume_prior.log_volume`, initialised by a least-squares
+    /// fit on the training pairs) and the learned weight `g` (initially 0.5).
+    #[serde(default)]
+    pub volume_prior: bool,
+}
+
+fn default_shell_tolerance() -> f64 {
+    1e-3
+}
+
+/// See [`ModelConfig::lattice_geometry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatticeGeometry {
+    #[default]
+    Point,
+    Vector,
+}
+
+/// See [`ModelConfig::lattice_update`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatticeUpdateKind {
+    #[default]
+    Add,
+    Strain,
 }
 
 impl ModelConfig {
@@ -89,6 +150,34 @@ impl ModelConfig {
             layer_loss_weights: Vec::new(),
             refinement: true,
             lattice_nodes: true,
+            lattice_geometry: LatticeGeometry::Point,
+            carry_positions: false,
+            lattice_update: LatticeUpdateKind::Add,
+            symmetric_graph: false,
+            shell_tolerance: default_shell_tolerance(),
+            volume_prior: false,
+        }
+    }
+
+    /// The invariant variant of a config: lattice -> atom from the lattice
+    /// vectors, atoms carried with the cell, rotation-free strain updates,
+    /// the symmetric graph, no wrapping (not needed) and the volume prior.
+    pub fn invariant(mut self) -> Self {
+        self.lattice_geometry = LatticeGeometry::Vector;
+        self.carry_positions = true;
+        self.lattice_update = LatticeUpdateKind::Strain;
+        self.symmetric_graph = true;
+        self.wrap_positions = false;
+        self.volume_prior = true;
+        self
+    }
+
+    /// The graph settings this config asks for.
+    pub fn graph_settings(&self) -> crate::graph::GraphSettings {
+        crate::graph::GraphSettings {
+            radius: self.graph_radius,
+            max_neighbors: self.max_neighbors,
+            shell_tolerance: self.symmetric_graph.then_some(self.shell_tolerance),
         }
     }
 
@@ -168,6 +257,17 @@ impl ModelConfig {
         }
         if self.max_neighbors == 0 {
             return bad("max_neighbors must be at least 1".into());
+        }
+        if !(self.shell_tolerance >= 0.0 && self.shell_tolerance < 0.5) {
+            return bad(format!(
+                "shell_tolerance must be in [0, 0.5) Å, got {}",
+                self.shell_tolerance
+            ));
+        }
+        if self.lattice_update == LatticeUpdateKind::Strain && self.lattice_delta_as_columns {
+            return bad(
+                "lattice_update \"strain\" and lattice_delta_as_columns cannot be combined".into(),
+            );
         }
         if !self.layer_loss_weights.is_empty() && self.layer_loss_weights.len() != self.num_layers {
             return bad(format!(

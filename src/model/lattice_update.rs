@@ -33,3 +33,15 @@ pub fn apply(lattice: &Tensor, deltas: &[Tensor], as_columns: bool) -> Tensor {
     let delta = Tensor::stack(&refs, if as_columns { 2 } else { 1 });
     lattice + delta
 }
+
+/// The rotation-free update of `lattice_update: "strain"`: with `dL` the
+/// per-axis displacements as rows, `e = sym(L^-1 dL)` and `L' = L (I + e)`.
+/// Equivariant (a rotation `R` maps `e` to `R e R^T`) and unchanged by the
+/// rotational part of `dL`, which a relaxation never produces.
+pub fn apply_strain(lattice: &Tensor, deltas: &[Tensor]) -> Tensor {
+    let refs: Vec<&Tensor> = deltas.iter().collect();
+    let delta = Tensor::stack(&refs, 1);
+    let m = Tensor::linalg_solve(lattice, &delta, true);
+    let strain = (&m + m.transpose(1, 2)) * 0.5;
+    lattice + lattice.matmul(&strain)
+}

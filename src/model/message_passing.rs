@@ -17,6 +17,15 @@ pub struct EdgeGeometry {
     pub distance: Tensor,
     /// `u_e = -r_ji / d` `[E,3]`.
     pub direction: Tensor,
+    /// With the symmetric graph, a smooth cutoff `[E]` that multiplies
+    /// every edge's message (1 at d = 0, 0 at the graph radius).
+    pub weight: Option<Tensor>,
+}
+
+/// The cosine cutoff `(1 + cos(pi d / radius)) / 2` for `d < radius`, else 0.
+pub fn cosine_cutoff(distance: &Tensor, radius: f64) -> Tensor {
+    let inside = distance.lt(radius).to_kind(distance.kind());
+    ((distance * (std::f64::consts::PI / radius)).cos() + 1.0) * 0.5 * inside
 }
 
 #[derive(Debug)]
@@ -75,6 +84,10 @@ impl MessagePassing {
             let rbf = radial.forward(&edges.distance.narrow(0, start, len));
             let direction = edges.direction.narrow(0, start, len);
             let m = projected.index_select(0, &source) * self.edge_proj.forward(&rbf) / 3f64.sqrt();
+            let m = match &edges.weight {
+                Some(weight) => m * weight.narrow(0, start, len).unsqueeze(-1),
+                None => m,
+            };
             let parts = split(&m, 3);
             let dv_edge = (parts[0].unsqueeze(1) * v.index_select(0, &source)
                 + parts[1].unsqueeze(1) * direction.unsqueeze(-1))

@@ -6,10 +6,10 @@ use tch::{Kind, Tensor};
 
 use super::atom_to_lattice::AtomToLattice;
 use super::batch::Batch;
-use super::config::ModelConfig;
+use super::config::{LatticeGeometry, LatticeUpdateKind, ModelConfig};
 use super::lattice_to_atom::LatticeToAtom;
 use super::lattice_update::{self, LatticeUpdate};
-use super::message_passing::{EdgeGeometry, MessagePassing};
+use super::message_passing::{cosine_cutoff, EdgeGeometry, MessagePassing};
 use super::nn::geometric_norm;
 use super::position_update::PositionUpdate;
 use super::radial::RadialBasis;
@@ -90,6 +90,44 @@ pub struct E3Relax {
     atom_embedding: Tensor,
     lattice_embedding: Vec<Tensor>,
     layers: Vec<Layer>,
+    volume_prior: Option<VolumePrior>,
+}
+
+/// The composition-aware start of `volume_prior` (see [`ModelConfig`]).
+#[derive(Debug)]
+struct VolumePrior {
+    /// ln of each element's volume per atom, Å^3 `[num_elements]`.
+    log_volume: Tensor,
+    /// Weight `g` of the reference volume `[1]`.
+    weight: Tensor,
+}
+
+/// Default per-atom volume (Å^3) before a fit; a typical inorganic value.
+pub const DEFAULT_ATOM_VOLUME: f64 = 18.0;
+
+impl VolumePrior {
+    /// The factor by which each crystal's cell is scaled `[B]`:
+    /// `(V_ref / V_in)^(g/3)`.
+    fn scale(&self, batch: &Batch, lattice: &Tensor) -> Tensor {
+        let nb = batch.num_crystals() as i64;
+        let per_atom = self.log_volume.index_select(0, &batch.numbers).exp();
+        let reference = Tensor::zeros([nb], (per_atom.kind(), per_atom.device())).index_add(
+            0,
+            &batch.atom_crystal,
+            &per_atom,
+        );
+        let input = lattice.det().abs();
+        ((reference.log() - input.log()) * &self.weight / 3.0).exp()
+    }
+}
+
+/// Applies a per-crystal deformation `d [B,3,3]` (row vectors: `x -> x d`)
+/// to positions `[N,3]`.
+fn deform_positions(batch: &Batch, positions: &Tensor, d: &Tensor) -> Tensor {
+    positions
+        .unsqueeze(1)
+        .bmm(&d.index_select(0, &batch.atom_crystal))
+        .squeeze_dim(1)
 }
 
 impl E3Relax {
@@ -112,6 +150,17 @@ impl E3Relax {
         let layers = (0..config.num_layers)
             .map(|t| Layer::new(root / "layers" / t, config))
             .collect();
+        let volume_prior = config.volume_prior.then(|| {
+            let path = root / "volume_prior";
+            VolumePrior {
+                log_volume: path.var(
+                    "log_volume",
+                    &[config.num_elements],
+                    nn::Init::Const(DEFAULT_ATOM_VOLUME.ln()),
+                ),
+                weight: path.var("weight", &[1], nn::Init::Const(0.5)),
+            }
+        });
         E3Relax {
             config: config.clone(),
             radial: RadialBasis {
@@ -122,6 +171,19 @@ impl E3Relax {
             atom_embedding,
             lattice_embedding,
             layers,
+            volume_prior,
+        }
+    }
+
+    /// Sets the volume prior's per-element volumes (Å^3 per atom, indexed
+    /// by atomic number); a no-op for a model without it.
+    pub fn set_element_volumes(&self, volumes: &[f64]) {
+        if let Some(prior) = &self.volume_prior {
+            let logs: Vec<f64> = volumes.iter().map(|v| v.ln()).collect();
+            let t = Tensor::from_slice(&logs)
+                .to_kind(prior.log_volume.kind())
+                .to_device(prior.log_volume.device());
+            tch::no_grad(|| prior.log_volume.shallow_clone().copy_(&t));
         }
     }
 
@@ -148,6 +210,14 @@ impl E3Relax {
             .collect();
         let mut pos = batch.positions.shallow_clone();
         let mut lattice = batch.lattice.shallow_clone();
+        if let (Some(prior), false) = (&self.volume_prior, batch.fixed_cell) {
+            // Scaling about the origin is the deformation s*I; atoms keep
+            // their fractional coordinates.
+            let scale = prior.scale(batch, &lattice);
+            lattice = &lattice * scale.view([nb, 1, 1]);
+            pos = &pos * scale.index_select(0, &batch.atom_crystal).unsqueeze(-1);
+        }
+        let vector_geometry = self.config.lattice_geometry == LatticeGeometry::Vector;
         let mut outputs = Vec::with_capacity(self.layers.len());
         let last = self.layers.len() - 1;
         for (t, layer) in self.layers.iter().enumerate() {
@@ -165,15 +235,25 @@ impl E3Relax {
             let distance = geometric_norm(&r);
             let edges = EdgeGeometry {
                 direction: -(&r / distance.unsqueeze(-1)),
-                distance,
                 source: batch.edge_source.shallow_clone(),
                 target: batch.edge_target.shallow_clone(),
+                weight: self
+                    .config
+                    .symmetric_graph
+                    .then(|| cosine_cutoff(&distance, self.config.graph_radius)),
+                distance,
             };
             let atom_lattice = lattice.index_select(0, &batch.atom_crystal);
 
             // 2. Lattice -> atom, axis by axis.
             for (c, block) in layer.lattice_to_atom.iter().enumerate() {
-                let q = atom_lattice.select(1, c as i64) - &pos;
+                // The paper: the lattice vector as a point seen from the
+                // atom; `Vector`: the lattice vector itself (origin-free).
+                let q = if vector_geometry {
+                    atom_lattice.select(1, c as i64)
+                } else {
+                    atom_lattice.select(1, c as i64) - &pos
+                };
                 let d = geometric_norm(&q);
                 let direction = -(&q / d.unsqueeze(-1));
                 let rbf = self.radial.forward(&d);
@@ -198,6 +278,7 @@ impl E3Relax {
             }
             // 7. Lattice update (not with a fixed cell).
             if !batch.fixed_cell && moves {
+                let previous = lattice.shallow_clone();
                 lattice = match &layer.lattice_head {
                     // Ablation "w/o lattice nodes": from pooled atom scalars.
                     Some(head) => &lattice + head.forward(&x_mean).reshape([nb, 3, 3]),
@@ -208,13 +289,23 @@ impl E3Relax {
                             .zip(&w)
                             .map(|(u, wc)| u.forward(wc))
                             .collect();
-                        lattice_update::apply(
-                            &lattice,
-                            &deltas,
-                            self.config.lattice_delta_as_columns,
-                        )
+                        match self.config.lattice_update {
+                            LatticeUpdateKind::Add => lattice_update::apply(
+                                &lattice,
+                                &deltas,
+                                self.config.lattice_delta_as_columns,
+                            ),
+                            LatticeUpdateKind::Strain => {
+                                lattice_update::apply_strain(&lattice, &deltas)
+                            }
+                        }
                     }
                 };
+                if self.config.carry_positions {
+                    // Atoms follow the cell: x -> x L^-1 L'.
+                    let deformation = Tensor::linalg_solve(&previous, &lattice, true);
+                    pos = deform_positions(batch, &pos, &deformation);
+                }
             }
             // 8. Record, moved back to the input's images (FIX 2).
             let positions = match &batch.image_shift {

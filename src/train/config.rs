@@ -60,6 +60,15 @@ pub struct TrainConfig {
     /// relaxes to the same minimum, so this teaches the same map from more
     /// starting points and fights overfitting on small datasets. 0 = off.
     pub position_noise: f64,
+    /// Standard deviation of a random symmetric strain applied to each
+    /// training input's cell (atoms carried in fractional coordinates;
+    /// targets unchanged): teaches the cell's way back from strains the
+    /// data does not show. 0 = off.
+    pub strain_noise: f64,
+    /// Chance that a training example uses one of its pair's intermediate
+    /// relaxation frames (`trajectory.extxyz`), drawn uniformly, instead of
+    /// the unrelaxed structure; only pairs with frames. 0 = off.
+    pub frame_probability: f64,
 }
 
 impl Default for TrainConfig {
@@ -93,6 +102,8 @@ impl Default for TrainConfig {
             rotation_augmentation: false,
             fixed_cell: false,
             position_noise: 0.0,
+            strain_noise: 0.0,
+            frame_probability: 0.0,
         }
     }
 }
@@ -151,6 +162,18 @@ impl TrainConfig {
             return bad(format!(
                 "position_noise must be in [0, 0.5] Å, got {}",
                 self.position_noise
+            ));
+        }
+        if !(0.0..=0.2).contains(&self.strain_noise) {
+            return bad(format!(
+                "strain_noise must be in [0, 0.2], got {}",
+                self.strain_noise
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.frame_probability) {
+            return bad(format!(
+                "frame_probability must be in [0, 1], got {}",
+                self.frame_probability
             ));
         }
         if let Some(model) = &self.model {
@@ -231,6 +254,20 @@ mod tests {
                     ..valid()
                 },
                 "grad_clip",
+            ),
+            (
+                TrainConfig {
+                    strain_noise: 0.5,
+                    ..valid()
+                },
+                "strain_noise",
+            ),
+            (
+                TrainConfig {
+                    frame_probability: f64::NAN,
+                    ..valid()
+                },
+                "frame_probability",
             ),
             (
                 TrainConfig {

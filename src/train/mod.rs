@@ -20,6 +20,7 @@ use tch::{Kind, Tensor};
 pub use config::TrainConfig;
 use optimizer::{clip_grad_norm, swap_values, AdamW, Ema};
 
+use crate::baseline::ElementVolumes;
 use crate::dataset::{split_by_group, Dataset, RelaxationPair};
 use crate::error::{Error, Result};
 use crate::evaluate::evaluate;
@@ -105,6 +106,15 @@ pub fn load_data(
                 dir.display(),
                 s.id,
                 s.reason
+            ));
+        }
+        if !d.skipped_frames.is_empty() {
+            log(&format!(
+                "{}: {} relaxation frames skipped (first: {}: {})",
+                dir.display(),
+                d.skipped_frames.len(),
+                d.skipped_frames[0].id,
+                d.skipped_frames[0].reason
             ));
         }
         pairs.extend(d.pairs);
@@ -244,6 +254,33 @@ pub fn train(
         };
         (model.to_device(device)?, state)
     };
+    // The volume baseline (fitted on the training pairs) on the validation
+    // pairs: the number every validation round should beat.
+    let fit = ElementVolumes::fit(&train_pairs, model.config().num_elements as usize);
+    let baseline = crate::metrics::mean(
+        &validation_pairs
+            .iter()
+            .map(|p| {
+                let b = fit.predict(&p.unrelaxed);
+                crate::metrics::compare(&b.lattice, &b.positions, &p.target)
+            })
+            .collect::<Vec<_>>(),
+    );
+    log(&format!(
+        "volume baseline on the validation pairs: coord MAE {:.4} Å, shape {:.3} Å^2, volume {:.3} Å^3",
+        baseline.coordinate_mae, baseline.shape_deviation, baseline.volume_error
+    ));
+    if !resume && config.init_from.is_none() && model.config().volume_prior {
+        // The volume prior starts from the same least-squares fit.
+        model.network.set_element_volumes(&fit.volumes);
+    }
+    let frames: usize = train_pairs.iter().map(|p| p.frames.len()).sum();
+    if config.frame_probability > 0.0 {
+        log(&format!(
+            "{frames} relaxation frames of {} training pairs",
+            train_pairs.iter().filter(|p| !p.frames.is_empty()).count()
+        ));
+    }
     let json = serde_json::to_string_pretty(config).expect("config serialises");
     crate::io::write_atomically(&output.join("train_config.json"), json.as_bytes())?;
 
@@ -298,33 +335,8 @@ pub fn train(
             let mut target_positions: Vec<f64> = Vec::new();
             let mut target_lattices: Vec<f64> = Vec::new();
             for &k in chunk {
-                let pair = &train_pairs[k];
-                let (input, positions, lattice) = if config.rotation_augmentation {
-                    let r = state.rng.rotation();
-                    let rt = linalg::transpose(&r);
-                    let pos: Vec<[f64; 3]> = pair
-                        .target
-                        .positions
-                        .iter()
-                        .map(|&p| linalg::vec_mat(p, &rt))
-                        .collect();
-                    (
-                        pair.unrelaxed.rotated(&r),
-                        pos,
-                        pair.target.lattice.map(|row| linalg::vec_mat(row, &rt)),
-                    )
-                } else {
-                    (
-                        pair.unrelaxed.clone(),
-                        pair.target.positions.clone(),
-                        pair.target.lattice,
-                    )
-                };
-                let input = if config.position_noise > 0.0 {
-                    with_position_noise(input, config.position_noise, &mut state.rng)
-                } else {
-                    input
-                };
+                let (input, positions, lattice) =
+                    training_example(&train_pairs[k], config, &mut state.rng);
                 inputs.push(input);
                 target_positions.extend(positions.iter().flatten());
                 target_lattices.extend(lattice.iter().flatten());
@@ -424,6 +436,74 @@ pub fn train(
         seconds: state.elapsed_seconds,
         stopped_early,
     })
+}
+
+/// One training example drawn for `pair`: its input (the unrelaxed
+/// structure or, with `frame_probability`, one of its relaxation frames),
+/// augmented as the config asks (rotation, strain, position noise), and the
+/// target positions and lattice in the same frame of reference.
+fn training_example(
+    pair: &RelaxationPair,
+    config: &TrainConfig,
+    rng: &mut SplitMix64,
+) -> (Structure, Vec<linalg::Vec3>, linalg::Mat3) {
+    let (mut input, target) = if config.frame_probability > 0.0 && !pair.frames.is_empty() {
+        // Both draws are made for every pair with frames, so the random
+        // stream does not depend on the outcome.
+        let use_frame = rng.uniform() < config.frame_probability;
+        let k = ((rng.uniform() * pair.frames.len() as f64) as usize).min(pair.frames.len() - 1);
+        if use_frame {
+            (pair.frames[k].input.clone(), &pair.frames[k].target)
+        } else {
+            (pair.unrelaxed.clone(), &pair.target)
+        }
+    } else {
+        (pair.unrelaxed.clone(), &pair.target)
+    };
+    let mut positions = target.positions.clone();
+    let mut lattice = target.lattice;
+    if config.rotation_augmentation {
+        let r = rng.rotation();
+        let rt = linalg::transpose(&r);
+        input = input.rotated(&r);
+        for p in &mut positions {
+            *p = linalg::vec_mat(*p, &rt);
+        }
+        lattice = lattice.map(|row| linalg::vec_mat(row, &rt));
+    }
+    if config.strain_noise > 0.0 {
+        input = with_strain_noise(input, config.strain_noise, rng);
+    }
+    if config.position_noise > 0.0 {
+        input = with_position_noise(input, config.position_noise, rng);
+    }
+    (input, positions, lattice)
+}
+
+/// The training input deformed by `I + e`, `e` a random symmetric strain
+/// with entries of standard deviation `sigma`; atoms keep their fractional
+/// coordinates. Falls back to the input (draws spent) should the strained
+/// structure be invalid.
+fn with_strain_noise(input: Structure, sigma: f64, rng: &mut SplitMix64) -> Structure {
+    let mut d = [[0.0; 3]; 3];
+    for a in 0..3 {
+        for b in a..3 {
+            let e = sigma * rng.normal();
+            d[a][b] = e;
+            d[b][a] = e;
+        }
+        d[a][a] += 1.0;
+    }
+    let mut strained = input.clone();
+    strained.lattice = linalg::matmul(&input.lattice, &d);
+    for p in &mut strained.positions {
+        *p = linalg::vec_mat(*p, &d);
+    }
+    if strained.validate().is_ok() {
+        strained
+    } else {
+        input
+    }
 }
 
 /// The training input with every Cartesian coordinate moved by a Gaussian

@@ -1,0 +1,257 @@
+//! Invariance of the prediction to how a crystal is written down, on real
+//! high-symmetry crystals with atoms at the origin and on cell faces (where
+//! wrapping and the paper's lattice-as-point geometry fail): rotation,
+//! another origin, single atoms moved by lattice vectors, a face atom nudged
+//! across its face by 1e-7, permutation. A relaxation is exactly equivariant
+//! to all of these; the invariant model (`ModelConfig::invariant`) must be
+//! too, to within f32 round-off (1e-4 Å), and the paper's must visibly not.
+
+mod common;
+
+use common::*;
+use e3relax::linalg::{self, Mat3, Vec3};
+use e3relax::model::{Model, ModelConfig};
+use e3relax::relax::Relaxer;
+use e3relax::Structure;
+
+/// A crystal from lattice rows and fractional coordinates.
+fn crystal(lattice: Mat3, sites: &[(u32, Vec3)]) -> Structure {
+    Structure::new(
+        lattice,
+        sites
+            .iter()
+            .map(|(_, f)| linalg::vec_mat(*f, &lattice))
+            .collect(),
+        sites.iter().map(|(z, _)| *z).collect(),
+    )
+    .unwrap()
+}
+
+fn cubic(a: f64) -> Mat3 {
+    [[a, 0.0, 0.0], [0.0, a, 0.0], [0.0, 0.0, a]]
+}
+
+fn hexagonal(a: f64, c: f64) -> Mat3 {
+    [
+        [a, 0.0, 0.0],
+        [-a / 2.0, a * 3f64.sqrt() / 2.0, 0.0],
+        [0.0, 0.0, c],
+    ]
+}
+
+/// Rock salt, CsCl, fcc, diamond, perovskite, wurtzite and rutile, as ASE
+/// builds them (conventional cells, first atom at the origin).
+pub fn symmetric_crystals() -> Vec<(&'static str, Structure)> {
+    let fcc_sites = [
+        [0.0, 0.0, 0.0],
+        [0.0, 0.5, 0.5],
+        [0.5, 0.0, 0.5],
+        [0.5, 0.5, 0.0],
+    ];
+    let rocksalt: Vec<(u32, Vec3)> = fcc_sites
+        .iter()
+        .map(|&f| (11, f))
+        .chain(fcc_sites.iter().map(|f| (17, [f[0] + 0.5, f[1], f[2]])))
+        .collect();
+    let diamond: Vec<(u32, Vec3)> = fcc_sites
+        .iter()
+        .flat_map(|&f| [(14, f), (14, [f[0] + 0.25, f[1] + 0.25, f[2] + 0.25])])
+        .collect();
+    let u = 0.3821;
+    let x = 0.3049;
+    vec![
+        ("rock salt NaCl", crystal(cubic(5.64), &rocksalt)),
+        (
+            "CsCl",
+            crystal(cubic(4.12), &[(55, [0.0; 3]), (17, [0.5, 0.5, 0.5])]),
+        ),
+        ("fcc Cu", crystal(cubic(3.61), &fcc_sites.map(|f| (29, f)))),
+        ("diamond Si", crystal(cubic(5.43), &diamond)),
+        (
+            "perovskite SrTiO3",
+            crystal(
+                cubic(3.905),
+                &[
+                    (38, [0.0; 3]),
+                    (22, [0.5, 0.5, 0.5]),
+                    (8, [0.5, 0.5, 0.0]),
+                    (8, [0.5, 0.0, 0.5]),
+                    (8, [0.0, 0.5, 0.5]),
+                ],
+            ),
+        ),
+        (
+            "wurtzite ZnO",
+            crystal(
+                hexagonal(3.25, 5.21),
+                &[
+                    (30, [1.0 / 3.0, 2.0 / 3.0, 0.0]),
+                    (30, [2.0 / 3.0, 1.0 / 3.0, 0.5]),
+                    (8, [1.0 / 3.0, 2.0 / 3.0, u]),
+                    (8, [2.0 / 3.0, 1.0 / 3.0, 0.5 + u]),
+                ],
+            ),
+        ),
+        (
+            "rutile TiO2",
+            crystal(
+                [[4.59, 0.0, 0.0], [0.0, 4.59, 0.0], [0.0, 0.0, 2.96]],
+                &[
+                    (22, [0.0; 3]),
+                    (22, [0.5, 0.5, 0.5]),
+                    (8, [x, x, 0.0]),
+                    (8, [1.0 - x, 1.0 - x, 0.0]),
+                    (8, [0.5 + x, 0.5 - x, 0.5]),
+                    (8, [0.5 - x, 0.5 + x, 0.5]),
+                ],
+            ),
+        ),
+    ]
+}
+
+/// A small invariant network with weights large enough to move atoms and
+/// cell visibly (so that a broken invariance cannot hide in tiny outputs).
+fn invariant_model(seed: i64) -> Model {
+    small_model(&small_config().invariant(), seed)
+}
+
+fn shifted(s: &Structure, cartesian: Vec3) -> Structure {
+    let mut out = s.clone();
+    for p in &mut out.positions {
+        *p = linalg::add(*p, cartesian);
+    }
+    out
+}
+
+/// The largest difference between `b` and `a` moved as the operation that
+/// turned `a`'s input into `b`'s would move a relaxation: a rigid shift by
+/// the input shift's fractional coordinates in the predicted cell (the mean
+/// fractional coordinate is conserved), plus any per-atom lattice moves.
+fn shift_error(a: &Structure, b: &Structure, input: &Structure, shift: Vec3) -> f64 {
+    let inverse = linalg::inverse(&input.lattice).unwrap();
+    let moved = linalg::vec_mat(linalg::vec_mat(shift, &inverse), &a.lattice);
+    let expected: Vec<Vec3> = a.positions.iter().map(|&p| linalg::add(p, moved)).collect();
+    max_abs_diff(&expected, &b.positions).max(max_abs_diff(&a.lattice, &b.lattice))
+}
+
+/// Every transformation on every crystal, for one model: the worst error.
+fn worst_invariance_error(model: Model) -> Vec<(String, f64)> {
+    let relaxer = Relaxer::from_model(model);
+    let mut report = Vec::new();
+    for (name, s) in symmetric_crystals() {
+        let base = relaxer.relax(&s).unwrap();
+        let mut worst = |what: &str, e: f64| report.push((format!("{name}: {what}"), e));
+
+        // Rotation.
+        let r = random_rotation(7);
+        let rotated = relaxer.relax(&rotate(&s, &r)).unwrap();
+        let back = rotate(&base, &r);
+        worst(
+            "rotation",
+            max_abs_diff(&back.positions, &rotated.positions)
+                .max(max_abs_diff(&back.lattice, &rotated.lattice)),
+        );
+
+        // Another origin (as two CIF settings of one crystal differ).
+        let t = [0.37, -1.21, 0.58];
+        let moved = relaxer.relax(&shifted(&s, t)).unwrap();
+        worst("origin shift", shift_error(&base, &moved, &s, t));
+
+        // Single atoms moved by lattice vectors.
+        let mut images = s.clone();
+        for (k, p) in images.positions.iter_mut().enumerate() {
+            let n = [(k % 3) as f64 - 1.0, 1.0, -((k % 2) as f64)];
+            *p = linalg::add(*p, linalg::vec_mat(n, &s.lattice));
+        }
+        let out = relaxer.relax(&images).unwrap();
+        let expected: Vec<Vec3> = base
+            .positions
+            .iter()
+            .enumerate()
+            .map(|(k, &p)| {
+                let n = [(k % 3) as f64 - 1.0, 1.0, -((k % 2) as f64)];
+                linalg::add(p, linalg::vec_mat(n, &out.lattice))
+            })
+            .collect();
+        worst(
+            "lattice-vector moves",
+            max_abs_diff(&expected, &out.positions).max(max_abs_diff(&base.lattice, &out.lattice)),
+        );
+
+        // The atom at the origin nudged by 1e-7 (fractional) across the
+        // faces, both ways.
+        for sign in [1.0, -1.0] {
+            let mut nudged = s.clone();
+            let step = linalg::vec_mat([sign * 1e-7; 3], &s.lattice);
+            nudged.positions[0] = linalg::add(nudged.positions[0], step);
+            let out = relaxer.relax(&nudged).unwrap();
+            worst(
+                "face nudge",
+                max_abs_diff(&base.positions, &out.positions)
+                    .max(max_abs_diff(&base.lattice, &out.lattice)),
+            );
+        }
+
+        // Permutation (reversed order).
+        let mut reversed = s.clone();
+        reversed.positions.reverse();
+        reversed.numbers.reverse();
+        let out = relaxer.relax(&reversed).unwrap();
+        let mut back = out.positions.clone();
+        back.reverse();
+        worst(
+            "permutation",
+            max_abs_diff(&base.positions, &back).max(max_abs_diff(&base.lattice, &out.lattice)),
+        );
+    }
+    report
+}
+
+fn assert_all_below(report: &[(String, f64)], limit: f64) {
+    let bad: Vec<_> = report.iter().filter(|(_, e)| !(*e < limit)).collect();
+    assert!(bad.is_empty(), "above {limit} Å: {bad:?}");
+}
+
+#[test]
+fn the_invariant_model_is_invariant_on_symmetric_crystals() {
+    for seed in 0..2 {
+        assert_all_below(&worst_invariance_error(invariant_model(seed)), 1e-4);
+    }
+}
+
+/// The test can fail: the paper's geometry (lattice vectors as points,
+/// wrapping) moves its answer with the origin on these crystals.
+#[test]
+fn the_papers_geometry_depends_on_the_origin() {
+    let report = worst_invariance_error(small_model(&small_config(), 0));
+    let origin: f64 = report
+        .iter()
+        .filter(|(what, _)| what.ends_with("origin shift"))
+        .map(|(_, e)| *e)
+        .fold(0.0, f64::max);
+    assert!(
+        origin > 1e-3,
+        "origin shift changed the answer by {origin} Å"
+    );
+}
+
+/// The model moves things (the invariances above would hold trivially for a
+/// network that returned its input).
+#[test]
+fn the_invariant_model_moves_atoms_and_cell() {
+    let relaxer = Relaxer::from_model(invariant_model(0));
+    let (_, s) = &symmetric_crystals()[6];
+    let mut rattled = s.clone();
+    rattled.positions[2][0] += 0.1;
+    let out = relaxer.relax(&rattled).unwrap();
+    assert!(max_abs_diff(&out.lattice, &rattled.lattice) > 1e-3);
+    assert!(max_abs_diff(&out.positions, &rattled.positions) > 1e-3);
+}
+
+/// The invariant options each keep the output a valid function of the
+/// config (a config written with them loads back the same).
+#[test]
+fn invariant_config_round_trips() {
+    let c = small_config().invariant();
+    assert_eq!(ModelConfig::from_json(&c.to_json()).unwrap(), c);
+}
