@@ -29,6 +29,7 @@ pub mod relax;
 pub mod rng;
 pub mod runtime;
 pub mod structure;
+pub mod symmetry;
 pub mod train;
 pub mod units;
 

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::model::{Batch, LayerOutput, Model};
 use crate::runtime::DeviceRequest;
 use crate::structure::Structure;
+use crate::symmetry::SpaceGroup;
 
 /// Settings of a prediction.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,7 +20,14 @@ pub struct RelaxOptions {
     pub batch_size: usize,
     /// Also return the structure after every layer.
     pub keep_trajectory: bool,
+    /// Keep the input's space group: find it at this tolerance (Å) and
+    /// symmetrise the prediction with it (see [`crate::symmetry`]); `None`
+    /// returns the network's raw output.
+    pub symmetry_tolerance: Option<f64>,
 }
+
+/// Default tolerance of the symmetry search, Å (spglib's usual 1e-3).
+pub const DEFAULT_SYMMETRY_TOLERANCE: f64 = 1e-3;
 
 impl Default for RelaxOptions {
     fn default() -> Self {
@@ -27,6 +35,7 @@ impl Default for RelaxOptions {
             fixed_cell: false,
             batch_size: 16,
             keep_trajectory: false,
+            symmetry_tolerance: Some(DEFAULT_SYMMETRY_TOLERANCE),
         }
     }
 }
@@ -153,6 +162,9 @@ fn assemble(
     let mut first = 0;
     for (b, input) in chunk.iter().enumerate() {
         let n = batch.natoms[b];
+        let group = options
+            .symmetry_tolerance
+            .and_then(|tolerance| SpaceGroup::find(input, tolerance));
         let make = |positions: &[[f64; 3]], lattice: &[[f64; 3]], layer: Option<usize>| {
             let mut s = input.clone();
             s.positions = positions[first..first + n].to_vec();
@@ -162,7 +174,10 @@ fn assemble(
             if let Some(t) = layer {
                 s.set_info("e3relax_layer", (t + 1).to_string());
             }
-            s
+            match &group {
+                Some(g) => g.symmetrize(input, &s),
+                None => s,
+            }
         };
         let (last_pos, last_lat) = per_layer.last().unwrap();
         let relaxed = make(last_pos, last_lat, None);

@@ -11,7 +11,15 @@ mod common;
 use common::*;
 use e3relax::linalg::{self, Mat3, Vec3};
 use e3relax::model::{Model, ModelConfig};
-use e3relax::relax::Relaxer;
+use e3relax::relax::{RelaxOptions, Relaxer};
+
+/// The network's output as it is (no symmetrisation).
+const RAW: RelaxOptions = RelaxOptions {
+    fixed_cell: false,
+    batch_size: 1,
+    keep_trajectory: false,
+    symmetry_tolerance: None,
+};
 use e3relax::Structure;
 
 /// A crystal from lattice rows and fractional coordinates.
@@ -135,16 +143,23 @@ fn shift_error(a: &Structure, b: &Structure, input: &Structure, shift: Vec3) -> 
 }
 
 /// Every transformation on every crystal, for one model: the worst error.
-fn worst_invariance_error(model: Model) -> Vec<(String, f64)> {
+fn worst_invariance_error(model: Model, options: RelaxOptions) -> Vec<(String, f64)> {
     let relaxer = Relaxer::from_model(model);
+    let relax = |s: &Structure| -> Structure {
+        relaxer
+            .relax_many(std::slice::from_ref(s), &options)
+            .unwrap()
+            .remove(0)
+            .relaxed
+    };
     let mut report = Vec::new();
     for (name, s) in symmetric_crystals() {
-        let base = relaxer.relax(&s).unwrap();
+        let base = relax(&s);
         let mut worst = |what: &str, e: f64| report.push((format!("{name}: {what}"), e));
 
         // Rotation.
         let r = random_rotation(7);
-        let rotated = relaxer.relax(&rotate(&s, &r)).unwrap();
+        let rotated = relax(&rotate(&s, &r));
         let back = rotate(&base, &r);
         worst(
             "rotation",
@@ -154,7 +169,7 @@ fn worst_invariance_error(model: Model) -> Vec<(String, f64)> {
 
         // Another origin (as two CIF settings of one crystal differ).
         let t = [0.37, -1.21, 0.58];
-        let moved = relaxer.relax(&shifted(&s, t)).unwrap();
+        let moved = relax(&shifted(&s, t));
         worst("origin shift", shift_error(&base, &moved, &s, t));
 
         // Single atoms moved by lattice vectors.
@@ -163,7 +178,7 @@ fn worst_invariance_error(model: Model) -> Vec<(String, f64)> {
             let n = [(k % 3) as f64 - 1.0, 1.0, -((k % 2) as f64)];
             *p = linalg::add(*p, linalg::vec_mat(n, &s.lattice));
         }
-        let out = relaxer.relax(&images).unwrap();
+        let out = relax(&images);
         let expected: Vec<Vec3> = base
             .positions
             .iter()
@@ -184,7 +199,7 @@ fn worst_invariance_error(model: Model) -> Vec<(String, f64)> {
             let mut nudged = s.clone();
             let step = linalg::vec_mat([sign * 1e-7; 3], &s.lattice);
             nudged.positions[0] = linalg::add(nudged.positions[0], step);
-            let out = relaxer.relax(&nudged).unwrap();
+            let out = relax(&nudged);
             worst(
                 "face nudge",
                 max_abs_diff(&base.positions, &out.positions)
@@ -196,7 +211,7 @@ fn worst_invariance_error(model: Model) -> Vec<(String, f64)> {
         let mut reversed = s.clone();
         reversed.positions.reverse();
         reversed.numbers.reverse();
-        let out = relaxer.relax(&reversed).unwrap();
+        let out = relax(&reversed);
         let mut back = out.positions.clone();
         back.reverse();
         worst(
@@ -214,8 +229,14 @@ fn assert_all_below(report: &[(String, f64)], limit: f64) {
 
 #[test]
 fn the_invariant_model_is_invariant_on_symmetric_crystals() {
+    // The network's raw output and the symmetrised prediction.
     for seed in 0..2 {
-        assert_all_below(&worst_invariance_error(invariant_model(seed)), 1e-4);
+        for options in [RAW, RelaxOptions::default()] {
+            assert_all_below(
+                &worst_invariance_error(invariant_model(seed), options),
+                1e-4,
+            );
+        }
     }
 }
 
@@ -223,7 +244,7 @@ fn the_invariant_model_is_invariant_on_symmetric_crystals() {
 /// wrapping) moves its answer with the origin on these crystals.
 #[test]
 fn the_papers_geometry_depends_on_the_origin() {
-    let report = worst_invariance_error(small_model(&small_config(), 0));
+    let report = worst_invariance_error(small_model(&small_config(), 0), RAW);
     let origin: f64 = report
         .iter()
         .filter(|(what, _)| what.ends_with("origin shift"))
@@ -254,4 +275,25 @@ fn the_invariant_model_moves_atoms_and_cell() {
 fn invariant_config_round_trips() {
     let c = small_config().invariant();
     assert_eq!(ModelConfig::from_json(&c.to_json()).unwrap(), c);
+}
+
+/// The prediction keeps the input's space group (found at 1e-3 Å, as
+/// spglib would), and the symmetrisation is what makes it so: the raw
+/// output of the per-axis lattice nodes lowers the symmetry of cubic and
+/// hexagonal crystals.
+#[test]
+fn predictions_keep_the_space_group_of_the_input() {
+    use e3relax::symmetry::SpaceGroup;
+    let relaxer = Relaxer::from_model(invariant_model(1));
+    let mut lowered_raw = 0;
+    for (name, s) in symmetric_crystals() {
+        let expected = SpaceGroup::find(&s, 1e-3).unwrap().number;
+        let out = relaxer.relax(&s).unwrap();
+        let got = SpaceGroup::find(&out, 1e-3).map_or(1, |g| g.number);
+        assert_eq!(got, expected, "{name}");
+        let unsymmetrised = &relaxer.relax_many(std::slice::from_ref(&s), &RAW).unwrap()[0];
+        let raw_group = SpaceGroup::find(&unsymmetrised.relaxed, 1e-3).map_or(1, |g| g.number);
+        lowered_raw += usize::from(raw_group != expected);
+    }
+    assert!(lowered_raw > 0, "the raw network kept every space group");
 }

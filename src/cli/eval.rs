@@ -73,6 +73,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         fixed_cell: args.fixed_cell,
         batch_size: args.batch_size,
         keep_trajectory: false,
+        ..Default::default()
     };
     let volumes = (!fit_pairs.is_empty())
         .then(|| ElementVolumes::fit(&fit_pairs, relaxer.model().config().num_elements as usize));

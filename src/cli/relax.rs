@@ -26,6 +26,13 @@ pub struct RelaxArgs {
     /// Keep the input lattice and only move atoms (defects, slabs)
     #[arg(long)]
     fixed_cell: bool,
+    /// Tolerance (Å) of the search for the input's space group, which the
+    /// prediction keeps
+    #[arg(long, default_value_t = e3relax::relax::DEFAULT_SYMMETRY_TOLERANCE, value_name = "Å")]
+    symprec: f64,
+    /// Return the network's raw output, without keeping the input's symmetry
+    #[arg(long)]
+    no_symmetrize: bool,
     /// Also write every layer's structure to this multi-frame file
     #[arg(long, value_name = "FILE")]
     trajectory: Option<PathBuf>,
@@ -123,10 +130,17 @@ pub fn run(args: RelaxArgs) -> Result<()> {
             )));
         }
     }
+    if !(args.symprec > 0.0 && args.symprec < 0.5) {
+        return Err(Error::InvalidArgument(format!(
+            "--symprec must be in (0, 0.5) Å, got {}",
+            args.symprec
+        )));
+    }
     let options = RelaxOptions {
         fixed_cell: args.fixed_cell,
         batch_size: args.batch_size,
         keep_trajectory: args.trajectory.is_some(),
+        symmetry_tolerance: (!args.no_symmetrize).then_some(args.symprec),
     };
     let all: Vec<Structure> = jobs.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
     let start = std::time::Instant::now();

@@ -28,6 +28,9 @@ struct LoadOptions {
     fixed_cell: bool,
     /// Structures per forward pass in batch calls.
     batch_size: usize,
+    /// Tolerance (Å) of the symmetry search whose operations the
+    /// prediction keeps; null: the network's raw output.
+    symmetry_tolerance: Option<f64>,
 }
 
 impl Default for LoadOptions {
@@ -38,6 +41,7 @@ impl Default for LoadOptions {
             coordinates: "cartesian".into(),
             fixed_cell: false,
             batch_size: 16,
+            symmetry_tolerance: Some(crate::relax::DEFAULT_SYMMETRY_TOLERANCE),
         }
     }
 }
@@ -101,6 +105,13 @@ pub unsafe extern "C" fn e3relax_load(
                 "options_json: batch_size must be at least 1".into(),
             ));
         }
+        if let Some(t) = options.symmetry_tolerance {
+            if !(t > 0.0 && t < 0.5) {
+                return Err(Error::InvalidArgument(format!(
+                    "options_json: symmetry_tolerance must be in (0, 0.5) Å or null, got {t}"
+                )));
+            }
+        }
         let relaxer = Relaxer::load(Path::new(path), DeviceRequest::parse(&options.device)?)?;
         let validation = ValidationOptions {
             max_atomic_number: relaxer.model().config().max_atomic_number(),
@@ -115,6 +126,7 @@ pub unsafe extern "C" fn e3relax_load(
                 fixed_cell: options.fixed_cell,
                 batch_size: options.batch_size,
                 keep_trajectory: false,
+                symmetry_tolerance: options.symmetry_tolerance,
             },
         });
         *model = Box::into_raw(handle);

@@ -322,6 +322,7 @@ pub fn train(
         fixed_cell: config.fixed_cell,
         batch_size: config.batch_size.max(16),
         keep_trajectory: false,
+        ..Default::default()
     };
     let start = Instant::now() - std::time::Duration::from_secs_f64(state.elapsed_seconds);
     let batches = train_pairs.len().div_ceil(config.batch_size);
