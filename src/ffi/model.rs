@@ -60,7 +60,9 @@ pub struct e3relax_model_t {
 /// Loads a model directory (`config.json` + `model.safetensors`).
 /// `options_json` may be NULL or e.g. `{"device": "cpu", "length_unit":
 /// "bohr", "coordinates": "fractional", "fixed_cell": false, "batch_size":
-/// 16}`. On success `*model` is the new handle (free it with
+/// 16, "symmetry_tolerance": 0.001}`. `symmetry_tolerance` (Å, default
+/// 0.001; null for the network's raw output) is the tolerance of the search
+/// for the input's space group, which the prediction keeps. On success `*model` is the new handle (free it with
 /// `e3relax_free`); on failure it is set to NULL.
 #[no_mangle]
 pub unsafe extern "C" fn e3relax_load(

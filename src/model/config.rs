@@ -107,6 +107,12 @@ pub struct ModelConfig {
     /// fit on the training pairs) and the learned weight `g` (initially 0.5).
     #[serde(default)]
     pub volume_prior: bool,
+    /// With `lattice_update: "strain"`, add the virial strain head's
+    /// deformation (a learned scalar per bond times the outer product of the
+    /// bond direction, averaged over the crystal's bonds) to the lattice
+    /// nodes' strain in every layer.
+    #[serde(default)]
+    pub virial_strain: bool,
 }
 
 fn default_shell_tolerance() -> f64 {
@@ -156,6 +162,7 @@ impl ModelConfig {
             symmetric_graph: false,
             shell_tolerance: default_shell_tolerance(),
             volume_prior: false,
+            virial_strain: false,
         }
     }
 
@@ -169,6 +176,7 @@ impl ModelConfig {
         self.symmetric_graph = true;
         self.wrap_positions = false;
         self.volume_prior = true;
+        self.virial_strain = true;
         self
     }
 
@@ -268,6 +276,9 @@ impl ModelConfig {
             return bad(
                 "lattice_update \"strain\" and lattice_delta_as_columns cannot be combined".into(),
             );
+        }
+        if self.virial_strain && self.lattice_update != LatticeUpdateKind::Strain {
+            return bad("virial_strain needs lattice_update \"strain\"".into());
         }
         if !self.layer_loss_weights.is_empty() && self.layer_loss_weights.len() != self.num_layers {
             return bad(format!(

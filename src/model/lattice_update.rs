@@ -34,14 +34,29 @@ pub fn apply(lattice: &Tensor, deltas: &[Tensor], as_columns: bool) -> Tensor {
     lattice + delta
 }
 
-/// The rotation-free update of `lattice_update: "strain"`: with `dL` the
-/// per-axis displacements as rows, `e = sym(L^-1 dL)` and `L' = L (I + e)`.
-/// Equivariant (a rotation `R` maps `e` to `R e R^T`) and unchanged by the
-/// rotational part of `dL`, which a relaxation never produces.
-pub fn apply_strain(lattice: &Tensor, deltas: &[Tensor]) -> Tensor {
+/// Largest strain (Frobenius norm) one layer may apply: keeps `I + e`
+/// well away from singular whatever the weights do.
+pub const MAX_LAYER_STRAIN: f64 = 0.5;
+
+/// The rotation-free deformation of `lattice_update: "strain"`: with `dL`
+/// the per-axis displacements as rows, `e = sym(L^-1 dL)` (plus the
+/// symmetric `extra`, the virial strain head's), smoothly
+/// saturated at [`MAX_LAYER_STRAIN`] (`e tanh(|e|/c) c/|e|`, within 0.4 %
+/// of `e` below |e| = 0.05), and the returned `D = I + e` `[B,3,3]`; the new
+/// lattice is `L D` and atoms follow as `x D`. Equivariant (a rotation `R`
+/// maps `e` to `R e R^T`) and unchanged by the rotational part of `dL`,
+/// which a relaxation never produces.
+pub fn strain_deformation(lattice: &Tensor, deltas: &[Tensor], extra: Option<&Tensor>) -> Tensor {
     let refs: Vec<&Tensor> = deltas.iter().collect();
     let delta = Tensor::stack(&refs, 1);
     let m = Tensor::linalg_solve(lattice, &delta, true);
     let strain = (&m + m.transpose(1, 2)) * 0.5;
-    lattice + lattice.matmul(&strain)
+    let strain = match extra {
+        Some(e) => strain + e,
+        None => strain,
+    };
+    let size = (strain.square().sum_dim_intlist(&[1i64, 2][..], true, None) + 1e-12).sqrt();
+    let factor = (&size / MAX_LAYER_STRAIN).tanh() * MAX_LAYER_STRAIN / &size;
+    let identity = Tensor::eye(3, (lattice.kind(), lattice.device()));
+    strain * factor + identity
 }

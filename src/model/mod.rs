@@ -23,6 +23,7 @@ pub mod nn;
 pub mod position_update;
 pub mod radial;
 pub mod self_update;
+pub mod virial_strain;
 
 pub use batch::Batch;
 pub use checkpoint::Model;

@@ -14,6 +14,7 @@ use super::nn::geometric_norm;
 use super::position_update::PositionUpdate;
 use super::radial::RadialBasis;
 use super::self_update::SelfUpdate;
+use super::virial_strain::VirialStrain;
 
 /// The three lattice axes' names in parameter paths (`l1`, `l2`, `l3`).
 pub const AXES: [&str; 3] = ["l1", "l2", "l3"];
@@ -29,6 +30,8 @@ struct Layer {
     lattice_update: Vec<LatticeUpdate>,
     /// Only without lattice nodes: Linear(F->9) on the mean atom scalars.
     lattice_head: Option<nn::Linear>,
+    /// Only with `virial_strain`.
+    virial_strain: Option<VirialStrain>,
 }
 
 impl Layer {
@@ -55,6 +58,9 @@ impl Layer {
                 .collect(),
             lattice_head: (!config.lattice_nodes)
                 .then(|| super::nn::linear(&path / "lattice_head", f, 9, true)),
+            virial_strain: config
+                .virial_strain
+                .then(|| VirialStrain::new(&path / "virial_strain", f, k)),
         }
     }
 }
@@ -117,7 +123,8 @@ impl VolumePrior {
             &per_atom,
         );
         let input = lattice.det().abs();
-        ((reference.log() - input.log()) * &self.weight / 3.0).exp()
+        // At most a factor e (2.7) in volume either way.
+        (((reference.log() - input.log()) * &self.weight).clamp(-1.0, 1.0) / 3.0).exp()
     }
 }
 
@@ -279,6 +286,7 @@ impl E3Relax {
             // 7. Lattice update (not with a fixed cell).
             if !batch.fixed_cell && moves {
                 let previous = lattice.shallow_clone();
+                let mut deformation = None;
                 lattice = match &layer.lattice_head {
                     // Ablation "w/o lattice nodes": from pooled atom scalars.
                     Some(head) => &lattice + head.forward(&x_mean).reshape([nb, 3, 3]),
@@ -296,15 +304,35 @@ impl E3Relax {
                                 self.config.lattice_delta_as_columns,
                             ),
                             LatticeUpdateKind::Strain => {
-                                lattice_update::apply_strain(&lattice, &deltas)
+                                let virial = layer.virial_strain.as_ref().map(|head| {
+                                    head.forward(
+                                        &x,
+                                        &edges.source,
+                                        &edges.target,
+                                        &edges.direction,
+                                        &self.radial.forward(&edges.distance),
+                                        edges.weight.as_ref(),
+                                        &batch.edge_crystal,
+                                        nb,
+                                    )
+                                });
+                                let d = lattice_update::strain_deformation(
+                                    &lattice,
+                                    &deltas,
+                                    virial.as_ref(),
+                                );
+                                let new = lattice.matmul(&d);
+                                deformation = Some(d);
+                                new
                             }
                         }
                     }
                 };
                 if self.config.carry_positions {
                     // Atoms follow the cell: x -> x L^-1 L'.
-                    let deformation = Tensor::linalg_solve(&previous, &lattice, true);
-                    pos = deform_positions(batch, &pos, &deformation);
+                    let d = deformation
+                        .unwrap_or_else(|| Tensor::linalg_solve(&previous, &lattice, true));
+                    pos = deform_positions(batch, &pos, &d);
                 }
             }
             // 8. Record, moved back to the input's images (FIX 2).

@@ -34,6 +34,10 @@ use crate::rng::SplitMix64;
 use crate::runtime::DeviceRequest;
 use crate::structure::Structure;
 
+/// Batches with a non-finite loss or gradient that may be skipped in a row
+/// before the run is declared diverged.
+const MAX_SKIPPED_IN_A_ROW: usize = 10;
+
 /// Everything besides tensors that a resumed run needs (`state.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainState {
@@ -217,7 +221,208 @@ pub fn train(
     ));
 
     let ckpt = checkpoint_dir(output);
-    let (model, mut state) = if resume {
+    let (model, mut state) = model_and_state(config, resume, device)?;
+    // The volume baseline (fitted on the training pairs) on the validation
+    // pairs: the number every validation round should beat.
+    let fit = ElementVolumes::fit(&train_pairs, model.config().num_elements as usize);
+    let baseline = crate::metrics::mean(
+        &validation_pairs
+            .iter()
+            .map(|p| {
+                let b = fit.predict(&p.unrelaxed);
+                crate::metrics::compare(&b.lattice, &b.positions, &p.target)
+            })
+            .collect::<Vec<_>>(),
+    );
+    if !config.fixed_cell {
+        log(&format!(
+            "volume baseline on the validation pairs: coord MAE {:.4} Å, shape {:.3} Å^2, volume {:.3} Å^3",
+            baseline.coordinate_mae, baseline.shape_deviation, baseline.volume_error
+        ));
+    }
+    if !resume && config.init_from.is_none() && model.config().volume_prior {
+        // The volume prior starts from the same least-squares fit.
+        model.network.set_element_volumes(&fit.volumes);
+    }
+    let frames: usize = train_pairs.iter().map(|p| p.frames.len()).sum();
+    if config.frame_probability > 0.0 {
+        log(&format!(
+            "{frames} relaxation frames of {} training pairs",
+            train_pairs.iter().filter(|p| !p.frames.is_empty()).count()
+        ));
+    }
+    let json = serde_json::to_string_pretty(config).expect("config serialises");
+    crate::io::write_atomically(&output.join("train_config.json"), json.as_bytes())?;
+
+    let params = model.named_parameters();
+    let mut opt = AdamW::new(
+        &params,
+        config.beta1,
+        config.beta2,
+        config.eps,
+        config.weight_decay,
+        config.amsgrad,
+    );
+    let mut ema = Ema::new(&params, config.ema_decay);
+    if resume {
+        restore_optimizer(&ckpt, &state, &mut opt, &ema)?;
+        log(&format!(
+            "resumed at epoch {} (step {})",
+            state.epoch, state.step
+        ));
+    }
+
+    let weights = model.config().loss_weights();
+    let eval_options = RelaxOptions {
+        fixed_cell: config.fixed_cell,
+        batch_size: config.batch_size.max(16),
+        keep_trajectory: false,
+        ..Default::default()
+    };
+    let start = Instant::now() - std::time::Duration::from_secs_f64(state.elapsed_seconds);
+    let batches = train_pairs.len().div_ceil(config.batch_size);
+    let mut stopped_early = false;
+    let mut skipped_in_a_row = 0;
+    while state.epoch < config.max_epochs {
+        let mut order: Vec<usize> = (0..train_pairs.len()).collect();
+        state.rng.shuffle(&mut order);
+        let mut loss_sum = 0.0;
+        for (b, chunk) in order.chunks(config.batch_size).enumerate() {
+            let (batch, tp, tl) = training_batch(
+                &train_pairs,
+                chunk,
+                config,
+                &mut state.rng,
+                model.config(),
+                device,
+            )?;
+            let outputs = model.network.forward(&batch);
+            let loss = layerwise_loss(&outputs, &tp, &tl, &weights);
+            for p in params.values() {
+                p.shallow_clone().zero_grad();
+            }
+            state.step += 1;
+            let value = loss.double_value(&[]);
+            // A batch whose loss or gradient is not finite is skipped (one
+            // odd input must not poison the weights); many in a row mean the
+            // run itself diverged.
+            let grad_norm = if value.is_finite() {
+                loss.backward();
+                clip_grad_norm(&params, config.grad_clip)
+            } else {
+                f64::NAN
+            };
+            if !grad_norm.is_finite() {
+                skipped_in_a_row += 1;
+                log(&format!(
+                    "step {}: loss {value}, gradient norm {grad_norm}: batch skipped",
+                    state.step
+                ));
+                if skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW {
+                    return Err(Error::Model(format!(
+                        "the training loss or gradient was not finite for {MAX_SKIPPED_IN_A_ROW} batches in a row (step {}); lower lr",
+                        state.step
+                    )));
+                }
+                continue;
+            }
+            skipped_in_a_row = 0;
+            opt.step(&params, state.lr);
+            ema.update(&params);
+            loss_sum += value;
+            progress(&Progress::Step {
+                epoch: state.epoch,
+                step: state.step,
+                batch: b + 1,
+                batches,
+                loss: value,
+            });
+        }
+        let (report, improved) = validation_round(
+            &model,
+            &params,
+            &ema,
+            &validation_pairs,
+            &eval_options,
+            &mut state,
+            output,
+        )?;
+        state.after_round(improved, config);
+        let round = RoundLog {
+            epoch: state.epoch,
+            step: state.step,
+            lr: state.lr,
+            train_loss: loss_sum / batches as f64,
+            validation: report.model,
+            dummy: report.dummy,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        append_logs(output, &round)?;
+        progress(&Progress::Round(round));
+        state.epoch += 1;
+        state.elapsed_seconds = start.elapsed().as_secs_f64();
+        state.files_step = state.step;
+        save_checkpoint(output, &model, &ema, &opt, &state)?;
+        if state.rounds_since_best >= config.early_stop_patience {
+            stopped_early = true;
+            break;
+        }
+        if config
+            .max_minutes
+            .is_some_and(|m| state.elapsed_seconds >= m * 60.0)
+        {
+            break;
+        }
+    }
+    Ok(TrainSummary {
+        epochs: state.epoch,
+        steps: state.step,
+        best_coordinate_mae: state.best_coordinate_mae,
+        best_model: output.join("best"),
+        seconds: state.elapsed_seconds,
+        stopped_early,
+    })
+}
+
+/// Evaluates the EMA weights on the validation pairs; when they beat the
+/// best so far, records that and saves them as `best/`.
+fn validation_round(
+    model: &Model,
+    params: &BTreeMap<String, Tensor>,
+    ema: &Ema,
+    pairs: &[RelaxationPair],
+    options: &RelaxOptions,
+    state: &mut TrainState,
+    output: &Path,
+) -> Result<(crate::evaluate::EvalReport, bool)> {
+    swap_values(params, &ema.shadow);
+    let report = evaluate(model, pairs, options);
+    let improved = report
+        .as_ref()
+        .map(|r| r.model.coordinate_mae < state.best_coordinate_mae)
+        .unwrap_or(false);
+    let saved = match (&report, improved) {
+        (Ok(r), true) => {
+            state.best_coordinate_mae = r.model.coordinate_mae;
+            model.save(&output.join("best"))
+        }
+        _ => Ok(()),
+    };
+    // The training weights come back whatever happened above.
+    swap_values(params, &ema.shadow);
+    saved?;
+    Ok((report?, improved))
+}
+
+/// The model and state a run starts from: the checkpoint's when resuming,
+/// else a new model (or the `init_from` one) and a fresh state.
+fn model_and_state(
+    config: &TrainConfig,
+    resume: bool,
+    device: tch::Device,
+) -> Result<(Model, TrainState)> {
+    let ckpt = checkpoint_dir(&config.output);
+    Ok(if resume {
         let state_path = ckpt.join("state.json");
         let text = std::fs::read_to_string(&state_path).map_err(|e| {
             Error::InvalidArgument(format!("cannot resume: {}: {e}", state_path.display()))
@@ -253,190 +458,79 @@ pub fn train(
             files_step: 0,
         };
         (model.to_device(device)?, state)
-    };
-    // The volume baseline (fitted on the training pairs) on the validation
-    // pairs: the number every validation round should beat.
-    let fit = ElementVolumes::fit(&train_pairs, model.config().num_elements as usize);
-    let baseline = crate::metrics::mean(
-        &validation_pairs
-            .iter()
-            .map(|p| {
-                let b = fit.predict(&p.unrelaxed);
-                crate::metrics::compare(&b.lattice, &b.positions, &p.target)
-            })
-            .collect::<Vec<_>>(),
-    );
-    log(&format!(
-        "volume baseline on the validation pairs: coord MAE {:.4} Å, shape {:.3} Å^2, volume {:.3} Å^3",
-        baseline.coordinate_mae, baseline.shape_deviation, baseline.volume_error
-    ));
-    if !resume && config.init_from.is_none() && model.config().volume_prior {
-        // The volume prior starts from the same least-squares fit.
-        model.network.set_element_volumes(&fit.volumes);
-    }
-    let frames: usize = train_pairs.iter().map(|p| p.frames.len()).sum();
-    if config.frame_probability > 0.0 {
-        log(&format!(
-            "{frames} relaxation frames of {} training pairs",
-            train_pairs.iter().filter(|p| !p.frames.is_empty()).count()
-        ));
-    }
-    let json = serde_json::to_string_pretty(config).expect("config serialises");
-    crate::io::write_atomically(&output.join("train_config.json"), json.as_bytes())?;
-
-    let params = model.named_parameters();
-    let mut opt = AdamW::new(
-        &params,
-        config.beta1,
-        config.beta2,
-        config.eps,
-        config.weight_decay,
-        config.amsgrad,
-    );
-    let mut ema = Ema::new(&params, config.ema_decay);
-    if resume {
-        opt.load_state(&read_safetensors(
-            &ckpt.join(format!("optimizer-{}.safetensors", state.files_step)),
-        )?)?;
-        opt.step = state.step;
-        let ema_path = ckpt.join(format!("ema-{}.safetensors", state.files_step));
-        let shadow = read_safetensors(&ema_path)?;
-        tch::no_grad(|| -> Result<()> {
-            for (k, t) in &ema.shadow {
-                let v = shadow.get(k).ok_or_else(|| {
-                    Error::Model(format!("{}: missing '{k}'", ema_path.display()))
-                })?;
-                t.shallow_clone().f_copy_(v)?;
-            }
-            Ok(())
-        })?;
-        log(&format!(
-            "resumed at epoch {} (step {})",
-            state.epoch, state.step
-        ));
-    }
-
-    let weights = model.config().loss_weights();
-    let kind = Kind::Float;
-    let eval_options = RelaxOptions {
-        fixed_cell: config.fixed_cell,
-        batch_size: config.batch_size.max(16),
-        keep_trajectory: false,
-        ..Default::default()
-    };
-    let start = Instant::now() - std::time::Duration::from_secs_f64(state.elapsed_seconds);
-    let batches = train_pairs.len().div_ceil(config.batch_size);
-    let mut stopped_early = false;
-    while state.epoch < config.max_epochs {
-        let mut order: Vec<usize> = (0..train_pairs.len()).collect();
-        state.rng.shuffle(&mut order);
-        let mut loss_sum = 0.0;
-        for (b, chunk) in order.chunks(config.batch_size).enumerate() {
-            let mut inputs = Vec::with_capacity(chunk.len());
-            let mut target_positions: Vec<f64> = Vec::new();
-            let mut target_lattices: Vec<f64> = Vec::new();
-            for &k in chunk {
-                let (input, positions, lattice) =
-                    training_example(&train_pairs[k], config, &mut state.rng);
-                inputs.push(input);
-                target_positions.extend(positions.iter().flatten());
-                target_lattices.extend(lattice.iter().flatten());
-            }
-            let refs: Vec<&Structure> = inputs.iter().collect();
-            let batch = Batch::new(&refs, model.config(), device, kind, config.fixed_cell)?;
-            let n = (target_positions.len() / 3) as i64;
-            let tp = Tensor::from_slice(&target_positions)
-                .reshape([n, 3])
-                .to_kind(kind)
-                .to_device(device);
-            let tl = Tensor::from_slice(&target_lattices)
-                .reshape([chunk.len() as i64, 3, 3])
-                .to_kind(kind)
-                .to_device(device);
-            let outputs = model.network.forward(&batch);
-            let loss = layerwise_loss(&outputs, &tp, &tl, &weights);
-            for p in params.values() {
-                p.shallow_clone().zero_grad();
-            }
-            loss.backward();
-            clip_grad_norm(&params, config.grad_clip);
-            opt.step(&params, state.lr);
-            ema.update(&params);
-            state.step += 1;
-            let value = loss.double_value(&[]);
-            if !value.is_finite() {
-                return Err(Error::Model(format!(
-                    "the training loss became {value} at step {}; lower lr",
-                    state.step
-                )));
-            }
-            loss_sum += value;
-            progress(&Progress::Step {
-                epoch: state.epoch,
-                step: state.step,
-                batch: b + 1,
-                batches,
-                loss: value,
-            });
-        }
-        // Validation round with the EMA weights.
-        swap_values(&params, &ema.shadow);
-        let report = evaluate(&model, &validation_pairs, &eval_options);
-        let improved = report
-            .as_ref()
-            .map(|r| r.model.coordinate_mae < state.best_coordinate_mae)
-            .unwrap_or(false);
-        if let (Ok(r), true) = (&report, improved) {
-            state.best_coordinate_mae = r.model.coordinate_mae;
-            model.save(&output.join("best"))?;
-        }
-        swap_values(&params, &ema.shadow);
-        let report = report?;
-        if improved {
-            state.rounds_since_best = 0;
-            state.rounds_since_lr_change = 0;
-        } else {
-            state.rounds_since_best += 1;
-            state.rounds_since_lr_change += 1;
-            if state.rounds_since_lr_change >= config.plateau_patience {
-                state.lr = (state.lr * config.plateau_factor).max(config.lr_floor);
-                state.rounds_since_lr_change = 0;
-            }
-        }
-        let round = RoundLog {
-            epoch: state.epoch,
-            step: state.step,
-            lr: state.lr,
-            train_loss: loss_sum / batches as f64,
-            validation: report.model,
-            dummy: report.dummy,
-            seconds: start.elapsed().as_secs_f64(),
-        };
-        append_logs(output, &round)?;
-        progress(&Progress::Round(round));
-        state.epoch += 1;
-        state.elapsed_seconds = start.elapsed().as_secs_f64();
-        state.files_step = state.step;
-        save_checkpoint(output, &model, &ema, &opt, &state)?;
-        if state.rounds_since_best >= config.early_stop_patience {
-            stopped_early = true;
-            break;
-        }
-        if config
-            .max_minutes
-            .is_some_and(|m| state.elapsed_seconds >= m * 60.0)
-        {
-            break;
-        }
-    }
-    Ok(TrainSummary {
-        epochs: state.epoch,
-        steps: state.step,
-        best_coordinate_mae: state.best_coordinate_mae,
-        best_model: output.join("best"),
-        seconds: state.elapsed_seconds,
-        stopped_early,
     })
+}
+
+/// Loads the optimizer moments and the EMA weights of a checkpoint.
+fn restore_optimizer(ckpt: &Path, state: &TrainState, opt: &mut AdamW, ema: &Ema) -> Result<()> {
+    opt.load_state(&read_safetensors(
+        &ckpt.join(format!("optimizer-{}.safetensors", state.files_step)),
+    )?)?;
+    opt.step = state.step;
+    let ema_path = ckpt.join(format!("ema-{}.safetensors", state.files_step));
+    let shadow = read_safetensors(&ema_path)?;
+    tch::no_grad(|| -> Result<()> {
+        for (k, t) in &ema.shadow {
+            let v = shadow
+                .get(k)
+                .ok_or_else(|| Error::Model(format!("{}: missing '{k}'", ema_path.display())))?;
+            t.shallow_clone().f_copy_(v)?;
+        }
+        Ok(())
+    })
+}
+
+/// Draws the examples of one batch (see [`training_example`]) and returns
+/// the network's input with the target positions `[N,3]` and lattices
+/// `[B,3,3]`.
+fn training_batch(
+    pairs: &[RelaxationPair],
+    chunk: &[usize],
+    config: &TrainConfig,
+    rng: &mut SplitMix64,
+    model_config: &crate::model::ModelConfig,
+    device: tch::Device,
+) -> Result<(Batch, Tensor, Tensor)> {
+    let kind = Kind::Float;
+    let mut inputs = Vec::with_capacity(chunk.len());
+    let mut target_positions: Vec<f64> = Vec::new();
+    let mut target_lattices: Vec<f64> = Vec::new();
+    for &k in chunk {
+        let (input, positions, lattice) = training_example(&pairs[k], config, rng);
+        inputs.push(input);
+        target_positions.extend(positions.iter().flatten());
+        target_lattices.extend(lattice.iter().flatten());
+    }
+    let refs: Vec<&Structure> = inputs.iter().collect();
+    let batch = Batch::new(&refs, model_config, device, kind, config.fixed_cell)?;
+    let n = (target_positions.len() / 3) as i64;
+    let tp = Tensor::from_slice(&target_positions)
+        .reshape([n, 3])
+        .to_kind(kind)
+        .to_device(device);
+    let tl = Tensor::from_slice(&target_lattices)
+        .reshape([chunk.len() as i64, 3, 3])
+        .to_kind(kind)
+        .to_device(device);
+    Ok((batch, tp, tl))
+}
+
+impl TrainState {
+    /// The plateau schedule after a validation round: lr times
+    /// `plateau_factor` after `plateau_patience` rounds without improvement.
+    fn after_round(&mut self, improved: bool, config: &TrainConfig) {
+        if improved {
+            self.rounds_since_best = 0;
+            self.rounds_since_lr_change = 0;
+        } else {
+            self.rounds_since_best += 1;
+            self.rounds_since_lr_change += 1;
+            if self.rounds_since_lr_change >= config.plateau_patience {
+                self.lr = (self.lr * config.plateau_factor).max(config.lr_floor);
+                self.rounds_since_lr_change = 0;
+            }
+        }
+    }
 }
 
 /// One training example drawn for `pair`: its input (the unrelaxed
@@ -486,14 +580,15 @@ fn training_example(
 /// coordinates. Falls back to the input (draws spent) should the strained
 /// structure be invalid.
 fn with_strain_noise(input: Structure, sigma: f64, rng: &mut SplitMix64) -> Structure {
+    // Upper triangle drawn row by row, mirrored below the diagonal.
     let mut d = [[0.0; 3]; 3];
-    for a in 0..3 {
-        for b in a..3 {
-            let e = sigma * rng.normal();
-            d[a][b] = e;
-            d[b][a] = e;
-        }
-        d[a][a] += 1.0;
+    for (a, b) in [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)] {
+        let e = sigma * rng.normal();
+        d[a][b] = e;
+        d[b][a] = e;
+    }
+    for (a, row) in d.iter_mut().enumerate() {
+        row[a] += 1.0;
     }
     let mut strained = input.clone();
     strained.lattice = linalg::matmul(&input.lattice, &d);

@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Residual optimizer steps: what a user saves by starting from e3relax.
+
+Relaxes N validation pairs of a training run with the potential that made
+the labels (CHGNet 0.3.0 weights from the chgnet 0.4.2 wheel, through ASE,
+fmax 0.05 eV/Å, at most 500 steps; FrechetCellFilter unless the cell is
+fixed), once from the unrelaxed input and once from e3relax's prediction
+(and, with --baseline, from the volume baseline), with FIRE (the label
+settings) and BFGS (closer to what DFT codes use). Reports mean and median
+steps and the share of runs that end within 5 meV/atom of the label's
+energy (the same minimum).
+
+A measurement, not a test. Needs `pip install torch==2.11.0 chgnet==0.4.2
+ase` (a machine with the full PyTorch wheel; the libtorch copy in .libtorch
+lacks the CUDA libraries python's torch loads).
+
+  python3 tools/residual_steps.py --model models/default \\
+      --train-config models/default-training/train.json --pairs 40 \\
+      --out runs/residual-steps.json
+"""
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from ase.io import read, write
+
+SAME_MINIMUM_EV = 0.005  # eV/atom
+
+
+def validation_ids(args, tmp):
+    """The validation split of the training config, as `e3relax eval` makes it."""
+    csv = tmp / "eval.csv"
+    cmd = [args.e3relax, "eval", "--model", args.model, "--validation-of",
+           args.train_config, "--csv", str(csv)]
+    if args.fixed_cell:
+        cmd.append("--fixed-cell")
+    table = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    print(table)
+    lines = csv.read_text().splitlines()[1:]
+    return [line.split(",")[0] for line in lines]
+
+
+def load_by_id(folder, stem):
+    for name in (f"{stem}.extxyz", f"{stem}.extxyz.gz"):
+        path = Path(folder) / name
+        if path.exists():
+            return {a.info["id"]: a for a in read(str(path), ":")}
+    sys.exit(f"{folder}: no {stem}.extxyz")
+
+
+def label_energy(atoms):
+    info = atoms.info
+    if "e_per_atom" in info:
+        return float(info["e_per_atom"])
+    return atoms.get_potential_energy() / len(atoms)
+
+
+def relax(atoms, calculator, optimizer, fixed_cell):
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import BFGS, FIRE
+
+    atoms = atoms.copy()
+    atoms.calc = calculator
+    target = atoms if fixed_cell else FrechetCellFilter(atoms)
+    opt = {"FIRE": FIRE, "BFGS": BFGS}[optimizer](target, logfile=None)
+    start = time.perf_counter()
+    converged = opt.run(fmax=0.05, steps=500)
+    return {
+        "steps": int(opt.nsteps),
+        "converged": bool(converged),
+        "energy_per_atom": float(atoms.get_potential_energy() / len(atoms)),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def volume_baseline(inputs, train_pairs):
+    """The volume baseline of e3relax eval: per-element volumes by least
+    squares on the training pairs, geometric mean with the input volume."""
+    elements = sorted({z for a in train_pairs for z in a.numbers})
+    index = {z: k for k, z in enumerate(elements)}
+    a = np.zeros((len(train_pairs), len(elements)))
+    b = np.array([p.get_volume() for p in train_pairs])
+    for row, p in enumerate(train_pairs):
+        for z in p.numbers:
+            a[row, index[z]] += 1
+    mean = b.sum() / a.sum()
+    ridge = 1e-3 * max(1.0, (a * a).sum(0).max())
+    volumes = np.linalg.solve(a.T @ a + ridge * np.eye(len(elements)), a.T @ b + ridge * mean)
+    out = []
+    for atoms in inputs:
+        ref = sum(volumes[index[z]] if z in index else mean for z in atoms.numbers)
+        scale = (np.sqrt(atoms.get_volume() * ref) / atoms.get_volume()) ** (1 / 3)
+        scaled = atoms.copy()
+        scaled.set_cell(atoms.cell * scale, scale_atoms=True)
+        out.append(scaled)
+    return out
+
+
+def summary(runs, labels):
+    steps = [r["steps"] for r in runs]
+    same = [abs(r["energy_per_atom"] - labels[r["id"]]) <= SAME_MINIMUM_EV for r in runs]
+    return {
+        "runs": len(runs),
+        "mean_steps": statistics.mean(steps),
+        "median_steps": statistics.median(steps),
+        "same_minimum": sum(same) / len(same),
+        "converged": sum(r["converged"] for r in runs) / len(runs),
+        "seconds": sum(r["seconds"] for r in runs),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--train-config", required=True)
+    parser.add_argument("--e3relax", default="target/release/e3relax")
+    parser.add_argument("--pairs", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fixed-cell", action="store_true")
+    parser.add_argument("--optimizers", default="FIRE,BFGS")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also start from the volume baseline")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    warnings.filterwarnings("ignore")
+    import torch
+    from chgnet.model import CHGNet
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    torch.set_num_threads(args.threads)
+    config = json.loads(Path(args.train_config).read_text())
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        ids = validation_ids(args, tmp)
+        unrelaxed, relaxed = {}, {}
+        for folder in config["data"]:
+            unrelaxed.update(load_by_id(folder, "unrelaxed"))
+            relaxed.update(load_by_id(folder, "relaxed"))
+        chosen = sorted(random.Random(args.seed).sample(ids, min(args.pairs, len(ids))))
+        inputs = [unrelaxed[i] for i in chosen]
+        write(str(tmp / "in.extxyz"), inputs)
+        cmd = [args.e3relax, "relax", str(tmp / "in.extxyz"), "-o", str(tmp / "pred.extxyz"),
+               "--model", args.model]
+        if args.fixed_cell:
+            cmd.append("--fixed-cell")
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        e3relax_seconds = time.perf_counter() - start
+        predictions = read(str(tmp / "pred.extxyz"), ":")
+    starts = {"unrelaxed": inputs, "e3relax": predictions}
+    if args.baseline:
+        train_ids = set(relaxed) - set(ids)
+        starts["volume baseline"] = volume_baseline(inputs, [relaxed[i] for i in train_ids])
+    labels = {i: label_energy(relaxed[i]) for i in chosen}
+    calculator = CHGNetCalculator(model=CHGNet.load(verbose=False), use_device="cpu")
+    results = {"pairs": chosen, "e3relax_seconds": e3relax_seconds, "runs": {}, "summary": {}}
+    for optimizer in args.optimizers.split(","):
+        for name, structures in starts.items():
+            runs = []
+            for pair_id, atoms in zip(chosen, structures):
+                r = relax(atoms, calculator, optimizer, args.fixed_cell)
+                r["id"] = pair_id
+                runs.append(r)
+            key = f"{optimizer} from {name}"
+            results["runs"][key] = runs
+            results["summary"][key] = summary(runs, labels)
+            s = results["summary"][key]
+            print(f"{key:<28} mean {s['mean_steps']:6.1f}  median {s['median_steps']:5.1f}  "
+                  f"same minimum {100 * s['same_minimum']:5.1f} %  converged "
+                  f"{100 * s['converged']:5.1f} %  ({s['seconds']:.0f} s)", flush=True)
+    Path(args.out).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
