@@ -300,3 +300,27 @@ fn predictions_keep_the_space_group_of_the_input() {
     }
     assert!(lowered_raw > 0, "the raw network kept every space group");
 }
+
+/// The shipped models pass the same checks (raw network and symmetrised
+/// prediction), and keep the space groups.
+#[test]
+fn the_shipped_models_are_invariant() {
+    use e3relax::symmetry::SpaceGroup;
+    for name in ["default", "mos2-defects"] {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models")
+            .join(name);
+        let load = || Model::load(&dir, tch::Device::Cpu).unwrap();
+        for options in [RAW, RelaxOptions::default()] {
+            let report = worst_invariance_error(load(), options);
+            assert_all_below(&report, 1e-4);
+        }
+        let relaxer = Relaxer::from_model(load());
+        for (crystal, s) in symmetric_crystals() {
+            let expected = SpaceGroup::find(&s, 1e-3).unwrap().number;
+            let out = relaxer.relax(&s).unwrap();
+            let got = SpaceGroup::find(&out, 1e-3).map_or(1, |g| g.number);
+            assert_eq!(got, expected, "{name}: {crystal}");
+        }
+    }
+}

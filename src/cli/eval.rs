@@ -75,9 +75,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
         keep_trajectory: false,
         ..Default::default()
     };
-    let volumes = (!fit_pairs.is_empty())
+    // A fixed-cell set has no cell to scale: the volume baseline would only
+    // move atoms that the relaxation left in place.
+    let volumes = (!fit_pairs.is_empty() && !args.fixed_cell)
         .then(|| ElementVolumes::fit(&fit_pairs, relaxer.model().config().num_elements as usize));
-    if volumes.is_none() {
+    if volumes.is_none() && !args.fixed_cell {
         eprintln!("volume baseline: not evaluated (give --validation-of or --baseline-data to fit its volumes)");
     }
     let report = evaluate_with_baseline(relaxer.model(), &pairs, &options, volumes.as_ref())?;
