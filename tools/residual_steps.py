@@ -129,6 +129,10 @@ def main():
     parser.add_argument("--optimizers", default="FIRE,BFGS")
     parser.add_argument("--baseline", action="store_true",
                         help="also start from the volume baseline")
+    parser.add_argument("--starts", default="unrelaxed,e3relax",
+                        help="which starts to relax from (comma-separated: unrelaxed, e3relax); "
+                             "the pairs are the same for the same seed, so one model's run can "
+                             "be compared with another's unrelaxed numbers")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -159,6 +163,7 @@ def main():
         e3relax_seconds = time.perf_counter() - start
         predictions = read(str(tmp / "pred.extxyz"), ":")
     starts = {"unrelaxed": inputs, "e3relax": predictions}
+    starts = {k: v for k, v in starts.items() if k in args.starts.split(",")}
     if args.baseline:
         train_ids = set(relaxed) - set(ids)
         starts["volume baseline"] = volume_baseline(inputs, [relaxed[i] for i in train_ids])
