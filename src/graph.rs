@@ -327,6 +327,23 @@ pub fn closest_pair_within(
 /// A neighbour found by the search: squared distance, atom, image offset.
 type Candidate = (f64, usize, [i32; 3]);
 
+/// The bit pattern of the `max`-th smallest squared distance (the cut of a
+/// nearest-`max` selection; `keys` holds every candidate's pattern after the
+/// call), or `None` when there is nothing to cut: all candidates fit, or
+/// `max` is 0 and they have been removed.
+fn cut_key(candidates: &mut Vec<Candidate>, max: usize, keys: &mut Vec<u64>) -> Option<u64> {
+    if candidates.len() <= max {
+        return None;
+    }
+    if max == 0 {
+        candidates.clear();
+        return None;
+    }
+    keys.clear();
+    keys.extend(candidates.iter().map(|c| c.0.to_bits()));
+    Some(*keys.select_nth_unstable(max - 1).1)
+}
+
 /// Keeps exactly the `max` nearest candidates (ties at the cut broken by
 /// atom index, then offset), in the order they were found. The cut distance
 /// is found by selecting on the squared distances' bit patterns (ordered
@@ -334,16 +351,9 @@ type Candidate = (f64, usize, [i32; 3]);
 /// than selecting on the full tuples; only candidates tied with the cut
 /// distance, which are rare, need the tuple order.
 fn keep_nearest(candidates: &mut Vec<Candidate>, max: usize, keys: &mut Vec<u64>) {
-    if candidates.len() <= max {
+    let Some(cut) = cut_key(candidates, max, keys) else {
         return;
-    }
-    if max == 0 {
-        candidates.clear();
-        return;
-    }
-    keys.clear();
-    keys.extend(candidates.iter().map(|c| c.0.to_bits()));
-    let cut = *keys.select_nth_unstable(max - 1).1;
+    };
     let below = keys.iter().filter(|&&k| k < cut).count();
     // Of the candidates at exactly the cut distance, the first by (atom,
     // offset) fill the remaining places.
@@ -369,16 +379,10 @@ fn keep_nearest_shells(
     tolerance: f64,
     keys: &mut Vec<u64>,
 ) {
-    if candidates.len() <= max {
+    let Some(cut) = cut_key(candidates, max, keys) else {
         return;
-    }
-    if max == 0 {
-        candidates.clear();
-        return;
-    }
-    keys.clear();
-    keys.extend(candidates.iter().map(|c| c.0.to_bits()));
-    let cut = f64::from_bits(*keys.select_nth_unstable(max - 1).1);
+    };
+    let cut = f64::from_bits(cut);
     let limit = (cut.sqrt() + tolerance).powi(2);
     candidates.retain(|c| c.0 <= limit);
 }
