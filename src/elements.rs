@@ -152,31 +152,57 @@ pub fn mass(z: u32) -> Option<f64> {
         .then(|| MASSES[z as usize - 1])
 }
 
-/// Atomic number of a chemical symbol. Accepts the labels simulation files
-/// put around a symbol: any case (`FE`, `fe`), POTCAR suffixes (`Fe_pv`,
-/// `Fe/7eb0`), CIF site labels (`Fe1`, `O2-`, `Fe3+`).
-pub fn atomic_number(label: &str) -> Option<u32> {
+/// Atomic number of a chemical symbol, matched exactly (any letter case:
+/// `Fe`, `FE`, `fe`). Anything else, `Uue`, `Fe1` or `bulk`, is `None`:
+/// a symbol is never guessed from a prefix.
+pub fn atomic_number(symbol: &str) -> Option<u32> {
+    let symbol = symbol.trim();
+    if symbol.is_empty() || symbol.len() > 2 || !symbol.chars().all(|c| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    SYMBOLS
+        .iter()
+        .position(|s| s.eq_ignore_ascii_case(symbol))
+        .map(|i| i as u32 + 1)
+}
+
+/// Atomic number of a POSCAR species-line entry: a symbol, optionally
+/// followed by a POTCAR suffix after `_` or `/` (`Fe_pv`, `Fe/7eb0`).
+pub fn atomic_number_of_potcar_label(label: &str) -> Option<u32> {
+    let head = label.split(['_', '/']).next().unwrap_or_default();
+    atomic_number(head)
+}
+
+/// Atomic number of a CIF `_atom_site_type_symbol`: a symbol, optionally
+/// followed by an oxidation state (`O2-`, `Fe3+`, `Na+`).
+pub fn atomic_number_of_cif_type(type_symbol: &str) -> Option<u32> {
+    let t = type_symbol.trim();
+    let letters = t
+        .trim_end_matches(['+', '-'])
+        .trim_end_matches(|c: char| c.is_ascii_digit());
+    let charge = &t[letters.len()..];
+    let charge_ok = charge.is_empty()
+        || (charge.ends_with(['+', '-'])
+            && charge[..charge.len() - 1]
+                .chars()
+                .all(|c| c.is_ascii_digit()));
+    charge_ok.then(|| atomic_number(letters)).flatten()
+}
+
+/// Atomic number of a CIF `_atom_site_label`, used only when a file has no
+/// type symbols: labels are free text that starts with the symbol (`Fe1`,
+/// `O2a`), so the symbol is its leading letters, two if they make one,
+/// else the first (`OW1` is O) — as CIF readers do.
+pub fn atomic_number_of_cif_label(label: &str) -> Option<u32> {
     let letters: String = label
         .trim()
         .chars()
         .take_while(|c| c.is_ascii_alphabetic())
         .collect();
-    if letters.is_empty() {
-        return None;
+    if let Some(z) = letters.get(..2).and_then(atomic_number) {
+        return Some(z);
     }
-    // Try a two-letter symbol first ("Sn" before "S"), then one letter.
-    let candidates = [letters.get(..2), letters.get(..1)];
-    let found = candidates.into_iter().flatten().find_map(|candidate| {
-        let mut chars = candidate.chars();
-        let first = chars.next()?.to_ascii_uppercase();
-        let rest: String = chars.map(|c| c.to_ascii_lowercase()).collect();
-        let normalized = format!("{first}{rest}");
-        SYMBOLS
-            .iter()
-            .position(|s| *s == normalized)
-            .map(|i| i as u32 + 1)
-    });
-    found
+    letters.get(..1).and_then(atomic_number)
 }
 
 #[cfg(test)]
@@ -193,14 +219,30 @@ mod tests {
     }
 
     #[test]
-    fn labels_from_files_are_recognised() {
-        assert_eq!(atomic_number("Fe_pv"), Some(26));
-        assert_eq!(atomic_number("Fe/7eb0"), Some(26));
+    fn symbols_are_matched_exactly() {
         assert_eq!(atomic_number("SN"), Some(50));
-        assert_eq!(atomic_number("O2-"), Some(8));
-        assert_eq!(atomic_number("Sr1"), Some(38));
-        assert_eq!(atomic_number("Xx"), None);
-        assert_eq!(atomic_number("12"), None);
+        assert_eq!(atomic_number("fe"), Some(26));
+        for wrong in [
+            "Uue", "bulk", "Relaxed", "Fe1", "O2-", "Xx", "12", "", "S i",
+        ] {
+            assert_eq!(atomic_number(wrong), None, "{wrong}");
+        }
+    }
+
+    #[test]
+    fn labels_from_files_are_recognised_by_their_own_grammar() {
+        assert_eq!(atomic_number_of_potcar_label("Fe_pv"), Some(26));
+        assert_eq!(atomic_number_of_potcar_label("Fe/7eb0"), Some(26));
+        assert_eq!(atomic_number_of_potcar_label("Uue"), None);
+        assert_eq!(atomic_number_of_potcar_label("bulk"), None);
+        assert_eq!(atomic_number_of_cif_type("O2-"), Some(8));
+        assert_eq!(atomic_number_of_cif_type("Na+"), Some(11));
+        assert_eq!(atomic_number_of_cif_type("Fe3+"), Some(26));
+        assert_eq!(atomic_number_of_cif_type("Fe3"), None);
+        assert_eq!(atomic_number_of_cif_type("Uue"), None);
+        assert_eq!(atomic_number_of_cif_label("Sr1"), Some(38));
+        assert_eq!(atomic_number_of_cif_label("OW1"), Some(8));
+        assert_eq!(atomic_number_of_cif_label("12"), None);
     }
 
     #[test]

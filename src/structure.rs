@@ -315,9 +315,41 @@ pub fn lattice_parameters(lattice: &Mat3) -> [f64; 6] {
     ]
 }
 
+/// Why six lattice parameters cannot describe a cell, if they cannot:
+/// lengths must be positive and finite, angles strictly between 0 and 180
+/// degrees, and the three angles must close into a cell of positive volume
+/// (each smaller than the sum of the other two, their sum below 360).
+pub fn check_lattice_parameters(params: [f64; 6]) -> std::result::Result<(), String> {
+    let [a, b, c, alpha, beta, gamma] = params;
+    for (name, v) in [("a", a), ("b", b), ("c", c)] {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(format!(
+                "cell length {name} = {v} must be a positive number"
+            ));
+        }
+    }
+    for (name, v) in [("alpha", alpha), ("beta", beta), ("gamma", gamma)] {
+        if !(v > 0.0 && v < 180.0) {
+            return Err(format!(
+                "cell angle {name} = {v} degrees must lie strictly between 0 and 180"
+            ));
+        }
+    }
+    let [ca, cb, cg] = [alpha, beta, gamma].map(|x| x.to_radians().cos());
+    let volume_factor = 1.0 - ca * ca - cb * cb - cg * cg + 2.0 * ca * cb * cg;
+    if volume_factor <= 1e-12 {
+        return Err(format!(
+            "cell angles {alpha}, {beta}, {gamma} degrees do not close into a cell (each must be smaller than the sum of the other two, and all three below 360 together)"
+        ));
+    }
+    Ok(())
+}
+
 /// The lattice with given parameters in the usual orientation (as ASE's
 /// `cellpar_to_cell`): `a` along x, `b` in the xy plane, right-handed.
+/// The parameters must pass [`check_lattice_parameters`].
 pub fn lattice_from_parameters(params: [f64; 6]) -> Mat3 {
+    debug_assert!(check_lattice_parameters(params).is_ok());
     let [a, b, c, alpha, beta, gamma] = params;
     let (cos_a, cos_b) = (alpha.to_radians().cos(), beta.to_radians().cos());
     let (cos_g, sin_g) = (gamma.to_radians().cos(), gamma.to_radians().sin());
@@ -374,6 +406,26 @@ mod tests {
             assert!((params[k] - back[k]).abs() < 1e-10);
         }
         assert!(linalg::det(&l) > 0.0);
+    }
+
+    #[test]
+    fn impossible_lattice_parameters_are_named() {
+        let ok = [4.0, 4.0, 4.0, 90.0, 90.0, 90.0];
+        assert!(check_lattice_parameters(ok).is_ok());
+        let with = |k: usize, v: f64| {
+            let mut p = ok;
+            p[k] = v;
+            check_lattice_parameters(p).unwrap_err()
+        };
+        assert!(with(3, 200.0).contains("alpha = 200"));
+        assert!(with(5, 180.0).contains("gamma"));
+        assert!(with(4, 0.0).contains("beta"));
+        assert!(with(4, f64::NAN).contains("beta"));
+        assert!(with(0, -1.0).contains("length a"));
+        assert!(with(2, f64::INFINITY).contains("length c"));
+        // 60 + 60 < 150: the third vector cannot close the cell.
+        let e = check_lattice_parameters([4.0, 4.0, 4.0, 60.0, 60.0, 150.0]).unwrap_err();
+        assert!(e.contains("do not close"), "{e}");
     }
 
     #[test]

@@ -10,7 +10,8 @@ use e3relax::{io, Result};
 pub struct ConvertArgs {
     /// Input structure file (all frames are read)
     input: PathBuf,
-    /// Output structure file (format from the extension)
+    /// Output structure file (format from the extension; `-` for standard
+    /// output with --format)
     output: PathBuf,
     /// Format of the input (poscar, extxyz, cif) instead of guessing from the name
     #[arg(long = "from", value_name = "FORMAT")]
@@ -21,6 +22,9 @@ pub struct ConvertArgs {
     /// Length unit of the input file's numbers (angstrom or bohr); output is in Å
     #[arg(long, default_value = "angstrom", value_name = "UNIT")]
     input_unit: String,
+    /// Allow the output to replace the input file
+    #[arg(long)]
+    overwrite_input: bool,
 }
 
 /// Rescales lengths given in `unit` to Å.
@@ -41,6 +45,11 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     let output_format = super::format_option(&args.output_format)?;
     let frames = io::read_file(&args.input, input_format)?;
     let frames: Vec<Structure> = frames.into_iter().map(|s| to_angstrom(s, unit)).collect();
+    super::refuse_overwriting_inputs(
+        &args.output,
+        std::slice::from_ref(&args.input),
+        args.overwrite_input,
+    )?;
     io::write_file(&args.output, &frames, output_format)?;
     eprintln!(
         "wrote {} structure(s) to {}",

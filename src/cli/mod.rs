@@ -9,6 +9,8 @@ mod info;
 mod relax;
 mod train;
 
+use std::path::{Path, PathBuf};
+
 use clap::{Parser, Subcommand};
 
 use e3relax::io::Format;
@@ -74,4 +76,23 @@ pub(crate) fn unit_option(name: &str) -> Result<LengthUnit> {
             "unknown length unit '{name}' (expected angstrom or bohr)"
         ))
     })
+}
+
+/// Refuses an output that is one of the inputs (after links), unless the
+/// user asked for it.
+pub fn refuse_overwriting_inputs(output: &Path, inputs: &[PathBuf], allowed: bool) -> Result<()> {
+    if allowed {
+        return Ok(());
+    }
+    match inputs
+        .iter()
+        .find(|input| e3relax::io::output::same_file(output, input))
+    {
+        Some(input) => Err(Error::InvalidArgument(format!(
+            "{}: this output is the input {}; give another output or --overwrite-input",
+            output.display(),
+            input.display()
+        ))),
+        None => Ok(()),
+    }
 }

@@ -11,9 +11,14 @@ use e3relax::{Error, Result, Structure};
 pub struct RelaxArgs {
     /// Structure file (all frames), or a folder of structure files
     input: PathBuf,
-    /// Output file (format from its name), or a folder when INPUT is a folder
+    /// Output file (format from its name; `-` for standard output with
+    /// --format), or a folder when INPUT is a folder. Written only when
+    /// everything succeeded: all outputs of a run appear together or none
     #[arg(short, long)]
     output: PathBuf,
+    /// Allow an output to replace an input file
+    #[arg(long)]
+    overwrite_input: bool,
     /// Model directory (config.json + model.safetensors) [default: the shipped model]
     #[arg(long, value_name = "DIR")]
     model: Option<PathBuf>,
@@ -65,14 +70,35 @@ pub fn default_model_dir() -> Result<PathBuf> {
     ))
 }
 
-/// Structure files of a folder, sorted by name (unknown extensions skipped).
+/// Structure files of a folder, sorted by name. Files of unknown format
+/// are left out, and said so on stderr.
 fn folder_files(dir: &Path, format: Option<Format>) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::InvalidArgument(format!("{}: {e}", dir.display())))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && (format.is_some() || Format::from_path(p).is_ok()))
-        .collect();
+    let mut files = Vec::new();
+    let mut unknown = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| Error::io(dir.display().to_string(), e))?
+            .path();
+        if !path.is_file() {
+            continue;
+        }
+        if format.is_some() || Format::from_path(&path).is_ok() {
+            files.push(path);
+        } else {
+            unknown.push(path);
+        }
+    }
     files.sort();
+    if !unknown.is_empty() {
+        unknown.sort();
+        let names: Vec<String> = unknown.iter().map(|p| p.display().to_string()).collect();
+        eprintln!(
+            "note: left out {} file(s) of unknown format (give --from to read them): {}",
+            unknown.len(),
+            names.join(", ")
+        );
+    }
     if files.is_empty() {
         return Err(Error::InvalidArgument(format!(
             "{}: no structure files in this folder",
@@ -95,6 +121,11 @@ pub fn run(args: RelaxArgs) -> Result<()> {
             io::read_file(p, input_format)
         }
     };
+    if args.output.as_os_str() == io::output::STDOUT && args.input.is_dir() {
+        return Err(Error::InvalidArgument(
+            "-o -: a folder of inputs needs an output folder, not standard output".into(),
+        ));
+    }
     let mut jobs: Vec<(PathBuf, Vec<Structure>)> = if args.input.is_dir() {
         folder_files(&args.input, input_format)?
             .into_iter()
@@ -147,30 +178,57 @@ pub fn run(args: RelaxArgs) -> Result<()> {
     let results = relaxer.relax_many(&all, &options)?;
     let seconds = start.elapsed().as_secs_f64();
 
+    let input_files: Vec<PathBuf> = jobs.iter().map(|(p, _)| p.clone()).collect();
+    // Everything is rendered and staged first; nothing appears unless all
+    // outputs (the trajectory included) could be written.
+    let mut writes = io::StagedWrites::new();
     let mut next = 0;
     if args.input.is_dir() {
-        std::fs::create_dir_all(&args.output)
-            .map_err(|e| Error::InvalidArgument(format!("{}: {e}", args.output.display())))?;
+        writes.create_folder(&args.output)?;
+        let mut names = std::collections::BTreeMap::new();
         for (path, frames) in &jobs {
             let relaxed: Vec<Structure> = results[next..next + frames.len()]
                 .iter()
                 .map(|r| r.relaxed.clone())
                 .collect();
             next += frames.len();
-            let out = args.output.join(path.file_name().unwrap());
-            io::write_file(&out, &relaxed, output_format.or(input_format))?;
+            let input_name = path.file_name().expect("folder entries have names");
+            let name = match output_format {
+                Some(format) => format.output_name(input_name),
+                None => input_name.to_os_string(),
+            };
+            if let Some(other) = names.insert(name.clone(), path.clone()) {
+                return Err(Error::InvalidArgument(format!(
+                    "{} and {} would both be written to {}; give --format to keep their formats or rename one",
+                    other.display(),
+                    path.display(),
+                    args.output.join(&name).display()
+                )));
+            }
+            let out = args.output.join(&name);
+            super::refuse_overwriting_inputs(&out, &input_files, args.overwrite_input)?;
+            let format = output_format
+                .or(input_format)
+                .or(Format::from_path(path).ok());
+            writes.stage(&out, io::file_bytes(&out, &relaxed, format)?)?;
         }
     } else {
         let relaxed: Vec<Structure> = results.iter().map(|r| r.relaxed.clone()).collect();
-        io::write_file(&args.output, &relaxed, output_format)?;
+        super::refuse_overwriting_inputs(&args.output, &input_files, args.overwrite_input)?;
+        writes.stage(
+            &args.output,
+            io::file_bytes(&args.output, &relaxed, output_format)?,
+        )?;
     }
     if let Some(path) = &args.trajectory {
         let frames: Vec<Structure> = results
             .iter()
             .flat_map(|r| r.trajectory.iter().cloned())
             .collect();
-        io::write_file(path, &frames, None)?;
+        super::refuse_overwriting_inputs(path, &input_files, false)?;
+        writes.stage(path, io::file_bytes(path, &frames, None)?)?;
     }
+    writes.commit()?;
     eprintln!(
         "relaxed {} structure(s) with {} in {:.2} s; wrote {}{}",
         all.len(),

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use crate::elements;
 use crate::error::{Error, Result};
 use crate::linalg::{self, Vec3};
-use crate::structure::{lattice_from_parameters, Structure};
+use crate::structure::{check_lattice_parameters, lattice_from_parameters, Structure};
 
 /// Two symmetry images closer than this (fractional, per axis, nearest
 /// image) are one site: CIFs round coordinates to ~4 decimals.
@@ -303,6 +303,13 @@ fn block_to_structure(block: &Block) -> Result<Structure> {
         scalar("_cell_angle_beta")?,
         scalar("_cell_angle_gamma")?,
     ];
+    check_lattice_parameters(params).map_err(|m| {
+        let line = block
+            .items
+            .get("_cell_angle_alpha")
+            .map_or(block.line, |v| v.1);
+        err(line, format!("data_{}: {m}", block.name))
+    })?;
     let lattice = lattice_from_parameters(params);
 
     let symop_tags = [
@@ -357,6 +364,7 @@ fn block_to_structure(block: &Block) -> Result<Structure> {
     let fz = column("_atom_site_fract_z")
         .ok_or_else(|| err(*line, "missing _atom_site_fract_z".into()))?;
     let labels = column("_atom_site_label");
+    let has_type_symbols = column("_atom_site_type_symbol").is_some();
     let symbols = column("_atom_site_type_symbol").or(labels).ok_or_else(|| {
         err(
             *line,
@@ -394,7 +402,12 @@ fn block_to_structure(block: &Block) -> Result<Structure> {
                 }
             }
         }
-        let z = elements::atomic_number(&symbols.0[site]).ok_or_else(|| {
+        let z = if has_type_symbols {
+            elements::atomic_number_of_cif_type(&symbols.0[site])
+        } else {
+            elements::atomic_number_of_cif_label(&symbols.0[site])
+        };
+        let z = z.ok_or_else(|| {
             err(
                 symbols.1,
                 format!("site {name}: unknown element '{}'", symbols.0[site]),
@@ -550,6 +563,25 @@ Cl1 Cl- 0.5 0.5 0.5 1.0
         assert_eq!(op.translation, [0.0, 0.5, -0.25]);
         assert!(parse_symop("x, y").is_none());
         assert!(parse_symop("x, y, w").is_none());
+    }
+
+    #[test]
+    fn impossible_angles_and_unknown_types_are_errors() {
+        let wide = ROCKSALT.replace("_cell_angle_beta 90", "_cell_angle_beta 200");
+        let e = read(&wide).unwrap_err().to_string();
+        assert!(
+            e.contains("beta = 200 degrees must lie strictly between 0 and 180"),
+            "{e}"
+        );
+        let flat = ROCKSALT
+            .replace("_cell_angle_alpha 90", "_cell_angle_alpha 60")
+            .replace("_cell_angle_beta 90", "_cell_angle_beta 60")
+            .replace("_cell_angle_gamma 90", "_cell_angle_gamma 150");
+        let e = read(&flat).unwrap_err().to_string();
+        assert!(e.contains("do not close into a cell"), "{e}");
+        let uue = ROCKSALT.replace("Na1 Na+ ", "Na1 Uue ");
+        let e = read(&uue).unwrap_err().to_string();
+        assert!(e.contains("unknown element 'Uue'"), "{e}");
     }
 
     #[test]

@@ -154,6 +154,36 @@ fn parse_bool(token: &str) -> Option<bool> {
     }
 }
 
+/// Checks a `pbc=` value (three or one of T/F/True/False, any case). A
+/// frame periodic along no axis is a molecule or cluster, which e3relax
+/// does not relax; partly periodic frames (slabs: `T T F`) are relaxed in
+/// their cell as given and keep their `pbc` on output.
+fn check_periodicity(value: &str, line: usize) -> Result<()> {
+    let flags: Vec<Option<bool>> = value
+        .split_whitespace()
+        .map(|t| match t.to_ascii_lowercase().as_str() {
+            "t" | "true" | "1" => Some(true),
+            "f" | "false" | "0" => Some(false),
+            _ => None,
+        })
+        .collect();
+    if !(flags.len() == 3 || flags.len() == 1) || flags.iter().any(Option::is_none) {
+        return Err(Error::format(
+            Some(line),
+            format!("pbc=\"{value}\" is not three of T/F"),
+        ));
+    }
+    if flags.iter().all(|f| *f == Some(false)) {
+        return Err(Error::format(
+            Some(line),
+            format!(
+                "pbc=\"{value}\": the frame is not periodic (a molecule or cluster); e3relax relaxes periodic crystals, so give pbc=\"T T T\" with a cell, or \"T T F\" for a slab"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn parse_frame(lines: &[&str], first_line: usize, natoms: usize) -> Result<Structure> {
     let comment_no = first_line + 1;
     let pairs = parse_key_values(lines[1], comment_no)?;
@@ -186,6 +216,10 @@ fn parse_frame(lines: &[&str], first_line: usize, natoms: usize) -> Result<Struc
                 ]);
             }
             "Properties" => properties = Some(parse_properties(&value, comment_no)?),
+            "pbc" => {
+                check_periodicity(&value, comment_no)?;
+                info.push((key, value));
+            }
             _ => info.push((key, value)),
         }
     }
@@ -277,7 +311,11 @@ fn parse_frame(lines: &[&str], first_line: usize, natoms: usize) -> Result<Struc
                     numbers[atom] = elements::atomic_number(cells[0]).ok_or_else(|| {
                         Error::format(
                             Some(line_no),
-                            format!("unknown element '{}' for atom {}", cells[0], atom + 1),
+                            format!(
+                                "unknown element '{}' for atom {} (species are chemical symbols: Fe, O, ...)",
+                                cells[0],
+                                atom + 1
+                            ),
                         )
                     })?;
                 }
@@ -466,6 +504,25 @@ Cl 2.0 2.05 2.1 -0.1 -0.2 -0.3
         let text = write(&frames);
         let back = read(&text).unwrap();
         assert_eq!(back, frames);
+    }
+
+    #[test]
+    fn non_periodic_frames_are_refused_and_slabs_kept() {
+        let frame = |pbc: &str| {
+            format!("1\nLattice=\"4 0 0 0 4 0 0 0 4\" Properties=species:S:1:pos:R:3 pbc=\"{pbc}\"\nH 0 0 0\n")
+        };
+        for pbc in ["F F F", "False False False", "F"] {
+            let e = read(&frame(pbc)).unwrap_err().to_string();
+            assert!(e.contains("line 2") && e.contains("not periodic"), "{e}");
+        }
+        let e = read(&frame("T X T")).unwrap_err().to_string();
+        assert!(e.contains("is not three of T/F"), "{e}");
+        let slab = read(&frame("T T F")).unwrap().remove(0);
+        assert!(write(&[slab]).contains("pbc=\"T T F\""));
+        let e = read("1\nLattice=\"4 0 0 0 4 0 0 0 4\"\nUue 0 0 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown element 'Uue'"), "{e}");
     }
 
     #[test]

@@ -3,7 +3,10 @@
 
 pub mod cif;
 pub mod extxyz;
+pub mod output;
 pub mod poscar;
+
+pub use output::StagedWrites;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -35,29 +38,72 @@ impl Format {
         }
     }
 
-    /// Guesses the format from a file name: `*.vasp`, `*.poscar`,
-    /// names containing `POSCAR` or `CONTCAR` (as ASE); `*.xyz`, `*.extxyz`; `*.cif`; each optionally
-    /// followed by `.gz`.
+    /// Guesses the format from a file name: by its extension `*.vasp`,
+    /// `*.poscar`, `*.contcar`, `*.xyz`, `*.extxyz`, `*.cif` (each
+    /// optionally followed by `.gz`), else a name containing `POSCAR` or
+    /// `CONTCAR` (as ASE). The extension comes first, so `POSCAR_1.extxyz`
+    /// is extended XYZ. Names that are not UTF-8 work the same way.
     pub fn from_path(path: &Path) -> Result<Self> {
         let name = path
             .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let bare = name.strip_suffix(".gz").unwrap_or(&name);
         let lower = bare.to_ascii_lowercase();
+        match lower.rsplit_once('.').map(|(_, ext)| ext) {
+            Some("vasp") | Some("poscar") | Some("contcar") => return Ok(Format::Poscar),
+            Some("xyz") | Some("extxyz") => return Ok(Format::ExtXyz),
+            Some("cif") => return Ok(Format::Cif),
+            _ => {}
+        }
         if bare.contains("POSCAR") || bare.contains("CONTCAR") {
             return Ok(Format::Poscar);
         }
-        match lower.rsplit_once('.').map(|(_, ext)| ext) {
-            Some("vasp") | Some("poscar") | Some("contcar") => Ok(Format::Poscar),
-            Some("xyz") | Some("extxyz") => Ok(Format::ExtXyz),
-            Some("cif") => Ok(Format::Cif),
-            _ => Err(Error::InvalidArgument(format!(
-                "{}: cannot tell the format from the file name; use --format poscar|extxyz|cif",
-                path.display()
-            ))),
+        Err(Error::InvalidArgument(format!(
+            "{}: cannot tell the format from the file name; use --format poscar|extxyz|cif",
+            path.display()
+        )))
+    }
+
+    /// The file extension this format's outputs get.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Poscar => "vasp",
+            Format::ExtXyz => "extxyz",
+            Format::Cif => "cif",
         }
+    }
+
+    /// The name a file called `input_name` gets when rewritten in this
+    /// format: unchanged if it already reads as this format, else its stem
+    /// with this format's extension (a `.gz` is kept).
+    pub fn output_name(self, input_name: &std::ffi::OsStr) -> std::ffi::OsString {
+        if Format::from_path(Path::new(input_name)).ok() == Some(self) {
+            return input_name.to_os_string();
+        }
+        let bytes = std::os::unix::ffi::OsStrExt::as_bytes(input_name);
+        let (bare, gz) = match bytes.strip_suffix(b".gz") {
+            Some(b) => (b, true),
+            None => (bytes, false),
+        };
+        let known = ["vasp", "poscar", "contcar", "xyz", "extxyz", "cif"];
+        let stem = match bare.iter().rposition(|&c| c == b'.') {
+            Some(dot)
+                if known
+                    .iter()
+                    .any(|k| bare[dot + 1..].eq_ignore_ascii_case(k.as_bytes())) =>
+            {
+                &bare[..dot]
+            }
+            _ => bare,
+        };
+        let mut name = stem.to_vec();
+        name.push(b'.');
+        name.extend_from_slice(self.extension().as_bytes());
+        if gz {
+            name.extend_from_slice(b".gz");
+        }
+        std::os::unix::ffi::OsStringExt::from_vec(name)
     }
 
     /// Whether one file can hold several structures.
@@ -92,8 +138,11 @@ pub fn read_text(path: &Path) -> Result<String> {
     })
 }
 
-/// Parses text of a known format, without validation.
+/// Parses text of a known format, without validation. A leading UTF-8
+/// byte-order mark (as some Windows editors write) is skipped in every
+/// format.
 pub fn parse(text: &str, format: Format) -> Result<Vec<Structure>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     match format {
         Format::Poscar => poscar::read(text).map(|s| vec![s]),
         Format::ExtXyz => extxyz::read(text),
@@ -158,56 +207,53 @@ pub fn render(frames: &[Structure], format: Format) -> Result<String> {
     }
 }
 
-/// Writes structures atomically (temporary file, then rename), gzip for
-/// `*.gz`, so a failed run never leaves a half-written file behind.
-pub fn write_file(path: &Path, frames: &[Structure], format: Option<Format>) -> Result<()> {
+/// Renders structures as the bytes of a file at `path`: the format from
+/// `format` or the name, gzip for `*.gz`.
+pub fn file_bytes(path: &Path, frames: &[Structure], format: Option<Format>) -> Result<Vec<u8>> {
     let shown = path.display().to_string();
     let format = match format {
         Some(f) => f,
+        None if path.as_os_str() == output::STDOUT => {
+            return Err(Error::InvalidArgument(
+                "-: standard output has no file name to tell the format from; use --format poscar|extxyz|cif".into(),
+            ))
+        }
         None => Format::from_path(path)?,
     };
     let text = render(frames, format).map_err(|e| match e {
         Error::InvalidArgument(m) => Error::InvalidArgument(format!("{shown}: {m}")),
         other => other,
     })?;
-    let bytes = if is_gzip(path) {
+    if is_gzip(path) {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         encoder
             .write_all(text.as_bytes())
             .map_err(|e| Error::io(&shown, e))?;
-        encoder.finish().map_err(|e| Error::io(&shown, e))?
+        encoder.finish().map_err(|e| Error::io(&shown, e))
     } else {
-        text.into_bytes()
-    };
-    write_atomically(path, &bytes)
+        Ok(text.into_bytes())
+    }
 }
 
-/// Writes bytes to a sibling temporary file and renames it over `path`.
+/// Writes structures (see [`file_bytes`]) so that a failed run never leaves
+/// a half-written file behind (see [`output`]).
+pub fn write_file(path: &Path, frames: &[Structure], format: Option<Format>) -> Result<()> {
+    write_atomically(path, &file_bytes(path, frames, format)?)
+}
+
+/// Writes bytes to `path` through a synced temporary file renamed into
+/// place (a symlink's target is what gets replaced; devices and `-` are
+/// written directly).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let shown = path.display().to_string();
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::InvalidArgument(format!("{shown}: not a file name")))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(&shown, e));
-    }
-    Ok(())
+    let mut writes = StagedWrites::new();
+    writes.stage(path, bytes.to_vec())?;
+    writes.commit()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
 
     #[test]
     fn formats_from_names() {
@@ -224,6 +270,54 @@ mod tests {
             .to_string()
             .contains("--format"));
         assert!(Format::from_name("pdb").is_err());
+        // The extension wins over a POSCAR-like name.
+        assert_eq!(f("POSCAR_1.extxyz"), Format::ExtXyz);
+        assert_eq!(f("CONTCAR.cif.gz"), Format::Cif);
+        // Not UTF-8: still recognised.
+        let odd = std::ffi::OsStr::from_bytes(b"caf\xe9.cif");
+        assert_eq!(Format::from_path(Path::new(odd)).unwrap(), Format::Cif);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_in_every_format() {
+        let s = Structure::new(
+            [[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 3.0]],
+            vec![[0.0; 3]],
+            vec![29],
+        )
+        .unwrap();
+        for format in [Format::Poscar, Format::ExtXyz, Format::Cif] {
+            let text = format!(
+                "\u{feff}{}",
+                render(std::slice::from_ref(&s), format).unwrap()
+            );
+            let back = parse(&text, format).unwrap();
+            assert_eq!(back[0].numbers, vec![29], "{format:?}");
+            assert_eq!(back[0].positions, s.positions, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn output_names_follow_the_format() {
+        use std::ffi::OsStr;
+        let n = |name: &str, f: Format| f.output_name(OsStr::new(name)).into_string().unwrap();
+        assert_eq!(n("a.vasp", Format::ExtXyz), "a.extxyz");
+        assert_eq!(n("a.vasp", Format::Poscar), "a.vasp");
+        assert_eq!(n("POSCAR", Format::Poscar), "POSCAR");
+        assert_eq!(n("POSCAR_7", Format::Cif), "POSCAR_7.cif");
+        assert_eq!(n("b.xyz.gz", Format::Cif), "b.cif.gz");
+        assert_eq!(n("b.XYZ", Format::ExtXyz), "b.XYZ");
+        assert_eq!(n("c.v1.cif", Format::Poscar), "c.v1.vasp");
+        for format in [Format::Poscar, Format::ExtXyz, Format::Cif] {
+            for name in ["a.vasp", "POSCAR_7", "b.xyz.gz", "c.cif"] {
+                let out = format.output_name(OsStr::new(name));
+                assert_eq!(
+                    Format::from_path(Path::new(&out)).unwrap(),
+                    format,
+                    "{out:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -43,12 +43,12 @@ pub fn read(text: &str) -> Result<Structure> {
     let first: Vec<&str> = line(next, "species or counts line")?
         .split_whitespace()
         .collect();
-    let symbols: Vec<String> = if first.first().is_some_and(|t| t.parse::<usize>().is_err()) {
+    let species_line = first.first().is_some_and(|t| t.parse::<usize>().is_err());
+    let symbols: Vec<&str> = if species_line {
         next += 1;
-        first.iter().map(|s| s.to_string()).collect()
+        first
     } else {
-        // VASP 4: ASE puts the symbols on the comment line.
-        comment.split_whitespace().map(|s| s.to_string()).collect()
+        Vec::new()
     };
     let counts: Vec<usize> = line(next, "atom counts")?
         .split_whitespace()
@@ -64,12 +64,52 @@ pub fn read(text: &str) -> Result<Structure> {
     if counts.is_empty() {
         return Err(Error::format(Some(next + 1), "no atom counts"));
     }
-    if symbols.len() < counts.len() {
-        return Err(Error::format(
-            Some(6),
-            "no species line (VASP 4 format): the species of the atoms are unknown; add a VASP 5 species line",
-        ));
-    }
+    let numbers: Vec<u32> = if species_line {
+        // Every entry must be a symbol (a POTCAR suffix allowed): a
+        // species is never guessed from a prefix.
+        let numbers = symbols
+            .iter()
+            .map(|sym| {
+                elements::atomic_number_of_potcar_label(sym).ok_or_else(|| {
+                    Error::format(
+                        Some(6),
+                        format!("unknown element '{sym}' on the species line"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<u32>>>()?;
+        if numbers.len() != counts.len() {
+            return Err(Error::format(
+                Some(7),
+                format!(
+                    "the species line names {} species but the counts line has {} counts",
+                    numbers.len(),
+                    counts.len()
+                ),
+            ));
+        }
+        numbers
+    } else {
+        // VASP 4 has no species line. ASE then puts the symbols on the
+        // comment line: accepted only when that line is nothing but one
+        // symbol per count, so a title is never read as elements.
+        let from_comment: Option<Vec<u32>> = comment
+            .split_whitespace()
+            .map(elements::atomic_number_of_potcar_label)
+            .collect();
+        match from_comment {
+            Some(numbers) if numbers.len() == counts.len() => numbers,
+            _ => {
+                return Err(Error::format(
+                    Some(6),
+                    format!(
+                        "no species line (VASP 4 format), and the comment line '{}' is not one element symbol per count: the species of the atoms are unknown; add a line of element symbols (VASP 5) above the counts",
+                        comment.trim()
+                    ),
+                ))
+            }
+        }
+    };
     // Counts come from the file: never allocate more atoms than it has lines.
     let total = counts.iter().try_fold(0usize, |acc, &n| acc.checked_add(n));
     if total.is_none_or(|t| t > lines.len()) {
@@ -82,13 +122,7 @@ pub fn read(text: &str) -> Result<Structure> {
         ));
     }
     let mut species = Vec::new();
-    for (sym, &n) in symbols.iter().zip(&counts) {
-        let z = elements::atomic_number(sym).ok_or_else(|| {
-            Error::format(
-                Some(6),
-                format!("unknown element '{sym}' on the species line"),
-            )
-        })?;
+    for (&z, &n) in numbers.iter().zip(&counts) {
         species.extend(std::iter::repeat_n(z, n));
     }
     next += 1;
@@ -320,6 +354,45 @@ Cartesian
             .replace("Na Cl\n", "")
             .replace("NaCl rocksalt", "Na Cl");
         assert_eq!(read(&vasp4_ase).unwrap().numbers, vec![11, 17]);
+        // A title is never read as elements by prefix ("bulk" is not B,
+        // "Relaxed structure" not ReS), nor is a symbol list of the wrong
+        // length.
+        for title in ["bulk silicon", "Relaxed structure", "Na", "Na Cl O", "NaCl"] {
+            let text = DIRECT
+                .replace("Na Cl\n", "")
+                .replace("NaCl rocksalt", title);
+            let e = read(&text).unwrap_err().to_string();
+            assert!(
+                e.contains("line 6: no species line") && e.contains(title),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn species_lines_hold_only_symbols() {
+        for (line, bad) in [
+            ("Uue Cl", "Uue"),
+            ("Na Chlorine", "Chlorine"),
+            ("Na1 Cl", "Na1"),
+        ] {
+            let text = DIRECT.replace("Na Cl\n", &format!("{line}\n"));
+            let e = read(&text).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!(
+                    "line 6: unknown element '{bad}' on the species line"
+                )),
+                "{e}"
+            );
+        }
+        let three = DIRECT.replace("Na Cl\n", "Na Cl O\n");
+        let e = read(&three).unwrap_err().to_string();
+        assert!(
+            e.contains("names 3 species but the counts line has 2"),
+            "{e}"
+        );
+        let potcar = DIRECT.replace("Na Cl\n", "Na_pv Cl/abc\n");
+        assert_eq!(read(&potcar).unwrap().numbers, vec![11, 17]);
     }
 
     #[test]

@@ -1,0 +1,406 @@
+//! Writing outputs so that a failed run never leaves a half-written or
+//! partly replaced result behind.
+//!
+//! Every file of one run is first *staged*: written in full to a temporary
+//! file next to its destination (created exclusively, with an unpredictable
+//! name, and synced to disk). Only when all of them are staged does
+//! [`StagedWrites::commit`] rename them into place, so either every output
+//! of the run appears or none does. Two kinds of destination are not
+//! renamed over:
+//! * a symbolic link is followed, and its target is what gets replaced (the
+//!   link stays a link);
+//! * an existing file that is not a regular file (`/dev/stdout`, a FIFO, a
+//!   terminal) is written directly, and `-` means standard output. These
+//!   are written at commit time, before any rename, so that a failing
+//!   device (`/dev/full`) still leaves nothing renamed.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The name that means standard output.
+pub const STDOUT: &str = "-";
+
+/// Follows symbolic links (up to 40, as the kernel does) to the path that
+/// would really be written. A dangling link resolves to its missing target.
+pub fn resolve_destination(path: &Path) -> Result<PathBuf> {
+    let shown = path.display().to_string();
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = fs::read_link(&current).map_err(|e| Error::io(&shown, e))?;
+                current = if target.is_absolute() {
+                    target
+                } else {
+                    current.parent().unwrap_or(Path::new(".")).join(target)
+                };
+            }
+            _ => return Ok(current),
+        }
+    }
+    Err(Error::InvalidArgument(format!(
+        "{shown}: too many levels of symbolic links"
+    )))
+}
+
+/// Whether two paths name the same existing file (after links).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// The permission bits a newly created file gets: `0666` less the
+/// process's umask (read from `/proc`, since setting it to read it back
+/// would race with other threads), or those of the file being replaced.
+fn new_file_mode(destination: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = fs::metadata(destination) {
+        return meta.permissions().mode() & 0o7777;
+    }
+    let umask = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022);
+    0o666 & !umask
+}
+
+enum Staged {
+    /// A complete temporary file waiting to be renamed over `destination`.
+    Renamed {
+        temporary: tempfile::TempPath,
+        destination: PathBuf,
+        shown: String,
+    },
+    /// Bytes for standard output or an existing non-regular file.
+    Direct {
+        destination: Option<PathBuf>,
+        bytes: Vec<u8>,
+        shown: String,
+    },
+}
+
+/// Outputs of one run, staged and then committed all together.
+/// Dropping it without [`commit`](Self::commit) removes every temporary
+/// file and every folder it created.
+#[derive(Default)]
+pub struct StagedWrites {
+    staged: Vec<Staged>,
+    created_folders: Vec<PathBuf>,
+    destinations: Vec<PathBuf>,
+}
+
+impl StagedWrites {
+    /// Nothing staged yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Creates `folder` (and missing parents) for outputs; a folder this
+    /// creates is removed again if the run is not committed.
+    pub fn create_folder(&mut self, folder: &Path) -> Result<()> {
+        let shown = folder.display().to_string();
+        let mut missing = Vec::new();
+        let mut probe = Some(folder);
+        while let Some(p) = probe.filter(|p| !p.as_os_str().is_empty()) {
+            if fs::symlink_metadata(p).is_ok() {
+                break;
+            }
+            missing.push(p.to_path_buf());
+            probe = p.parent();
+        }
+        fs::create_dir_all(folder).map_err(|e| Error::io(&shown, e))?;
+        if !fs::metadata(folder).map(|m| m.is_dir()).unwrap_or(false) {
+            return Err(Error::InvalidArgument(format!("{shown}: not a folder")));
+        }
+        // Innermost last, so that dropping removes children before parents.
+        missing.reverse();
+        self.created_folders.extend(missing);
+        Ok(())
+    }
+
+    /// Stages `bytes` for `path` (`-` for standard output). The file is
+    /// complete and on disk when this returns; it appears at `path` only on
+    /// commit.
+    pub fn stage(&mut self, path: &Path, bytes: Vec<u8>) -> Result<()> {
+        let shown = path.display().to_string();
+        if path.as_os_str() == STDOUT {
+            self.staged.push(Staged::Direct {
+                destination: None,
+                bytes,
+                shown,
+            });
+            return Ok(());
+        }
+        let destination = resolve_destination(path)?;
+        if self.destinations.iter().any(|d| d == &destination)
+            || self.destinations.iter().any(|d| same_file(d, &destination))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "{shown}: the same file is written twice in this run"
+            )));
+        }
+        self.destinations.push(destination.clone());
+        match fs::metadata(&destination) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(Error::InvalidArgument(format!(
+                    "{shown}: is a folder, not a file"
+                )))
+            }
+            Ok(meta) if !meta.is_file() => {
+                self.staged.push(Staged::Direct {
+                    destination: Some(destination),
+                    bytes,
+                    shown,
+                });
+                return Ok(());
+            }
+            _ => {}
+        }
+        let folder = destination
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut prefix = OsString::from(".");
+        prefix.push(destination.file_name().ok_or_else(|| {
+            Error::InvalidArgument(format!("{shown}: does not end in a file name"))
+        })?);
+        prefix.push(".");
+        let mode = new_file_mode(&destination);
+        let mut file = tempfile::Builder::new()
+            .prefix(&prefix)
+            .suffix(".tmp")
+            .tempfile_in(folder)
+            .map_err(|e| Error::io(&shown, e))?;
+        let written = (|| {
+            use std::os::unix::fs::PermissionsExt;
+            file.write_all(&bytes)?;
+            file.as_file()
+                .set_permissions(fs::Permissions::from_mode(mode))?;
+            file.as_file().sync_all()
+        })();
+        written.map_err(|e| Error::io(&shown, e))?;
+        self.staged.push(Staged::Renamed {
+            temporary: file.into_temp_path(),
+            destination,
+            shown,
+        });
+        Ok(())
+    }
+
+    /// Puts every staged output in place: direct writes first (they are the
+    /// ones that can still fail), then the renames, then the folders' own
+    /// entries are synced.
+    pub fn commit(mut self) -> Result<()> {
+        let staged = std::mem::take(&mut self.staged);
+        let (renamed, direct): (Vec<_>, Vec<_>) = staged
+            .into_iter()
+            .partition(|s| matches!(s, Staged::Renamed { .. }));
+        for item in direct {
+            if let Staged::Direct {
+                destination,
+                bytes,
+                shown,
+            } = item
+            {
+                let result = match &destination {
+                    None => {
+                        let mut out = std::io::stdout().lock();
+                        out.write_all(&bytes).and_then(|_| out.flush())
+                    }
+                    Some(path) => fs::OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .and_then(|mut f| f.write_all(&bytes).and_then(|_| f.flush())),
+                };
+                result.map_err(|e| Error::io(&shown, e))?;
+            }
+        }
+        let mut folders = Vec::new();
+        for item in renamed {
+            if let Staged::Renamed {
+                temporary,
+                destination,
+                shown,
+            } = item
+            {
+                temporary
+                    .persist(&destination)
+                    .map_err(|e| Error::io(&shown, e.error))?;
+                if let Some(folder) = destination.parent() {
+                    folders.push(folder.to_path_buf());
+                }
+            }
+        }
+        folders.sort();
+        folders.dedup();
+        for folder in folders {
+            // Makes the renames themselves durable; a folder that cannot be
+            // opened for syncing (some network file systems) is no error.
+            let folder = if folder.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                folder
+            };
+            if let Ok(dir) = fs::File::open(&folder) {
+                let _ = dir.sync_all();
+            }
+        }
+        self.created_folders.clear();
+        Ok(())
+    }
+}
+
+impl Drop for StagedWrites {
+    fn drop(&mut self) {
+        // Temporary files remove themselves (TempPath); folders this run
+        // created go too, innermost first, if they are empty by now.
+        self.staged.clear();
+        for folder in self.created_folders.iter().rev() {
+            let _ = fs::remove_dir(folder);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn nothing_appears_before_commit_and_nothing_stays_after_a_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writes = StagedWrites::new();
+        writes
+            .stage(&dir.path().join("a.xyz"), b"a".to_vec())
+            .unwrap();
+        writes
+            .stage(&dir.path().join("b.xyz"), b"b".to_vec())
+            .unwrap();
+        assert!(!dir.path().join("a.xyz").exists());
+        drop(writes);
+        assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
+
+        let mut writes = StagedWrites::new();
+        writes
+            .stage(&dir.path().join("a.xyz"), b"a".to_vec())
+            .unwrap();
+        writes.commit().unwrap();
+        assert_eq!(entries(dir.path()), ["a.xyz"]);
+        assert_eq!(fs::read(dir.path().join("a.xyz")).unwrap(), b"a");
+    }
+
+    #[test]
+    fn symlinks_are_followed_and_stay_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real.xyz");
+        fs::write(&target, "old").unwrap();
+        let link = dir.path().join("link.xyz");
+        std::os::unix::fs::symlink("real.xyz", &link).unwrap();
+        let mut writes = StagedWrites::new();
+        writes.stage(&link, b"new".to_vec()).unwrap();
+        writes.commit().unwrap();
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read_to_string(&target).unwrap(), "new");
+
+        // A dangling link creates its target.
+        let dangling = dir.path().join("dangling.xyz");
+        std::os::unix::fs::symlink("made.xyz", &dangling).unwrap();
+        let mut writes = StagedWrites::new();
+        writes.stage(&dangling, b"x".to_vec()).unwrap();
+        writes.commit().unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.path().join("made.xyz")).unwrap(),
+            "x"
+        );
+    }
+
+    #[test]
+    fn devices_are_written_not_replaced_and_a_full_one_fails_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writes = StagedWrites::new();
+        writes
+            .stage(&dir.path().join("a.xyz"), b"a".to_vec())
+            .unwrap();
+        writes
+            .stage(Path::new("/dev/null"), b"gone".to_vec())
+            .unwrap();
+        writes.commit().unwrap();
+        assert!(!fs::metadata("/dev/null").unwrap().file_type().is_file());
+
+        let mut writes = StagedWrites::new();
+        writes
+            .stage(&dir.path().join("b.xyz"), b"b".to_vec())
+            .unwrap();
+        writes.stage(Path::new("/dev/full"), b"x".to_vec()).unwrap();
+        let e = writes.commit().unwrap_err().to_string();
+        assert!(e.contains("/dev/full"), "{e}");
+        // The regular output was not renamed into place either.
+        assert_eq!(entries(dir.path()), ["a.xyz"]);
+    }
+
+    #[test]
+    fn temporary_names_are_unpredictable_and_modes_follow_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = StagedWrites::new();
+        first.stage(&dir.path().join("a.xyz"), vec![]).unwrap();
+        let mut second = StagedWrites::new();
+        second.stage(&dir.path().join("a.xyz"), vec![]).unwrap();
+        let names = entries(dir.path());
+        assert_eq!(names.len(), 2);
+        assert_ne!(names[0], names[1]);
+        assert!(names.iter().all(|n| n.starts_with(".a.xyz.")), "{names:?}");
+        drop(second);
+        first.commit().unwrap();
+        let mode = fs::metadata(dir.path().join("a.xyz"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, new_file_mode(&dir.path().join("none")));
+        assert_ne!(mode & 0o444, 0, "readable by its owner at least");
+    }
+
+    #[test]
+    fn created_folders_go_when_the_run_fails_and_duplicates_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("new/deeper");
+        let mut writes = StagedWrites::new();
+        writes.create_folder(&out).unwrap();
+        writes.stage(&out.join("a.xyz"), b"a".to_vec()).unwrap();
+        let e = writes
+            .stage(&out.join("./a.xyz"), b"b".to_vec())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("written twice"), "{e}");
+        drop(writes);
+        assert!(entries(dir.path()).is_empty());
+        let e = StagedWrites::new()
+            .stage(dir.path(), vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is a folder"), "{e}");
+    }
+}

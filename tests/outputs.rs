@@ -1,0 +1,209 @@
+//! What `e3relax relax` and `convert` write, and what they never do:
+//! replace a symlink or a device, overwrite an input unasked, or leave a
+//! partial set of outputs behind.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{random_crystal, small_config, small_model};
+
+fn e3relax<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_e3relax"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    model: PathBuf,
+    input: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    small_model(&small_config(), 3).save(&model).unwrap();
+    let input = dir.path().join("in.vasp");
+    e3relax::io::write_file(&input, &[random_crystal(1, 4)], None).unwrap();
+    Setup { dir, model, input }
+}
+
+impl Setup {
+    fn relax(&self, input: &Path, output: &Path, extra: &[&str]) -> Output {
+        let mut args: Vec<&OsStr> = vec![
+            "relax".as_ref(),
+            input.as_os_str(),
+            "-o".as_ref(),
+            output.as_os_str(),
+            "--model".as_ref(),
+            self.model.as_os_str(),
+        ];
+        args.extend(extra.iter().map(|a| OsStr::new(*a)));
+        e3relax(&args)
+    }
+}
+
+#[test]
+fn an_input_is_never_overwritten_unasked() {
+    let t = setup();
+    let before = std::fs::read(&t.input).unwrap();
+    let link = t.dir.path().join("link.vasp");
+    std::os::unix::fs::symlink(&t.input, &link).unwrap();
+    for output in [&t.input, &link] {
+        let out = t.relax(&t.input, output, &[]);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("is the input") && stderr(&out).contains("--overwrite-input"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(std::fs::read(&t.input).unwrap(), before);
+    }
+    // The trajectory may not be the input either, and the main output is
+    // not written when it is refused.
+    let out_path = t.dir.path().join("out.vasp");
+    let out = t.relax(
+        &t.input,
+        &out_path,
+        &["--trajectory", t.input.to_str().unwrap()],
+    );
+    assert!(!out.status.success() && !out_path.exists());
+    // Asked explicitly: allowed.
+    let out = t.relax(&t.input, &t.input, &["--overwrite-input"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_ne!(std::fs::read(&t.input).unwrap(), before);
+    // convert refuses the same way.
+    let out = e3relax(&["convert", t.input.to_str().unwrap(), link.to_str().unwrap()]);
+    assert!(stderr(&out).contains("is the input"), "{}", stderr(&out));
+}
+
+#[test]
+fn symlinks_are_written_through_and_stdout_is_streamed() {
+    let t = setup();
+    let target = t.dir.path().join("target.extxyz");
+    let link = t.dir.path().join("link.extxyz");
+    std::os::unix::fs::symlink("target.extxyz", &link).unwrap();
+    let out = t.relax(&t.input, &link, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let written = e3relax::io::read_file(&target, None).unwrap();
+    assert_eq!(written.len(), 1);
+
+    let out = t.relax(&t.input, Path::new("-"), &["--format", "extxyz"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let streamed = e3relax::io::parse(
+        &String::from_utf8(out.stdout).unwrap(),
+        e3relax::io::Format::ExtXyz,
+    )
+    .unwrap();
+    assert_eq!(streamed[0].positions, written[0].positions);
+    assert!(!t.dir.path().join("-").exists());
+    let out = t.relax(&t.input, Path::new("-"), &[]);
+    assert!(stderr(&out).contains("use --format"), "{}", stderr(&out));
+
+    // Devices are written, not replaced; a full one is an error, and the
+    // other outputs of the run do not appear.
+    let out = t.relax(&t.input, Path::new("/dev/null"), &["--format", "extxyz"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let main = t.dir.path().join("main.extxyz");
+    let full = t.dir.path().join("full.extxyz");
+    std::os::unix::fs::symlink("/dev/full", &full).unwrap();
+    let out = t.relax(&t.input, &main, &["--trajectory", full.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("No space left"), "{}", stderr(&out));
+    assert!(!main.exists());
+}
+
+#[test]
+fn folder_mode_is_all_or_nothing_and_names_outputs_by_format() {
+    let t = setup();
+    let inputs = t.dir.path().join("inputs");
+    std::fs::create_dir(&inputs).unwrap();
+    e3relax::io::write_file(&inputs.join("a.vasp"), &[random_crystal(2, 3)], None).unwrap();
+    e3relax::io::write_file(
+        &inputs.join("b.extxyz"),
+        &[random_crystal(3, 5), random_crystal(4, 2)],
+        None,
+    )
+    .unwrap();
+    // A name that is not UTF-8 is relaxed like any other.
+    let odd = inputs.join(OsStr::from_bytes(b"c\xe9.cif"));
+    e3relax::io::write_file(&odd, &[random_crystal(5, 3)], None).unwrap();
+
+    // b.extxyz holds two frames, which POSCAR cannot: the run fails on
+    // the second file, and nothing is left behind.
+    let results = t.dir.path().join("results");
+    let out = t.relax(&inputs, &results, &["--format", "poscar"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("POSCAR holds one structure"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!results.exists(), "{:?}", entries(t.dir.path()));
+
+    // A failing trajectory: neither the folder nor its files appear.
+    let full = t.dir.path().join("full.extxyz");
+    std::os::unix::fs::symlink("/dev/full", &full).unwrap();
+    let out = t.relax(&inputs, &results, &["--trajectory", full.to_str().unwrap()]);
+    assert!(!out.status.success() && !results.exists());
+    // An existing folder keeps only what it had.
+    std::fs::create_dir(&results).unwrap();
+    std::fs::write(results.join("keep.txt"), "mine").unwrap();
+    let out = t.relax(&inputs, &results, &["--trajectory", full.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert_eq!(entries(&results), ["keep.txt"]);
+
+    // Outputs are named by their format, so that they read back.
+    let out = t.relax(&inputs, &results, &["--format", "extxyz"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        entries(&results),
+        ["a.extxyz", "b.extxyz", "c\u{fffd}.extxyz", "keep.txt"]
+    );
+    for name in ["a.extxyz", "b.extxyz"] {
+        assert!(e3relax::io::read_file(&results.join(name), None).is_ok());
+    }
+    // Without --format every file keeps its name and format.
+    let same = t.dir.path().join("same");
+    let out = t.relax(&inputs, &same, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(same.join(OsStr::from_bytes(b"c\xe9.cif")).is_file());
+    assert_eq!(
+        e3relax::io::read_file(&same.join("b.extxyz"), None)
+            .unwrap()
+            .len(),
+        2
+    );
+    // Two inputs that would land on one output name: refused up front.
+    e3relax::io::write_file(&inputs.join("a.cif"), &[random_crystal(6, 3)], None).unwrap();
+    let clash = t.dir.path().join("clash");
+    let out = t.relax(&inputs, &clash, &["--format", "extxyz"]);
+    assert!(
+        stderr(&out).contains("would both be written to"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!clash.exists());
+}
