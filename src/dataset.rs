@@ -152,6 +152,8 @@ impl Dataset {
         };
         let before_ids = key(&before, unrelaxed)?;
         let after_ids = key(&after, relaxed)?;
+        refuse_duplicate_ids(&before_ids, unrelaxed)?;
+        refuse_duplicate_ids(&after_ids, relaxed)?;
         let mut by_id: HashMap<&str, usize> = HashMap::new();
         for (k, id) in after_ids.iter().enumerate() {
             by_id.insert(id, k);
@@ -212,6 +214,33 @@ impl Dataset {
         }
         Ok(dataset)
     }
+}
+
+/// Pairs are matched by id, so an id must name one frame per file: a
+/// repeated id would pair frames silently with the wrong partner.
+fn refuse_duplicate_ids(ids: &[String], path: &Path) -> Result<()> {
+    let mut frames_of: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (k, id) in ids.iter().enumerate() {
+        frames_of.entry(id).or_default().push(k + 1);
+    }
+    let mut repeated: Vec<(&str, Vec<usize>)> =
+        frames_of.into_iter().filter(|(_, f)| f.len() > 1).collect();
+    if repeated.is_empty() {
+        return Ok(());
+    }
+    repeated.sort_by_key(|(_, frames)| frames[0]);
+    let shown: Vec<String> = repeated
+        .iter()
+        .take(5)
+        .map(|(id, frames)| format!("'{id}' (frames {frames:?})"))
+        .collect();
+    Err(Error::InvalidArgument(format!(
+        "{}: {} id(s) name more than one frame: {}{}; each pair needs its own id",
+        path.display(),
+        repeated.len(),
+        shown.join(", "),
+        if repeated.len() > 5 { ", ..." } else { "" }
+    )))
 }
 
 /// Splits pairs into `(training, validation)` by whole groups: pairs that
@@ -301,6 +330,26 @@ mod tests {
         assert!(reasons[1].0 == "c" && reasons[1].1.starts_with("not in"));
         assert!(reasons[2].0 == "d" && reasons[2].1.contains("relaxed: invalid structure"));
         assert!(reasons[3].0 == "e" && reasons[3].1.contains("unrelaxed.extxyz"));
+    }
+
+    #[test]
+    fn duplicate_ids_are_an_error_naming_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let same = [frame("a", 8, 2.0), frame("b", 8, 2.0), frame("a", 8, 2.0)].concat();
+        let unique = [frame("a", 8, 2.0), frame("b", 8, 2.0)].concat();
+        for (before, after, file) in [
+            (&same, &unique, "unrelaxed.extxyz"),
+            (&unique, &same, "relaxed.extxyz"),
+        ] {
+            std::fs::write(dir.path().join("unrelaxed.extxyz"), before).unwrap();
+            std::fs::write(dir.path().join("relaxed.extxyz"), after).unwrap();
+            let e = Dataset::from_dir(dir.path()).unwrap_err().to_string();
+            assert!(
+                e.contains(file)
+                    && e.contains("1 id(s) name more than one frame: 'a' (frames [1, 3])"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

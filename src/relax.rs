@@ -134,14 +134,16 @@ pub fn predict(
             let _guard = tch::no_grad_guard();
             model.network.forward(&batch)
         };
-        results.extend(assemble(chunk, &batch, &outputs, options)?);
+        results.extend(assemble(chunk, results.len(), &batch, &outputs, options)?);
     }
     Ok(results)
 }
 
-/// Splits a batch's layer outputs back into structures.
+/// Splits a batch's layer outputs back into structures (`offset`: the
+/// index of the chunk's first structure, for messages).
 fn assemble(
     chunk: &[Structure],
+    offset: usize,
     batch: &Batch,
     outputs: &[LayerOutput],
     options: &RelaxOptions,
@@ -179,6 +181,26 @@ fn assemble(
                 None => s,
             }
         };
+        // A prediction is checked before anyone can write or return it:
+        // a NaN must surface as an error, never as a structure on disk.
+        for (t, (p, l)) in per_layer.iter().enumerate() {
+            let finite = p[first..first + n]
+                .iter()
+                .chain(&l[3 * b..3 * b + 3])
+                .flatten()
+                .all(|v| v.is_finite());
+            if !finite {
+                return Err(Error::Model(format!(
+                    "the prediction for {} is not finite (NaN or infinity{}): the model cannot handle this input",
+                    input.label(offset + b),
+                    if options.keep_trajectory {
+                        format!(" from layer {}", layers[t] + 1)
+                    } else {
+                        String::new()
+                    }
+                )));
+            }
+        }
         let (last_pos, last_lat) = per_layer.last().unwrap();
         let relaxed = make(last_pos, last_lat, None);
         let trajectory = if options.keep_trajectory {

@@ -132,7 +132,7 @@ fn model_directory_errors_name_the_mismatch() {
     )
     .unwrap();
     let e = load(dir.path());
-    assert!(e.contains("model.safetensors: tensor 'atom_embedding.weight' has shape [118, 16], expected [118, 8]"), "{e}");
+    assert!(e.contains("model.safetensors: tensor 'atom_embedding.weight' has shape [118, 16], but config.json asks for [num_elements, hidden_channels] = [118, 8]"), "{e}");
     // A typo in the config.
     std::fs::write(&config_path, text.replace("num_layers", "num_layer")).unwrap();
     assert!(load(dir.path()).contains("unknown field `num_layer`"));
@@ -142,7 +142,80 @@ fn model_directory_errors_name_the_mismatch() {
         text.replace("\"num_layers\": 2", "\"num_layers\": 1"),
     )
     .unwrap();
-    assert!(load(dir.path()).contains("unexpected tensor 'layers.1."));
+    let e = load(dir.path());
+    assert!(
+        e.contains("the weights hold 2 layers, but config.json asks for num_layers = 1"),
+        "{e}"
+    );
+    // Sizes far beyond any model are refused from the config alone, and
+    // sizes that disagree with the weights before anything is allocated
+    // for them (these once panicked inside libtorch or allocated for
+    // minutes).
+    for (field, value, needle) in [
+        (
+            "hidden_channels",
+            "1000000000",
+            "hidden_channels must be an even number in 2..=4096",
+        ),
+        ("hidden_channels", "1e9", "hidden_channels"),
+        ("num_layers", "1000000", "num_layers must be in 1..=64"),
+        ("num_layers", "64", "the weights hold 2 layers"),
+        (
+            "hidden_channels",
+            "4096",
+            "asks for [num_elements, hidden_channels] = [118, 4096]",
+        ),
+        ("num_rbf", "100000", "num_rbf must be in 2..=1024"),
+        (
+            "max_neighbors",
+            "100000000",
+            "max_neighbors must be in 1..=1000",
+        ),
+        ("graph_radius", "1e300", "graph_radius must be in (0, 30] Å"),
+    ] {
+        let original = text
+            .lines()
+            .find(|l| l.contains(&format!("\"{field}\"")))
+            .unwrap()
+            .to_string();
+        let changed = format!("  \"{field}\": {value},");
+        std::fs::write(&config_path, text.replace(&original, &changed)).unwrap();
+        let e = load(dir.path());
+        assert!(e.contains(needle), "{field} = {value}: {e}");
+    }
+    // Weights holding NaN: refused at load, naming the tensor.
+    std::fs::write(&config_path, &text).unwrap();
+    let weights = dir.path().join("model.safetensors");
+    let good_weights = std::fs::read(&weights).unwrap();
+    let mut tensors: Vec<(String, Tensor)> = Tensor::read_safetensors(&weights).unwrap();
+    let victim = tensors
+        .iter()
+        .position(|(k, _)| k.starts_with("layers.1.position_update"))
+        .unwrap();
+    let _ = tensors[victim].1.fill_(f64::NAN);
+    Tensor::write_safetensors(&tensors, &weights).unwrap();
+    let e = load(dir.path());
+    assert!(
+        e.contains(&format!(
+            "tensor '{}' holds NaN or infinite values",
+            tensors[victim].0
+        )),
+        "{e}"
+    );
+    // Finite weights that overflow: the prediction is refused, never
+    // returned as NaN.
+    let _ = tensors[victim].1.fill_(1e38);
+    Tensor::write_safetensors(&tensors, &weights).unwrap();
+    let relaxer = Relaxer::load(dir.path(), DeviceRequest::Cpu).unwrap();
+    let e = relaxer
+        .relax(&random_crystal(3, 5))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("the prediction for frame 1 is not finite"),
+        "{e}"
+    );
+    std::fs::write(&weights, good_weights).unwrap();
     // Missing files.
     std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
     std::fs::write(&config_path, &text).unwrap();

@@ -150,8 +150,14 @@ impl Model {
             )));
         }
         let tensors = read_safetensors(&weights_path)?;
+        let source = weights_path.display().to_string();
+        // Before anything is allocated for the config, its sizes must be
+        // those of the weights: a config that disagrees fails here, not
+        // after allocating a network of its own size.
+        check_sizes_against_weights(&config, &tensors, &source)?;
+        check_finite(&tensors, &source)?;
         let model = Model::new(&config, 0)?;
-        model.assign(tensors, &weights_path.display().to_string())?;
+        model.assign(tensors, &source)?;
         model.to_device(device)
     }
 
@@ -191,6 +197,61 @@ pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
     let tensors = Tensor::read_safetensors(path)
         .map_err(|e| Error::Model(format!("{shown}: not a readable safetensors file ({e})")))?;
     Ok(tensors.into_iter().collect())
+}
+
+/// Checks the config's network sizes (F, T and the element table) against
+/// the weights file, cheaply and before the network is built.
+fn check_sizes_against_weights(
+    config: &ModelConfig,
+    tensors: &BTreeMap<String, Tensor>,
+    source: &str,
+) -> Result<()> {
+    let embedding = "atom_embedding.weight";
+    let expected = [config.num_elements, config.hidden_channels];
+    match tensors.get(embedding).map(|t| t.size()) {
+        None => {
+            return Err(Error::Model(format!(
+                "{source}: missing tensor '{embedding}' (not an e3relax weights file?)"
+            )))
+        }
+        Some(shape) if shape != expected => {
+            return Err(Error::Model(format!(
+                "{source}: tensor '{embedding}' has shape {shape:?}, but config.json asks for [num_elements, hidden_channels] = {expected:?}"
+            )))
+        }
+        Some(_) => {}
+    }
+    let layers_in_file = tensors
+        .keys()
+        .filter_map(|name| {
+            name.strip_prefix("layers.")?
+                .split('.')
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
+        .max()
+        .map_or(0, |t| t + 1);
+    if layers_in_file != config.num_layers {
+        return Err(Error::Model(format!(
+            "{source}: the weights hold {layers_in_file} layers, but config.json asks for num_layers = {}",
+            config.num_layers
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses weights holding NaN or infinity: they would turn every
+/// prediction into NaN.
+pub fn check_finite(tensors: &BTreeMap<String, Tensor>, source: &str) -> Result<()> {
+    for (name, t) in tensors {
+        if t.is_floating_point() && !bool::try_from(t.isfinite().all()).unwrap_or(false) {
+            return Err(Error::Model(format!(
+                "{source}: tensor '{name}' holds NaN or infinite values"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Our parameter name for one of the authors', or `None` for a name that is
@@ -265,6 +326,7 @@ pub fn name_to_authors(name: &str) -> Option<String> {
 pub fn import_authors_checkpoint(path: &Path, config: &ModelConfig) -> Result<Model> {
     let shown = path.display().to_string();
     let theirs = read_safetensors(path)?;
+    check_finite(&theirs, &shown)?;
     let model = Model::new(config, 0)?;
     let mut ours = BTreeMap::new();
     for (name, tensor) in theirs {

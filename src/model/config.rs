@@ -137,6 +137,20 @@ pub enum LatticeUpdateKind {
     Strain,
 }
 
+/// Upper bounds of the config values that size the network. They are far
+/// above any trained model (the paper's largest is F = 512, T = 4, K = 128)
+/// and keep a corrupted or hostile config from allocating without bound
+/// before the weights file is even compared with it.
+pub const MAX_HIDDEN_CHANNELS: i64 = 4096;
+/// See [`MAX_HIDDEN_CHANNELS`].
+pub const MAX_LAYERS: usize = 64;
+/// See [`MAX_HIDDEN_CHANNELS`].
+pub const MAX_RBF: i64 = 1024;
+/// See [`MAX_HIDDEN_CHANNELS`] (Å).
+pub const MAX_GRAPH_RADIUS: f64 = 30.0;
+/// See [`MAX_HIDDEN_CHANNELS`].
+pub const MAX_NEIGHBORS: usize = 1000;
+
 impl ModelConfig {
     /// The published size (F = 512, T = 4, K = 128, 118 elements, 6 Å, 50).
     pub fn published() -> Self {
@@ -227,27 +241,35 @@ impl ModelConfig {
                 self.format_version
             ));
         }
-        if self.hidden_channels < 2 || self.hidden_channels % 2 != 0 {
+        if !(2..=MAX_HIDDEN_CHANNELS).contains(&self.hidden_channels)
+            || self.hidden_channels % 2 != 0
+        {
             return bad(format!(
-                "hidden_channels must be an even number >= 2, got {}",
+                "hidden_channels must be an even number in 2..={MAX_HIDDEN_CHANNELS}, got {}",
                 self.hidden_channels
             ));
         }
-        if self.num_layers == 0 {
-            return bad("num_layers must be at least 1".into());
-        }
-        if self.num_rbf < 2 {
-            return bad(format!("num_rbf must be at least 2, got {}", self.num_rbf));
-        }
-        if !(self.rbf_cutoff > 0.0 && self.rbf_cutoff.is_finite()) {
+        if !(1..=MAX_LAYERS).contains(&self.num_layers) {
             return bad(format!(
-                "rbf_cutoff must be positive, got {}",
+                "num_layers must be in 1..={MAX_LAYERS}, got {}",
+                self.num_layers
+            ));
+        }
+        if !(2..=MAX_RBF).contains(&self.num_rbf) {
+            return bad(format!(
+                "num_rbf must be in 2..={MAX_RBF}, got {}",
+                self.num_rbf
+            ));
+        }
+        if !(self.rbf_cutoff > 0.0 && self.rbf_cutoff <= 1000.0) {
+            return bad(format!(
+                "rbf_cutoff must be in (0, 1000] Å, got {}",
                 self.rbf_cutoff
             ));
         }
-        if self.envelope_exponent < 1 {
+        if !(1..=64).contains(&self.envelope_exponent) {
             return bad(format!(
-                "envelope_exponent must be at least 1, got {}",
+                "envelope_exponent must be in 1..=64, got {}",
                 self.envelope_exponent
             ));
         }
@@ -257,14 +279,17 @@ impl ModelConfig {
                 self.num_elements
             ));
         }
-        if !(self.graph_radius > 0.0 && self.graph_radius.is_finite()) {
+        if !(self.graph_radius > 0.0 && self.graph_radius <= MAX_GRAPH_RADIUS) {
             return bad(format!(
-                "graph_radius must be positive, got {}",
+                "graph_radius must be in (0, {MAX_GRAPH_RADIUS}] Å, got {}",
                 self.graph_radius
             ));
         }
-        if self.max_neighbors == 0 {
-            return bad("max_neighbors must be at least 1".into());
+        if !(1..=MAX_NEIGHBORS).contains(&self.max_neighbors) {
+            return bad(format!(
+                "max_neighbors must be in 1..={MAX_NEIGHBORS}, got {}",
+                self.max_neighbors
+            ));
         }
         if !(self.shell_tolerance >= 0.0 && self.shell_tolerance < 0.5) {
             return bad(format!(
@@ -299,8 +324,15 @@ impl ModelConfig {
 
     /// Parses and validates a config JSON text.
     pub fn from_json(text: &str) -> Result<Self> {
-        let config: ModelConfig =
-            serde_json::from_str(text).map_err(|e| Error::Model(format!("config: {e}")))?;
+        let config: ModelConfig = serde_json::from_str(text).map_err(|e| {
+            // serde names the position, not the field: show the line too.
+            let line = text
+                .lines()
+                .nth(e.line().saturating_sub(1))
+                .map(|l| format!(" (`{}`)", l.trim()))
+                .unwrap_or_default();
+            Error::Model(format!("config: {e}{line}"))
+        })?;
         config.validate()?;
         Ok(config)
     }
