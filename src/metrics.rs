@@ -45,7 +45,7 @@ pub fn unwrap_to_nearest_image(
 }
 
 /// The three numbers of the paper's tables for one structure.
-#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Metrics {
     /// Mean over atoms and xyz of |pos_pred - pos*|, Å.
     pub coordinate_mae: f64,

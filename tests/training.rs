@@ -91,6 +91,22 @@ fn a_killed_run_resumes_bit_for_bit() {
         !status.success(),
         "the run finished before it could be killed"
     );
+    // What other kills leave behind: temporary files, best/ moved aside
+    // in the middle of its replacement, a log row of a round whose
+    // checkpoint never committed.
+    std::fs::write(
+        killed.join("checkpoint/.weights-9.safetensors.x1y2.tmp"),
+        "junk",
+    )
+    .unwrap();
+    std::fs::write(killed.join(".metrics.csv.a1b2.tmp"), "junk").unwrap();
+    if killed.join("best").exists() {
+        std::fs::rename(killed.join("best"), killed.join(".best.old")).unwrap();
+    }
+    std::fs::create_dir(killed.join(".best.q7.new")).unwrap();
+    let mut rows = std::fs::read_to_string(killed.join("metrics.csv")).unwrap();
+    rows.push_str("99,0,0,0,0,0,0,0,0,0,0\n");
+    std::fs::write(killed.join("metrics.csv"), rows).unwrap();
     let out = e3relax()
         .args([
             "train",
@@ -113,6 +129,40 @@ fn a_killed_run_resumes_bit_for_bit() {
         weights(&killed),
         "resumed weights differ from the uninterrupted run"
     );
+    // Every round logged once, in order; nothing temporary left; best/
+    // complete.
+    for file in ["metrics.csv", "metrics.jsonl"] {
+        let text = std::fs::read_to_string(killed.join(file)).unwrap();
+        let epochs: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with("epoch"))
+            .map(|l| {
+                l.trim_start_matches("{\"epoch\":")
+                    .split(',')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(epochs, ["0", "1", "2", "3", "4", "5"], "{file}: {text}");
+    }
+    for folder in [
+        killed.clone(),
+        killed.join("checkpoint"),
+        killed.join("best"),
+    ] {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(
+                !name.starts_with('.'),
+                "{} left in {}",
+                name,
+                folder.display()
+            );
+        }
+    }
+    assert!(killed.join("best/model.safetensors").is_file());
+    assert!(killed.join("best/config.json").is_file());
 }
 
 #[test]

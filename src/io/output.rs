@@ -24,6 +24,29 @@ use crate::error::{Error, Result};
 /// The name that means standard output.
 pub const STDOUT: &str = "-";
 
+/// Temporary files are `.<name>.<random><suffix>` next to their
+/// destination: hidden, and recognisable for clean-up after a kill.
+pub const TEMPORARY_SUFFIX: &str = ".tmp";
+
+/// Whether a folder entry's name is one of this module's temporary files.
+pub fn is_temporary_name(name: &std::ffi::OsStr) -> bool {
+    let name = name.as_encoded_bytes();
+    name.starts_with(b".") && name.ends_with(TEMPORARY_SUFFIX.as_bytes())
+}
+
+/// Removes the temporary files a killed run left in `folder` (not
+/// recursive); returns how many.
+pub fn remove_temporary_files(folder: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(folder) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| is_temporary_name(&e.file_name()) && e.path().is_file())
+        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Follows symbolic links (up to 40, as the kernel does) to the path that
 /// would really be written. A dangling link resolves to its missing target.
 pub fn resolve_destination(path: &Path) -> Result<PathBuf> {
@@ -168,6 +191,44 @@ impl StagedWrites {
             }
             _ => {}
         }
+        self.stage_regular(destination, shown, |file, _| file.write_all(&bytes))
+    }
+
+    /// Stages a file that a library writes by path (libtorch's safetensors
+    /// writer): `write` gets the temporary file's path and must write the
+    /// whole content there. `path` must be (or become) a regular file.
+    pub fn stage_with(
+        &mut self,
+        path: &Path,
+        write: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<()> {
+        let shown = path.display().to_string();
+        let destination = resolve_destination(path)?;
+        if fs::metadata(&destination).is_ok_and(|m| !m.is_file()) {
+            return Err(Error::InvalidArgument(format!(
+                "{shown}: not a regular file"
+            )));
+        }
+        let mut failure = None;
+        self.stage_regular(destination, shown, |_, temporary| {
+            if let Err(e) = write(temporary) {
+                failure = Some(e);
+                return Err(std::io::Error::other("write failed"));
+            }
+            Ok(())
+        })
+        .map_err(|e| failure.take().unwrap_or(e))
+    }
+
+    /// Creates the exclusive temporary file next to `destination`, lets
+    /// `fill` write it (through the handle or by path), syncs it and
+    /// queues the rename.
+    fn stage_regular(
+        &mut self,
+        destination: PathBuf,
+        shown: String,
+        fill: impl FnOnce(&mut fs::File, &Path) -> std::io::Result<()>,
+    ) -> Result<()> {
         let folder = destination
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -178,21 +239,24 @@ impl StagedWrites {
         })?);
         prefix.push(".");
         let mode = new_file_mode(&destination);
-        let mut file = tempfile::Builder::new()
+        let file = tempfile::Builder::new()
             .prefix(&prefix)
-            .suffix(".tmp")
+            .suffix(TEMPORARY_SUFFIX)
             .tempfile_in(folder)
             .map_err(|e| Error::io(&shown, e))?;
+        let (mut handle, temporary) = file.into_parts();
         let written = (|| {
             use std::os::unix::fs::PermissionsExt;
-            file.write_all(&bytes)?;
-            file.as_file()
-                .set_permissions(fs::Permissions::from_mode(mode))?;
-            file.as_file().sync_all()
+            fill(&mut handle, &temporary)?;
+            // Whatever wrote by path, the data is synced through a fresh
+            // handle on the same file.
+            let synced = fs::OpenOptions::new().write(true).open(&temporary)?;
+            synced.set_permissions(fs::Permissions::from_mode(mode))?;
+            synced.sync_all()
         })();
         written.map_err(|e| Error::io(&shown, e))?;
         self.staged.push(Staged::Renamed {
-            temporary: file.into_temp_path(),
+            temporary,
             destination,
             shown,
         });

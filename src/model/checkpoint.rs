@@ -25,6 +25,7 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
+use crate::io::StagedWrites;
 use crate::model::config::ModelConfig;
 use crate::model::network::E3Relax;
 use crate::model::radial::RadialBasis;
@@ -170,21 +171,103 @@ impl Model {
     }
 
     /// Writes `config.json` and `model.safetensors` into `dir` (created if
-    /// needed), each atomically.
+    /// needed); both files appear together, or neither changes.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
-        crate::io::write_atomically(&dir.join(CONFIG_FILE), self.config().to_json().as_bytes())?;
-        let weights = dir.join(WEIGHTS_FILE);
-        let tmp = dir.join(format!(".{WEIGHTS_FILE}.tmp{}", std::process::id()));
         let named: Vec<(String, Tensor)> = self
             .named_parameters()
             .into_iter()
             .map(|(k, t)| (k, t.to_device(Device::Cpu).contiguous()))
             .collect();
-        Tensor::write_safetensors(&named, &tmp)?;
-        std::fs::rename(&tmp, &weights).map_err(|e| Error::io(weights.display().to_string(), e))?;
+        let mut writes = StagedWrites::new();
+        writes.create_folder(dir)?;
+        writes.stage(&dir.join(CONFIG_FILE), self.config().to_json().into_bytes())?;
+        writes.stage_with(&dir.join(WEIGHTS_FILE), |temporary| {
+            Ok(Tensor::write_safetensors(&named, temporary)?)
+        })?;
+        writes.commit()
+    }
+
+    /// Replaces the model directory `dir` as a whole: the new one is
+    /// written beside it and swapped in by two renames, so that at every
+    /// moment `dir` holds a complete model, the old or the new (a kill
+    /// between the renames leaves the old one as `.NAME.old`, which
+    /// [`recover_replaced_dir`] puts back).
+    pub fn save_replacing(&self, dir: &Path) -> Result<()> {
+        let shown = dir.display().to_string();
+        let (parent, name) = split_dir(dir)?;
+        let staging = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".new")
+            .tempdir_in(&parent)
+            .map_err(|e| Error::io(&shown, e))?;
+        self.save(staging.path())?;
+        let old = parent.join(format!(".{name}.old"));
+        let io = |e| Error::io(&shown, e);
+        if dir.exists() {
+            if old.exists() {
+                std::fs::remove_dir_all(&old).map_err(io)?;
+            }
+            std::fs::rename(dir, &old).map_err(io)?;
+            if let Err(e) = std::fs::rename(staging.path(), dir) {
+                let _ = std::fs::rename(&old, dir);
+                return Err(io(e));
+            }
+            let _ = staging.keep();
+            let _ = std::fs::remove_dir_all(&old);
+        } else {
+            std::fs::rename(staging.path(), dir).map_err(io)?;
+            let _ = staging.keep();
+        }
+        if let Ok(folder) = std::fs::File::open(&parent) {
+            let _ = folder.sync_all();
+        }
         Ok(())
     }
+}
+
+/// The parent folder and the name of a directory path.
+fn split_dir(dir: &Path) -> Result<(std::path::PathBuf, String)> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::InvalidArgument(format!("{}: not a folder name", dir.display())))?;
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    Ok((parent, name))
+}
+
+/// Undoes what a kill during [`Model::save_replacing`] left: puts the old
+/// directory back if the new one never arrived, and removes unfinished
+/// new ones. Returns whether anything was cleaned.
+pub fn recover_replaced_dir(dir: &Path) -> Result<bool> {
+    let (parent, name) = split_dir(dir)?;
+    let mut cleaned = false;
+    let old = parent.join(format!(".{name}.old"));
+    if old.is_dir() {
+        if dir.exists() {
+            let _ = std::fs::remove_dir_all(&old);
+        } else {
+            std::fs::rename(&old, dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+        }
+        cleaned = true;
+    }
+    let unfinished_prefix = format!(".{name}.");
+    if let Ok(entries) = std::fs::read_dir(&parent) {
+        for entry in entries.flatten() {
+            let entry_name = entry.file_name().to_string_lossy().into_owned();
+            if entry_name.starts_with(&unfinished_prefix)
+                && entry_name.ends_with(".new")
+                && entry.path().is_dir()
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+                cleaned = true;
+            }
+        }
+    }
+    Ok(cleaned)
 }
 
 /// Reads every tensor of a safetensors file; a missing, truncated or

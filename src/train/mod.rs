@@ -52,10 +52,16 @@ pub struct TrainState {
     pub elapsed_seconds: f64,
     /// Which tensor files belong to this state.
     pub files_step: i64,
+    /// Every validation round so far: `metrics.csv` and `metrics.jsonl`
+    /// are rewritten from this after each commit, so they never hold a
+    /// round the checkpoint does not (older checkpoints lack it: their
+    /// logs are read back on resume).
+    #[serde(default)]
+    pub rounds: Vec<RoundLog>,
 }
 
 /// One validation round (a line of metrics.csv / metrics.jsonl).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoundLog {
     pub epoch: usize,
     pub step: i64,
@@ -147,6 +153,7 @@ pub fn load_data(
 
 /// Writes the checkpoint: tensor files named by step, then `state.json`
 /// by rename (the commit point), then removes the previous step's files.
+/// The metrics logs follow the committed state.
 fn save_checkpoint(
     output: &Path,
     model: &Model,
@@ -163,27 +170,33 @@ fn save_checkpoint(
             .map(|(k, t)| (k, t.detach().to_device(tch::Device::Cpu).contiguous()))
             .collect()
     };
-    let write = |name: &str, named: Vec<(String, Tensor)>| -> Result<()> {
+    // The step's tensor files (and the config) are complete and synced
+    // before state.json, the commit point, names them.
+    let mut writes = crate::io::StagedWrites::new();
+    let mut stage = |name: &str, named: Vec<(String, Tensor)>| -> Result<()> {
         let path = dir.join(format!("{name}-{step}.safetensors"));
-        let tmp = dir.join(format!(".{name}-{step}.tmp"));
-        Tensor::write_safetensors(&cpu(named), &tmp)?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(path.display().to_string(), e))
+        let named = cpu(named);
+        writes.stage_with(&path, |temporary| {
+            Ok(Tensor::write_safetensors(&named, temporary)?)
+        })
     };
-    write("weights", model.named_parameters().into_iter().collect())?;
-    write(
+    stage("weights", model.named_parameters().into_iter().collect())?;
+    stage(
         "ema",
         ema.shadow
             .iter()
             .map(|(k, t)| (k.clone(), t.shallow_clone()))
             .collect(),
     )?;
-    write("optimizer", opt.state_tensors())?;
-    crate::io::write_atomically(
+    stage("optimizer", opt.state_tensors())?;
+    writes.stage(
         &dir.join("config.json"),
-        model.config().to_json().as_bytes(),
+        model.config().to_json().into_bytes(),
     )?;
+    writes.commit()?;
     let json = serde_json::to_string_pretty(state).expect("state serialises");
     crate::io::write_atomically(&dir.join("state.json"), json.as_bytes())?;
+    write_logs(output, &state.rounds)?;
     // Older files are no longer referenced.
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for entry in entries.flatten() {
@@ -265,6 +278,7 @@ pub fn train(
     );
     let mut ema = Ema::new(&params, config.ema_decay);
     if resume {
+        clean_after_interruption(output, &mut state)?;
         restore_optimizer(&ckpt, &state, &mut opt, &ema)?;
         log(&format!(
             "resumed at epoch {} (step {})",
@@ -357,7 +371,7 @@ pub fn train(
             dummy: report.dummy,
             seconds: start.elapsed().as_secs_f64(),
         };
-        append_logs(output, &round)?;
+        state.rounds.push(round.clone());
         progress(&Progress::Round(round));
         state.epoch += 1;
         state.elapsed_seconds = start.elapsed().as_secs_f64();
@@ -404,7 +418,7 @@ fn validation_round(
     let saved = match (&report, improved) {
         (Ok(r), true) => {
             state.best_coordinate_mae = r.model.coordinate_mae;
-            model.save(&output.join("best"))
+            model.save_replacing(&output.join("best"))
         }
         _ => Ok(()),
     };
@@ -456,6 +470,7 @@ fn model_and_state(
             rounds_since_lr_change: 0,
             elapsed_seconds: 0.0,
             files_step: 0,
+            rounds: Vec::new(),
         };
         (model.to_device(device)?, state)
     })
@@ -621,50 +636,62 @@ fn with_position_noise(input: Structure, sigma: f64, rng: &mut SplitMix64) -> St
     }
 }
 
-fn append_logs(output: &Path, round: &RoundLog) -> Result<()> {
-    use std::io::Write;
-    let csv = output.join("metrics.csv");
-    let new = !csv.exists();
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&csv)
-        .map_err(|e| Error::io(csv.display().to_string(), e))?;
-    let io = |e| Error::io(csv.display().to_string(), e);
-    if new {
-        writeln!(f, "epoch,step,lr,train_loss,val_coordinate_mae,val_shape_deviation,val_volume_error,dummy_coordinate_mae,dummy_shape_deviation,dummy_volume_error,seconds").map_err(io)?;
+/// Rewrites `metrics.csv` and `metrics.jsonl` from the committed rounds
+/// (each file atomically): a round appears only once its checkpoint is
+/// on disk, and a resumed run never repeats a row.
+fn write_logs(output: &Path, rounds: &[RoundLog]) -> Result<()> {
+    let mut csv = String::from("epoch,step,lr,train_loss,val_coordinate_mae,val_shape_deviation,val_volume_error,dummy_coordinate_mae,dummy_shape_deviation,dummy_volume_error,seconds\n");
+    let mut jsonl = String::new();
+    for round in rounds {
+        let v = &round.validation;
+        let d = &round.dummy;
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{:.1}\n",
+            round.epoch,
+            round.step,
+            round.lr,
+            round.train_loss,
+            v.coordinate_mae,
+            v.shape_deviation,
+            v.volume_error,
+            d.coordinate_mae,
+            d.shape_deviation,
+            d.volume_error,
+            round.seconds
+        ));
+        jsonl.push_str(&serde_json::to_string(round).expect("round serialises"));
+        jsonl.push('\n');
     }
-    let v = &round.validation;
-    let d = &round.dummy;
-    writeln!(
-        f,
-        "{},{},{},{},{},{},{},{},{},{},{:.1}",
-        round.epoch,
-        round.step,
-        round.lr,
-        round.train_loss,
-        v.coordinate_mae,
-        v.shape_deviation,
-        v.volume_error,
-        d.coordinate_mae,
-        d.shape_deviation,
-        d.volume_error,
-        round.seconds
-    )
-    .map_err(io)?;
-    let jsonl = output.join("metrics.jsonl");
-    let mut j = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&jsonl)
-        .map_err(|e| Error::io(jsonl.display().to_string(), e))?;
-    writeln!(
-        j,
-        "{}",
-        serde_json::to_string(round).expect("round serialises")
-    )
-    .map_err(|e| Error::io(jsonl.display().to_string(), e))?;
-    Ok(())
+    let mut writes = crate::io::StagedWrites::new();
+    writes.stage(&output.join("metrics.csv"), csv.into_bytes())?;
+    writes.stage(&output.join("metrics.jsonl"), jsonl.into_bytes())?;
+    writes.commit()
+}
+
+/// Before a resumed run continues: removes the temporary files a kill
+/// left behind, restores `best/` if the kill came in the middle of its
+/// replacement, and takes the rounds of a checkpoint written before
+/// `state.json` kept them from `metrics.jsonl` (only the committed ones).
+fn clean_after_interruption(output: &Path, state: &mut TrainState) -> Result<()> {
+    for folder in [
+        output.to_path_buf(),
+        checkpoint_dir(output),
+        output.join("best"),
+    ] {
+        crate::io::output::remove_temporary_files(&folder);
+    }
+    crate::model::checkpoint::recover_replaced_dir(&output.join("best"))?;
+    if state.rounds.is_empty() && state.epoch > 0 {
+        let jsonl = output.join("metrics.jsonl");
+        if let Ok(text) = std::fs::read_to_string(&jsonl) {
+            state.rounds = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<RoundLog>(l).ok())
+                .filter(|r| r.epoch < state.epoch)
+                .collect();
+        }
+    }
+    write_logs(output, &state.rounds)
 }
 
 /// Named copies of a parameter map (for tests comparing runs).
