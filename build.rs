@@ -3,7 +3,9 @@
 //!   the test binaries and `libe3relax.so` find `libtorch_cpu.so` without
 //!   `LD_LIBRARY_PATH` (torch-sys embeds none). It becomes a RUNPATH, so
 //!   `LD_LIBRARY_PATH` still overrides it on another machine;
-//! * gives the shared library a versioned SONAME (`libe3relax.so.0`);
+//! * gives the shared library a versioned SONAME (`libe3relax.so.0`) and
+//!   puts that name beside it in the build tree (`target/<profile>/`), so
+//!   that a program linked there runs without installing;
 //! * writes the C header `include/e3relax.h` with cbindgen from `src/ffi`
 //!   (the committed copy must match: CI runs `git diff --exit-code include/`).
 use std::path::PathBuf;
@@ -23,6 +25,7 @@ fn main() {
     }
     let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_else(|_| "0".into());
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libe3relax.so.{major}");
+    soname_link_in_build_tree(&major);
 
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
@@ -38,5 +41,26 @@ fn main() {
             bindings.write_to_file(header);
         }
         Err(e) => panic!("cbindgen failed to generate include/e3relax.h: {e}"),
+    }
+}
+
+/// `target/<profile>/libe3relax.so.N -> libe3relax.so`: the name the
+/// dynamic linker looks for (the SONAME). `OUT_DIR` is
+/// `target/<profile>/build/<pkg>-<hash>/out`; the link is made before the
+/// library exists, which a symlink allows.
+fn soname_link_in_build_tree(major: &str) {
+    let Ok(out_dir) = std::env::var("OUT_DIR") else {
+        return;
+    };
+    let Some(profile_dir) = PathBuf::from(out_dir).ancestors().nth(3).map(PathBuf::from) else {
+        return;
+    };
+    let link = profile_dir.join(format!("libe3relax.so.{major}"));
+    if std::fs::read_link(&link).is_ok_and(|t| t == std::path::Path::new("libe3relax.so")) {
+        return;
+    }
+    let _ = std::fs::remove_file(&link);
+    if let Err(e) = std::os::unix::fs::symlink("libe3relax.so", &link) {
+        println!("cargo:warning=cannot create {}: {e}", link.display());
     }
 }

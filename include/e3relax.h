@@ -24,6 +24,12 @@
 #define E3RELAX_VERSION "0.1.0"
 #define E3RELAX_ABI_VERSION 1
 #define E3RELAX_TORCH_VERSION "2.11.0"
+/* Limits (checked; larger values are an E3RELAX_INVALID_ARGUMENT or
+   E3RELAX_INVALID_STRUCTURE with a message): threads per process, atoms
+   per structure, bytes of structure text after decompression. */
+#define E3RELAX_MAX_THREADS 1024
+#define E3RELAX_MAX_ATOMS 20000
+#define E3RELAX_MAX_TEXT_BYTES 1073741824
 
 
 /*
@@ -79,8 +85,19 @@ typedef int32_t e3relax_status_t;
 #endif // __cplusplus
 
 /*
- A loaded model (opaque). One handle may be used from several threads:
- calls on it are serialised; separate handles run in parallel.
+ A loaded model (opaque).
+
+ Lifetime: a handle is valid from a successful `e3relax_load` until
+ `e3relax_free` is called on it, and not after (using or freeing it
+ again is undefined behaviour, as for `free`). It owns its copy of the
+ weights: the model directory may be deleted once it is loaded. Arrays
+ passed to a call are read or written during that call only; the
+ library keeps no pointer to them.
+
+ Threads: one handle may be used from several threads (calls on it are
+ serialised); separate handles run in parallel. `e3relax_free` must not
+ race with another call on the same handle. Thread counts are
+ process-wide (`e3relax_set_num_threads`).
  */
 typedef struct e3relax_model_t e3relax_model_t;
 
@@ -118,9 +135,12 @@ int32_t e3relax_abi_version(void);
 const char *e3relax_torch_version(void);
 
 /*
- Sets libtorch's intra-op thread count (and the inter-op count when
- `interop_threads > 0`; it can only be set once per process). MPI+OpenMP
- codes should set this to avoid oversubscription.
+ Sets libtorch's intra-op thread count, 1 to `E3RELAX_MAX_THREADS`
+ (and the inter-op count when `interop_threads > 0`: libtorch takes that
+ only once per process, before any parallel work). Without this call,
+ the first `e3relax_load` uses `E3RELAX_NUM_THREADS`, else
+ `OMP_NUM_THREADS`, else 1 thread: one per MPI rank never oversubscribes
+ a full node. A process-wide setting (libtorch's), not per handle.
  */
 e3relax_status_t e3relax_set_num_threads(int32_t threads, int32_t interop_threads);
 
@@ -144,7 +164,8 @@ e3relax_status_t e3relax_load(const char *path,
                               e3relax_model_t **model);
 
 /*
- Frees a model handle. `e3relax_free(NULL)` does nothing.
+ Frees a model handle; the handle is invalid afterwards (see
+ `e3relax_model_t`). `e3relax_free(NULL)` does nothing.
  */
 e3relax_status_t e3relax_free(e3relax_model_t *model);
 

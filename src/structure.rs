@@ -62,6 +62,12 @@ impl Default for ValidationOptions {
     }
 }
 
+/// Most atoms in one structure. The network's memory grows with the edges
+/// (about 50 per atom): at F = 64 a 20,000-atom cell needs a few GB, and
+/// larger systems are not what a pre-relaxer of unit cells and defect
+/// supercells is for.
+pub const MAX_ATOMS: usize = 20_000;
+
 /// Longest accepted lattice vector, Å: longer is a unit error, and lengths
 /// near 10^154 would overflow the geometry.
 pub const MAX_LATTICE_LENGTH: f64 = 1e5;
@@ -116,6 +122,12 @@ impl Structure {
         let invalid = |msg: String| Err(Error::InvalidStructure(msg));
         if self.numbers.is_empty() {
             return invalid("the structure has no atoms".into());
+        }
+        if self.numbers.len() > MAX_ATOMS {
+            return invalid(format!(
+                "{} atoms: more than the {MAX_ATOMS} one structure may hold",
+                self.numbers.len()
+            ));
         }
         if self.positions.len() != self.numbers.len() {
             return invalid(format!(

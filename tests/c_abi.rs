@@ -382,7 +382,23 @@ fn bad_input_catalogue() {
     expect(
         e3relax_set_num_threads(0, 0),
         E3RELAX_INVALID_ARGUMENT,
-        "threads must be positive",
+        "threads must be in 1..=1024, got 0",
+    );
+    // Once started libgomp threads one by one until pids ran out.
+    expect(
+        e3relax_set_num_threads(100_000, 0),
+        E3RELAX_INVALID_ARGUMENT,
+        "threads must be in 1..=1024, got 100000",
+    );
+    expect(
+        e3relax_set_num_threads(1, -3),
+        E3RELAX_INVALID_ARGUMENT,
+        "interop threads must be in 0..=1024",
+    );
+    expect(
+        e3relax_set_num_threads(1, 5000),
+        E3RELAX_INVALID_ARGUMENT,
+        "interop threads must be in 0..=1024",
     );
     expect(
         unsafe { e3relax_cuda_device_count(null_mut()) },
@@ -416,6 +432,56 @@ fn bad_input_catalogue() {
             .unwrap(),
         "2.11.0"
     );
+}
+
+/// The limits the header states are the ones the library enforces.
+#[test]
+fn header_limits_are_the_enforced_ones() {
+    let header =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/e3relax.h")).unwrap();
+    let define = |name: &str| -> String {
+        header
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("#define {name} ")))
+            .unwrap_or_else(|| panic!("{name} not in the header"))
+            .trim()
+            .trim_matches('"')
+            .to_string()
+    };
+    assert_eq!(
+        define("E3RELAX_MAX_THREADS"),
+        e3relax::runtime::MAX_THREADS.to_string()
+    );
+    assert_eq!(
+        define("E3RELAX_MAX_ATOMS"),
+        e3relax::structure::MAX_ATOMS.to_string()
+    );
+    assert_eq!(
+        define("E3RELAX_MAX_TEXT_BYTES"),
+        e3relax::io::MAX_TEXT_BYTES.to_string()
+    );
+    assert_eq!(
+        define("E3RELAX_ABI_VERSION"),
+        e3relax::ABI_VERSION.to_string()
+    );
+    assert_eq!(define("E3RELAX_VERSION"), env!("CARGO_PKG_VERSION"));
+    // A structure over the atom limit is refused with that message.
+    let n = e3relax::structure::MAX_ATOMS + 1;
+    let big = e3relax::Structure::new_unchecked(
+        [[1000.0, 0.0, 0.0], [0.0, 1000.0, 0.0], [0.0, 0.0, 1000.0]],
+        (0..n)
+            .map(|i| {
+                [
+                    (i % 100) as f64 * 9.0,
+                    (i / 100 % 100) as f64 * 9.0,
+                    (i / 10000) as f64 * 9.0,
+                ]
+            })
+            .collect(),
+        vec![1; n],
+    );
+    let e = big.validate().unwrap_err().to_string();
+    assert!(e.contains("20001 atoms: more than the 20000"), "{e}");
 }
 
 #[test]

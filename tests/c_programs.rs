@@ -12,16 +12,20 @@ use std::process::Command;
 fn c_bad_input_catalogue_under_valgrind() {
     let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let work = tempfile::tempdir().unwrap();
-    // The cdylib of this test build, under its SONAME.
-    let built = std::env::current_exe()
+    // The cdylib of this build, linked from the build tree itself, where
+    // build.rs puts its SONAME link (a program linked there must run).
+    let libdir = std::env::current_exe()
         .unwrap()
         .parent()
         .unwrap()
-        .join("libe3relax.so");
-    let libdir = work.path().join("lib");
-    std::fs::create_dir(&libdir).unwrap();
-    std::os::unix::fs::symlink(&built, libdir.join("libe3relax.so")).unwrap();
-    std::os::unix::fs::symlink(&built, libdir.join("libe3relax.so.0")).unwrap();
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    assert!(
+        libdir.join("libe3relax.so.0").exists(),
+        "no SONAME link libe3relax.so.0 in {}",
+        libdir.display()
+    );
     let exe = work.path().join("bad_inputs");
     let status = Command::new("cc")
         .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g"])
@@ -40,6 +44,35 @@ fn c_bad_input_catalogue_under_valgrind() {
     common::small_model(&common::small_config(), 4)
         .save(&model)
         .unwrap();
+    // Broken on purpose: NaN weights, weights whose prediction overflows,
+    // and a config asking for 10^9 channels.
+    let broken = |name: &str, fill: Option<f64>| {
+        let dir = work.path().join(name);
+        common::small_model(&common::small_config(), 4)
+            .save(&dir)
+            .unwrap();
+        if let Some(value) = fill {
+            let weights = dir.join("model.safetensors");
+            let tensors = tch::Tensor::read_safetensors(&weights).unwrap();
+            for (name, t) in &tensors {
+                if name.starts_with("layers.0.position_update") {
+                    let _ = t.shallow_clone().fill_(value);
+                }
+            }
+            tch::Tensor::write_safetensors(&tensors, &weights).unwrap();
+        }
+        dir
+    };
+    let nan_model = broken("nan-model", Some(f64::NAN));
+    let overflow_model = broken("overflow-model", Some(1e38));
+    let huge_model = broken("huge-model", None);
+    let config = huge_model.join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("\"hidden_channels\": 16", "\"hidden_channels\": 1000000000"),
+    )
+    .unwrap();
     let out = Command::new("valgrind")
         .args(["--error-exitcode=99", "--leak-check=no", "-q"])
         .arg(format!(
@@ -48,6 +81,7 @@ fn c_bad_input_catalogue_under_valgrind() {
         ))
         .arg(&exe)
         .arg(&model)
+        .args([&nan_model, &overflow_model, &huge_model])
         .output()
         .expect("valgrind is needed (scripts/setup.sh)");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -57,6 +91,6 @@ fn c_bad_input_catalogue_under_valgrind() {
         Some(0),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    // 20 cases, 19 where a GPU makes the "CUDA without a GPU" case moot.
+    // 28 cases, 27 where a GPU makes the "CUDA without a GPU" case moot.
     assert!(stdout.contains("cases ok, 0 failed"), "{stdout}");
 }

@@ -56,10 +56,16 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Relax(args) => relax::run(args),
         Command::Train(args) => train::run(args),
-        Command::Eval(args) => eval::run(args),
+        Command::Eval(args) => {
+            e3relax::runtime::apply_default_threads()?;
+            eval::run(args)
+        }
         Command::Info(args) => info::run(args),
         Command::Convert(args) => convert::run(args),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => {
+            e3relax::runtime::apply_default_threads()?;
+            bench::run(args)
+        }
         Command::ImportPytorch(args) => import::run(args),
     }
 }

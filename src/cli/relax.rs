@@ -25,6 +25,10 @@ pub struct RelaxArgs {
     /// cpu, cuda, cuda:K or auto
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// libtorch threads [default: E3RELAX_NUM_THREADS, else OMP_NUM_THREADS,
+    /// else 1, which never oversubscribes a busy node]
+    #[arg(long, value_name = "N")]
+    threads: Option<i32>,
     /// Structures per forward pass
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
@@ -112,6 +116,10 @@ pub fn run(args: RelaxArgs) -> Result<()> {
     let input_format = super::format_option(&args.input_format)?;
     let output_format = super::format_option(&args.format)?;
     let device = DeviceRequest::parse(&args.device)?;
+    match args.threads {
+        Some(n) => e3relax::runtime::set_threads(n, 0)?,
+        None => e3relax::runtime::apply_default_threads()?,
+    }
     // Read everything first: a bad input fails before the model is loaded.
     let read = |p: &Path| {
         if args.skip_invalid {

@@ -130,23 +130,15 @@ pub extern "C" fn e3relax_torch_version() -> *const c_char {
     c"2.11.0".as_ptr()
 }
 
-/// Sets libtorch's intra-op thread count (and the inter-op count when
-/// `interop_threads > 0`; it can only be set once per process). MPI+OpenMP
-/// codes should set this to avoid oversubscription.
+/// Sets libtorch's intra-op thread count, 1 to `E3RELAX_MAX_THREADS`
+/// (and the inter-op count when `interop_threads > 0`: libtorch takes that
+/// only once per process, before any parallel work). Without this call,
+/// the first `e3relax_load` uses `E3RELAX_NUM_THREADS`, else
+/// `OMP_NUM_THREADS`, else 1 thread: one per MPI rank never oversubscribes
+/// a full node. A process-wide setting (libtorch's), not per handle.
 #[no_mangle]
 pub extern "C" fn e3relax_set_num_threads(threads: i32, interop_threads: i32) -> e3relax_status_t {
-    guard(|| {
-        if threads <= 0 {
-            return Err(Error::InvalidArgument(format!(
-                "threads must be positive, got {threads}"
-            )));
-        }
-        tch::set_num_threads(threads);
-        if interop_threads > 0 {
-            tch::set_num_interop_threads(interop_threads);
-        }
-        Ok(())
-    })
+    guard(|| crate::runtime::set_threads(threads, interop_threads))
 }
 
 /// Number of usable CUDA devices (0 when CUDA is not available), written

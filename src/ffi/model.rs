@@ -46,8 +46,19 @@ impl Default for LoadOptions {
     }
 }
 
-/// A loaded model (opaque). One handle may be used from several threads:
-/// calls on it are serialised; separate handles run in parallel.
+/// A loaded model (opaque).
+///
+/// Lifetime: a handle is valid from a successful `e3relax_load` until
+/// `e3relax_free` is called on it, and not after (using or freeing it
+/// again is undefined behaviour, as for `free`). It owns its copy of the
+/// weights: the model directory may be deleted once it is loaded. Arrays
+/// passed to a call are read or written during that call only; the
+/// library keeps no pointer to them.
+///
+/// Threads: one handle may be used from several threads (calls on it are
+/// serialised); separate handles run in parallel. `e3relax_free` must not
+/// race with another call on the same handle. Thread counts are
+/// process-wide (`e3relax_set_num_threads`).
 pub struct e3relax_model_t {
     relaxer: Mutex<Relaxer>,
     /// The model's validation limits, kept outside the lock.
@@ -114,6 +125,7 @@ pub unsafe extern "C" fn e3relax_load(
                 )));
             }
         }
+        crate::runtime::apply_default_threads()?;
         let relaxer = Relaxer::load(Path::new(path), DeviceRequest::parse(&options.device)?)?;
         let validation = ValidationOptions {
             max_atomic_number: relaxer.model().config().max_atomic_number(),
@@ -136,7 +148,8 @@ pub unsafe extern "C" fn e3relax_load(
     })
 }
 
-/// Frees a model handle. `e3relax_free(NULL)` does nothing.
+/// Frees a model handle; the handle is invalid afterwards (see
+/// `e3relax_model_t`). `e3relax_free(NULL)` does nothing.
 #[no_mangle]
 pub unsafe extern "C" fn e3relax_free(model: *mut e3relax_model_t) -> e3relax_status_t {
     guard(|| {

@@ -116,19 +116,45 @@ fn is_gzip(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "gz")
 }
 
-/// Reads a whole file as text, decompressing `*.gz`.
+/// Largest structure file accepted, in bytes after decompression: far
+/// above any file of [`MAX_ATOMS`](crate::structure::MAX_ATOMS)-atom
+/// frames one relaxes at once, and a bound for a gzip bomb.
+pub const MAX_TEXT_BYTES: u64 = 1 << 30;
+
+/// Reads a whole file as text, decompressing `*.gz`, refusing more than
+/// [`MAX_TEXT_BYTES`].
 pub fn read_text(path: &Path) -> Result<String> {
+    read_text_limited(path, MAX_TEXT_BYTES)
+}
+
+fn read_text_limited(path: &Path, max_bytes: u64) -> Result<String> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(&shown, e))?;
-    let bytes = if is_gzip(path) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_end(&mut out)
-            .map_err(|e| Error::io(&shown, e))?;
-        out
+    let file = std::fs::File::open(path).map_err(|e| Error::io(&shown, e))?;
+    let mut bytes = Vec::new();
+    let limited =
+        |reader: &mut dyn Read, bytes: &mut Vec<u8>| reader.take(max_bytes + 1).read_to_end(bytes);
+    if is_gzip(path) {
+        limited(&mut flate2::read::MultiGzDecoder::new(file), &mut bytes)
     } else {
-        bytes
-    };
+        limited(&mut std::io::BufReader::new(file), &mut bytes)
+    }
+    .map_err(|e| Error::io(&shown, e))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(Error::Format {
+            location: crate::error::Location {
+                path: Some(shown),
+                line: None,
+            },
+            message: format!(
+                "more than {max_bytes} bytes of text{}: larger than e3relax reads",
+                if is_gzip(path) {
+                    " after decompression"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
     String::from_utf8(bytes).map_err(|e| Error::Format {
         location: crate::error::Location {
             path: Some(shown),
@@ -295,6 +321,29 @@ mod tests {
             assert_eq!(back[0].numbers, vec![29], "{format:?}");
             assert_eq!(back[0].positions, s.positions, "{format:?}");
         }
+    }
+
+    #[test]
+    fn text_beyond_the_limit_is_refused_before_it_is_all_read() {
+        let dir = tempfile::tempdir().unwrap();
+        // 10 MB of zeros compress to ~10 kB: a small gzip bomb.
+        let bomb = dir.path().join("bomb.xyz.gz");
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(&vec![b'0'; 10_000_000]).unwrap();
+        std::fs::write(&bomb, encoder.finish().unwrap()).unwrap();
+        let e = read_text_limited(&bomb, 1_000_000).unwrap_err().to_string();
+        assert!(
+            e.contains("more than 1000000 bytes of text after decompression"),
+            "{e}"
+        );
+        assert_eq!(
+            read_text_limited(&bomb, 10_000_000).unwrap().len(),
+            10_000_000
+        );
+        let plain = dir.path().join("plain.xyz");
+        std::fs::write(&plain, "x".repeat(100)).unwrap();
+        assert!(read_text_limited(&plain, 99).is_err());
+        assert!(read_text_limited(&plain, 100).is_ok());
     }
 
     #[test]

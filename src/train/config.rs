@@ -49,7 +49,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// cpu, cuda, cuda:K or auto.
     pub device: String,
-    /// libtorch intra-op threads (default: libtorch's choice).
+    /// libtorch intra-op threads, 1..=1024 (default: E3RELAX_NUM_THREADS,
+    /// else OMP_NUM_THREADS, else 1).
     pub threads: Option<i32>,
     /// Randomly rotate each training structure (and its target).
     pub rotation_augmentation: bool,

@@ -218,10 +218,9 @@ pub fn train(
     log: &mut dyn FnMut(&str),
 ) -> Result<TrainSummary> {
     config.validate()?;
-    if let Some(threads) = config.threads {
-        if threads > 0 {
-            tch::set_num_threads(threads);
-        }
+    match config.threads {
+        Some(threads) if threads > 0 => crate::runtime::set_threads(threads, 0)?,
+        _ => crate::runtime::apply_default_threads()?,
     }
     let device = DeviceRequest::parse(&config.device)?.resolve()?;
     let output = &config.output;

@@ -3,7 +3,10 @@
  * valgrind by tests/c_programs.rs): every case must return its status and
  * a message naming the problem, and the process must survive them all.
  *
- *   bad_inputs MODEL_DIR
+ *   bad_inputs MODEL_DIR NAN_MODEL_DIR OVERFLOW_MODEL_DIR HUGE_CONFIG_MODEL_DIR
+ *
+ * The last three are broken on purpose: NaN weights, finite weights whose
+ * prediction overflows, and a config asking for 10^9 hidden channels.
  */
 #include <math.h>
 #include <stdio.h>
@@ -28,9 +31,24 @@ static void expect(const char* what, e3relax_status_t status, e3relax_status_t e
 }
 
 int main(int argc, char** argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s MODEL_DIR\n", argv[0]);
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s MODEL_DIR NAN_MODEL_DIR OVERFLOW_MODEL_DIR HUGE_CONFIG_MODEL_DIR\n", argv[0]);
         return 2;
+    }
+    /* Thread counts are bounded (100000 once started threads until the
+       machine ran out of process ids). */
+    expect("zero threads", e3relax_set_num_threads(0, 0), E3RELAX_INVALID_ARGUMENT, "threads must be in 1..=1024");
+    expect("100000 threads", e3relax_set_num_threads(100000, 0), E3RELAX_INVALID_ARGUMENT, "got 100000");
+    expect("too many interop threads", e3relax_set_num_threads(1, E3RELAX_MAX_THREADS + 1), E3RELAX_INVALID_ARGUMENT,
+           "interop threads must be in 0..=1024");
+    /* Broken model directories: refused at load, with the reason. */
+    e3relax_model_t* broken = (e3relax_model_t*)0x1;
+    expect("NaN weights", e3relax_load(argv[2], NULL, &broken), E3RELAX_MODEL_ERROR, "holds NaN or infinite values");
+    expect("huge config", e3relax_load(argv[4], NULL, &broken), E3RELAX_MODEL_ERROR,
+           "hidden_channels must be an even number in 2..=4096");
+    if (broken != NULL) {
+        fprintf(stderr, "FAIL: broken model handle not NULL\n");
+        failures++;
     }
     e3relax_model_t* model = (e3relax_model_t*)0x1;
     expect("missing model", e3relax_load("/nonexistent/model", NULL, &model), E3RELAX_MODEL_ERROR, "not a model directory");
@@ -99,6 +117,32 @@ int main(int argc, char** argv) {
     expect("negative count in a batch",
            e3relax_predict_batch(model, 2, natoms, batch_numbers, &batch_positions[0][0], &batch_lattices[0][0][0], NULL, NULL),
            E3RELAX_INVALID_ARGUMENT, "natoms[1] must be positive");
+    /* More atoms than a structure may hold. */
+    int32_t too_many = E3RELAX_MAX_ATOMS + 1;
+    int32_t* many_numbers = calloc((size_t)too_many, sizeof(int32_t));
+    double* many_positions = calloc((size_t)too_many * 3, sizeof(double));
+    for (int32_t i = 0; i < too_many; i++) many_numbers[i] = 1;
+    expect("too many atoms", e3relax_predict(model, too_many, many_numbers, many_positions, &lattice[0][0], NULL, NULL),
+           E3RELAX_INVALID_STRUCTURE, "more than the 20000");
+    free(many_numbers);
+    free(many_positions);
+    /* A model whose prediction overflows: an error, never NaN returned. */
+    e3relax_model_t* overflowing = NULL;
+    if (e3relax_load(argv[3], NULL, &overflowing) != E3RELAX_SUCCESS) {
+        fprintf(stderr, "FAIL cannot load %s: %s\n", argv[3], e3relax_last_error());
+        failures++;
+    } else {
+        out_positions[0][0] = 12345.0;
+        expect("overflowing prediction",
+               e3relax_predict(overflowing, 3, numbers, &positions[0][0], &lattice[0][0], &out_positions[0][0],
+                               &out_lattice[0][0]),
+               E3RELAX_MODEL_ERROR, "is not finite");
+        if (out_positions[0][0] != 12345.0) {
+            fprintf(stderr, "FAIL: a failed prediction wrote its output\n");
+            failures++;
+        }
+        e3relax_free(overflowing);
+    }
     expect("train NULL", e3relax_train(NULL, 0, NULL, NULL), E3RELAX_INVALID_ARGUMENT, "config_json is NULL");
     expect("train bad JSON", e3relax_train("{", 0, NULL, NULL), E3RELAX_INVALID_ARGUMENT, "training config");
 
