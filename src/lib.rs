@@ -25,6 +25,7 @@ pub mod io;
 pub mod linalg;
 pub mod metrics;
 pub mod model;
+pub mod profile;
 pub mod relax;
 pub mod rng;
 pub mod runtime;

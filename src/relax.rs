@@ -1,6 +1,7 @@
 //! The user-facing prediction API: load a model directory, relax one
 //! structure or many.
 
+use crate::profile;
 use std::path::Path;
 
 use tch::{Device, Kind, Tensor};
@@ -123,18 +124,23 @@ pub fn predict(
     let mut results = Vec::with_capacity(structures.len());
     for chunk in structures.chunks(options.batch_size) {
         let refs: Vec<&Structure> = chunk.iter().collect();
-        let batch = Batch::new(
-            &refs,
-            model.config(),
-            model.device(),
-            model.kind(),
-            options.fixed_cell,
-        )?;
-        let outputs = {
+        let batch = profile::stage("batch and neighbour graph", || {
+            Batch::new(
+                &refs,
+                model.config(),
+                model.device(),
+                model.kind(),
+                options.fixed_cell,
+            )
+        })?;
+        let outputs = profile::stage("network", || {
             let _guard = tch::no_grad_guard();
             model.network.forward(&batch)
-        };
-        results.extend(assemble(chunk, results.len(), &batch, &outputs, options)?);
+        });
+        let relaxed = profile::stage("results and symmetrisation", || {
+            assemble(chunk, results.len(), &batch, &outputs, options)
+        })?;
+        results.extend(relaxed);
     }
     Ok(results)
 }

@@ -183,3 +183,30 @@ fn help_lists_the_subcommands() {
         assert!(text.contains(cmd), "{text}");
     }
 }
+
+#[test]
+fn bench_profile_lists_every_stage_once() {
+    let out = e3relax(&["bench", "profile", "--cell", "8", "--repeat", "1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stages = [
+        "file read",
+        "parse",
+        "validation",
+        "batch and neighbour graph",
+        "network",
+        "  message passing (all layers)",
+        "  lattice update (all layers)",
+        "results and symmetrisation",
+        "file write",
+        "total (file to file)",
+    ];
+    let mut last = 0;
+    for stage in stages {
+        let at = text
+            .find(&format!("\n{stage} "))
+            .unwrap_or_else(|| panic!("'{stage}' missing or out of order in:\n{text}"));
+        assert!(at >= last, "'{stage}' out of order in:\n{text}");
+        last = at;
+    }
+}

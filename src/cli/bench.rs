@@ -34,6 +34,27 @@ enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// Where the time of one prediction goes, stage by stage: file read,
+    /// validation, neighbour graph, each block of the network (summed over
+    /// layers), results, file write
+    Profile {
+        /// `published` (F=512, random weights), `default` or a model directory
+        #[arg(long, default_value = "default")]
+        model: String,
+        /// A test cell (a number of atoms, or mos2) or a structure file (its
+        /// first frame)
+        #[arg(long, default_value = "mos2")]
+        cell: String,
+        /// cpu, cuda, cuda:K or auto
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Timed runs (the fastest is reported)
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Neighbour-graph construction for cells of several sizes
     Graph {
         /// Cell sizes (atoms)
@@ -150,6 +171,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
             }
             Ok(())
         }
+        BenchWhat::Profile {
+            model,
+            cell,
+            device,
+            repeat,
+            json,
+        } => profile(&model, &cell, &device, repeat, json),
         BenchWhat::Graph {
             sizes,
             repeat,
@@ -215,4 +243,81 @@ pub fn run(args: BenchArgs) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `e3relax bench profile`: one prediction from file to file, stage by
+/// stage, the fastest of `repeat` runs.
+fn profile(model: &str, cell: &str, device: &str, repeat: usize, json: bool) -> Result<()> {
+    use e3relax::io::{self, Format};
+    use e3relax::profile::{record, stage};
+    let device = e3relax::runtime::DeviceRequest::parse(device)?;
+    let load_start = std::time::Instant::now();
+    let (label, relaxer) = bench_model(model, device)?;
+    let load_seconds = load_start.elapsed().as_secs_f64();
+    let structure = match bench_cells(std::slice::from_ref(&cell.to_string())) {
+        Ok(mut cells) => cells.remove(0).1,
+        Err(_) => io::read_file(std::path::Path::new(cell), None)?.remove(0),
+    };
+    // Read and written through real files, as `e3relax relax` does.
+    let dir = tempfile::tempdir().map_err(|e| e3relax::Error::io("temporary folder", e))?;
+    let input = dir.path().join("input.extxyz");
+    let output = dir.path().join("output.extxyz");
+    io::write_file(&input, std::slice::from_ref(&structure), None)?;
+    let options = e3relax::relax::RelaxOptions::default();
+    let device = relaxer.model().device();
+    let mut best: Option<e3relax::profile::Profile> = None;
+    for _ in 0..repeat.max(1) + 1 {
+        let (result, profile) = record(device, || -> Result<()> {
+            let text = stage("file read", || io::read_text(&input))?;
+            let frames = stage("parse", || io::parse(&text, Format::ExtXyz))?;
+            stage("validation", || relaxer.check(&frames[0]))?;
+            let results = relaxer.relax_many(&frames, &options)?;
+            let relaxed: Vec<_> = results.into_iter().map(|r| r.relaxed).collect();
+            stage("file write", || io::write_file(&output, &relaxed, None))
+        });
+        result?;
+        // The first run warms libtorch's allocator and kernels up.
+        if best.is_none() || best.as_ref().is_some_and(|b| profile.total() < b.total()) {
+            best = Some(profile);
+        }
+    }
+    let best = best.expect("at least one run");
+    let total = best.total() - best.seconds_of("layer: ");
+    if json {
+        let stages: Vec<_> = best
+            .stages
+            .iter()
+            .map(|(name, seconds, calls)| serde_json::json!({"stage": name, "seconds": seconds, "calls": calls}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"model": label, "atoms": structure.natoms(), "threads": tch::get_num_threads(),
+                "load_seconds": load_seconds, "total_seconds": total, "stages": stages})
+        );
+        return Ok(());
+    }
+    println!(
+        "{label}; {} atoms; {} libtorch thread(s); fastest of {} runs; model load {:.1} ms (once)",
+        structure.natoms(),
+        tch::get_num_threads(),
+        repeat.max(1),
+        load_seconds * 1e3
+    );
+    println!("{:<34} {:>10} {:>7} {:>6}", "stage", "ms", "share", "calls");
+    for (name, seconds, calls) in &best.stages {
+        // Layer stages are parts of "network": shown indented.
+        let shown = match name.strip_prefix("layer: ") {
+            Some(block) => format!("  {block} (all layers)"),
+            None => name.clone(),
+        };
+        println!(
+            "{:<34} {:>10.2} {:>6.1}% {:>6}",
+            shown,
+            seconds * 1e3,
+            100.0 * seconds / total,
+            calls
+        );
+    }
+    println!("{:<34} {:>10.2}", "total (file to file)", total * 1e3);
+    Ok(())
 }

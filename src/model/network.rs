@@ -1,6 +1,7 @@
 //! The E3Relax network: embeddings and T layers of steps 1-8 of
 //! model-spec.md, returning positions and lattices after every layer.
 
+use crate::profile;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
@@ -231,134 +232,150 @@ impl E3Relax {
             // Ablation "w/o refinement": only the last layer moves things.
             let moves = self.config.refinement || t == last;
             // 1. Geometry from the current positions and lattice.
-            let edge_lattice = lattice.index_select(0, &batch.edge_crystal);
-            let shift = batch
-                .edge_offset
-                .unsqueeze(1)
-                .bmm(&edge_lattice)
-                .squeeze_dim(1);
-            let r = pos.index_select(0, &batch.edge_source) + shift
-                - pos.index_select(0, &batch.edge_target);
-            let distance = geometric_norm(&r);
-            let edges = EdgeGeometry {
-                direction: -(&r / distance.unsqueeze(-1)),
-                source: batch.edge_source.shallow_clone(),
-                target: batch.edge_target.shallow_clone(),
-                weight: self
-                    .config
-                    .symmetric_graph
-                    .then(|| cosine_cutoff(&distance, self.config.graph_radius)),
-                distance,
-            };
-            let atom_lattice = lattice.index_select(0, &batch.atom_crystal);
+            let (edges, atom_lattice) = profile::stage("layer: edge geometry", || {
+                let edge_lattice = lattice.index_select(0, &batch.edge_crystal);
+                let shift = batch
+                    .edge_offset
+                    .unsqueeze(1)
+                    .bmm(&edge_lattice)
+                    .squeeze_dim(1);
+                let r = pos.index_select(0, &batch.edge_source) + shift
+                    - pos.index_select(0, &batch.edge_target);
+                let distance = geometric_norm(&r);
+                let edges = EdgeGeometry {
+                    direction: -(&r / distance.unsqueeze(-1)),
+                    source: batch.edge_source.shallow_clone(),
+                    target: batch.edge_target.shallow_clone(),
+                    weight: self
+                        .config
+                        .symmetric_graph
+                        .then(|| cosine_cutoff(&distance, self.config.graph_radius)),
+                    distance,
+                };
+                let atom_lattice = lattice.index_select(0, &batch.atom_crystal);
+                (edges, atom_lattice)
+            });
 
             // 2. Lattice -> atom, axis by axis.
-            for (c, block) in layer.lattice_to_atom.iter().enumerate() {
-                // The paper: the lattice vector as a point seen from the
-                // atom; `Vector`: the lattice vector itself (origin-free).
-                let q = if vector_geometry {
-                    atom_lattice.select(1, c as i64)
-                } else {
-                    atom_lattice.select(1, c as i64) - &pos
-                };
-                let d = geometric_norm(&q);
-                let direction = -(&q / d.unsqueeze(-1));
-                let rbf = self.radial.forward(&d);
-                let s_atoms = s[c].index_select(0, &batch.atom_crystal);
-                let w_atoms = w[c].index_select(0, &batch.atom_crystal);
-                (x, v) = block.forward(&x, &v, &direction, &rbf, &s_atoms, &w_atoms);
-            }
+            profile::stage("layer: lattice -> atom", || {
+                for (c, block) in layer.lattice_to_atom.iter().enumerate() {
+                    // The paper: the lattice vector as a point seen from the
+                    // atom; `Vector`: the lattice vector itself (origin-free).
+                    let q = if vector_geometry {
+                        atom_lattice.select(1, c as i64)
+                    } else {
+                        atom_lattice.select(1, c as i64) - &pos
+                    };
+                    let d = geometric_norm(&q);
+                    let direction = -(&q / d.unsqueeze(-1));
+                    let rbf = self.radial.forward(&d);
+                    let s_atoms = s[c].index_select(0, &batch.atom_crystal);
+                    let w_atoms = w[c].index_select(0, &batch.atom_crystal);
+                    (x, v) = block.forward(&x, &v, &direction, &rbf, &s_atoms, &w_atoms);
+                }
+            });
             // 3. Message passing; 4. self update.
-            (x, v) = layer.message_passing.forward(&x, &v, &edges, &self.radial);
-            (x, v) = layer.self_update.forward(&x, &v);
+            (x, v) = profile::stage("layer: message passing", || {
+                layer.message_passing.forward(&x, &v, &edges, &self.radial)
+            });
+            (x, v) = profile::stage("layer: self update", || layer.self_update.forward(&x, &v));
             // 5. Position update.
             if moves {
-                pos = &pos + layer.position_update.forward(&x, &v);
+                pos = profile::stage("layer: position update", || {
+                    &pos + layer.position_update.forward(&x, &v)
+                });
             }
             // 6. Atom -> lattice, with means over each crystal's atoms.
-            let x_mean = crystal_mean(batch, &x);
-            let v_mean = crystal_mean(batch, &v);
-            for (c, block) in layer.atom_to_lattice.iter().enumerate() {
-                let (new_s, new_w) = block.forward(&s[c], &w[c], &x_mean, &v_mean);
-                s[c] = new_s;
-                w[c] = new_w;
-            }
+            let x_mean = profile::stage("layer: atom -> lattice", || {
+                let x_mean = crystal_mean(batch, &x);
+                let v_mean = crystal_mean(batch, &v);
+                for (c, block) in layer.atom_to_lattice.iter().enumerate() {
+                    let (new_s, new_w) = block.forward(&s[c], &w[c], &x_mean, &v_mean);
+                    s[c] = new_s;
+                    w[c] = new_w;
+                }
+                x_mean
+            });
             // 7. Lattice update (not with a fixed cell).
             if !batch.fixed_cell && moves {
-                let previous = lattice.shallow_clone();
-                let mut deformation = None;
-                lattice = match &layer.lattice_head {
-                    // Ablation "w/o lattice nodes": from pooled atom scalars.
-                    Some(head) => &lattice + head.forward(&x_mean).reshape([nb, 3, 3]),
-                    None => {
-                        let deltas: Vec<Tensor> = layer
-                            .lattice_update
-                            .iter()
-                            .zip(&w)
-                            .map(|(u, wc)| u.forward(wc))
-                            .collect();
-                        match self.config.lattice_update {
-                            LatticeUpdateKind::Add => lattice_update::apply(
-                                &lattice,
-                                &deltas,
-                                self.config.lattice_delta_as_columns,
-                            ),
-                            LatticeUpdateKind::Strain => {
-                                let virial = layer.virial_strain.as_ref().map(|head| {
-                                    head.forward(
-                                        &x,
-                                        &edges.source,
-                                        &edges.target,
-                                        &edges.direction,
-                                        &self.radial.forward(&edges.distance),
-                                        edges.weight.as_ref(),
-                                        &batch.edge_crystal,
-                                        nb,
-                                    )
-                                });
-                                let d = lattice_update::strain_deformation(
+                profile::stage("layer: lattice update", || {
+                    let previous = lattice.shallow_clone();
+                    let mut deformation = None;
+                    lattice = match &layer.lattice_head {
+                        // Ablation "w/o lattice nodes": from pooled atom scalars.
+                        Some(head) => &lattice + head.forward(&x_mean).reshape([nb, 3, 3]),
+                        None => {
+                            let deltas: Vec<Tensor> = layer
+                                .lattice_update
+                                .iter()
+                                .zip(&w)
+                                .map(|(u, wc)| u.forward(wc))
+                                .collect();
+                            match self.config.lattice_update {
+                                LatticeUpdateKind::Add => lattice_update::apply(
                                     &lattice,
                                     &deltas,
-                                    virial.as_ref(),
-                                );
-                                let new = lattice.matmul(&d);
-                                deformation = Some(d);
-                                new
+                                    self.config.lattice_delta_as_columns,
+                                ),
+                                LatticeUpdateKind::Strain => {
+                                    let virial = layer.virial_strain.as_ref().map(|head| {
+                                        head.forward(
+                                            &x,
+                                            &edges.source,
+                                            &edges.target,
+                                            &edges.direction,
+                                            &self.radial.forward(&edges.distance),
+                                            edges.weight.as_ref(),
+                                            &batch.edge_crystal,
+                                            nb,
+                                        )
+                                    });
+                                    let d = lattice_update::strain_deformation(
+                                        &lattice,
+                                        &deltas,
+                                        virial.as_ref(),
+                                    );
+                                    let new = lattice.matmul(&d);
+                                    deformation = Some(d);
+                                    new
+                                }
                             }
                         }
+                    };
+                    if self.config.carry_positions {
+                        // Atoms follow the cell: x -> x L^-1 L'.
+                        let d = deformation
+                            .unwrap_or_else(|| Tensor::linalg_solve(&previous, &lattice, true));
+                        pos = deform_positions(batch, &pos, &d);
                     }
-                };
-                if self.config.carry_positions {
-                    // Atoms follow the cell: x -> x L^-1 L'.
-                    let d = deformation
-                        .unwrap_or_else(|| Tensor::linalg_solve(&previous, &lattice, true));
-                    pos = deform_positions(batch, &pos, &d);
-                }
+                });
             }
             // 8. Record, moved back to the input's images (FIX 2).
-            let positions = match &batch.image_shift {
-                Some(n_i) => {
-                    let predicted = lattice.index_select(0, &batch.atom_crystal);
-                    &pos + n_i.unsqueeze(1).bmm(&predicted).squeeze_dim(1)
-                }
-                None => pos.shallow_clone(),
-            };
-            // FIX 3: shift each crystal by `f_in . L_t - mean(pos_t)`, which
-            // makes the mean fractional coordinate the input's `f_in`.
-            let positions = if self.config.remove_net_translation {
-                let mean = crystal_mean(batch, &positions);
-                let target = batch
-                    .mean_fractional
-                    .unsqueeze(1)
-                    .bmm(&lattice)
-                    .squeeze_dim(1);
-                &positions + (target - mean).index_select(0, &batch.atom_crystal)
-            } else {
-                positions
-            };
-            outputs.push(LayerOutput {
-                positions,
-                lattice: lattice.shallow_clone(),
+            profile::stage("layer: output", || {
+                let positions = match &batch.image_shift {
+                    Some(n_i) => {
+                        let predicted = lattice.index_select(0, &batch.atom_crystal);
+                        &pos + n_i.unsqueeze(1).bmm(&predicted).squeeze_dim(1)
+                    }
+                    None => pos.shallow_clone(),
+                };
+                // FIX 3: shift each crystal by `f_in . L_t - mean(pos_t)`, which
+                // makes the mean fractional coordinate the input's `f_in`.
+                let positions = if self.config.remove_net_translation {
+                    let mean = crystal_mean(batch, &positions);
+                    let target = batch
+                        .mean_fractional
+                        .unsqueeze(1)
+                        .bmm(&lattice)
+                        .squeeze_dim(1);
+                    &positions + (target - mean).index_select(0, &batch.atom_crystal)
+                } else {
+                    positions
+                };
+                outputs.push(LayerOutput {
+                    positions,
+                    lattice: lattice.shallow_clone(),
+                });
             });
         }
         outputs
