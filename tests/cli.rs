@@ -188,7 +188,11 @@ fn help_lists_the_subcommands() {
 fn bench_profile_lists_every_stage_once() {
     let out = e3relax(&["bench", "profile", "--cell", "8", "--repeat", "1"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stages = [
         "file read",
         "parse",

@@ -307,7 +307,12 @@ fn profile(model: &str, cell: &str, device: &str, repeat: usize, json: bool) -> 
     for (name, seconds, calls) in &best.stages {
         // Layer stages are parts of "network": shown indented.
         let shown = match name.strip_prefix("layer: ") {
-            Some(block) => format!("  {block} (all layers)"),
+            // A part of a block ("lattice update: virial strain") is
+            // indented once more.
+            Some(block) => match block.split_once(": ") {
+                Some((_, part)) => format!("    {part} (all layers)"),
+                None => format!("  {block} (all layers)"),
+            },
             None => name.clone(),
         };
         println!(

@@ -17,6 +17,7 @@ use super::message_passing::{EdgeGeometry, MessagePassing};
 use super::position_update::PositionUpdate;
 use super::radial::RadialBasis;
 use super::self_update::SelfUpdate;
+use super::virial_strain::VirialStrain;
 
 const F: usize = 4;
 const K: usize = 3;
@@ -248,6 +249,94 @@ fn message_passing_matches_loops() {
     let (chunked_x, chunked_v) = block.forward_in_chunks(&x, &v, &geometry, &radial, 2);
     assert_close(&chunked_x, &want_x, "x in chunks of 2");
     assert_close(&chunked_v, &want_v, "v in chunks of 2");
+    // Without autograd (inference) the products are done in place: the
+    // same numbers, with and without edge weights.
+    let (fast_x, fast_v) = tch::no_grad(|| block.forward_in_chunks(&x, &v, &geometry, &radial, 2));
+    assert_close(&fast_x, &want_x, "x without autograd");
+    assert_close(&fast_v, &want_v, "v without autograd");
+    let weighted = EdgeGeometry {
+        weight: Some(random(&[e]).abs()),
+        ..geometry
+    };
+    let (slow_x, slow_v) = block.forward(&x, &v, &weighted, &radial);
+    assert!(
+        slow_x.requires_grad(),
+        "the reference must take the autograd path"
+    );
+    let (fast_x, fast_v) = tch::no_grad(|| block.forward(&x, &v, &weighted, &radial));
+    assert_close(&fast_x, &values(&slow_x), "weighted x without autograd");
+    assert_close(&fast_v, &values(&slow_v), "weighted v without autograd");
+}
+
+#[test]
+fn virial_strain_matches_loops() {
+    let mut vs = store();
+    let block = VirialStrain::new(vs.root(), F as i64, K as i64);
+    vs.double();
+    let n = 5;
+    // Two crystals: atoms 0-2 and 3-4.
+    let edges_list = [
+        (0usize, 1usize, 0usize),
+        (1, 2, 0),
+        (2, 0, 0),
+        (0, 0, 0),
+        (3, 4, 1),
+        (4, 3, 1),
+    ];
+    let source = Tensor::from_slice(&edges_list.map(|e| e.0 as i64));
+    let target = Tensor::from_slice(&edges_list.map(|e| e.1 as i64));
+    let crystal = Tensor::from_slice(&edges_list.map(|e| e.2 as i64));
+    let e = edges_list.len() as i64;
+    let x = random(&[n, F as i64]);
+    let direction = random(&[e, 3]);
+    let rbf = random(&[e, K as i64]);
+    let weight = random(&[e]).abs();
+    let p = Weights::of(&vs);
+    let (xs, us, rs, ws) = (
+        values(&x),
+        values(&direction),
+        values(&rbf),
+        values(&weight),
+    );
+    let a: Vec<Vec<f64>> = (0..n as usize)
+        .map(|i| p.linear("atom_proj", &row(&xs, i, F)))
+        .collect();
+    let mut want = vec![0.0; 2 * 9];
+    let mut count = [0.0; 2];
+    for (k, &(j, i, c)) in edges_list.iter().enumerate() {
+        let radial = p.linear("edge_proj", &row(&rs, k, K));
+        let s: f64 = (0..F).map(|f| a[j][f] * a[i][f] * radial[f]).sum::<f64>() / F as f64 * ws[k];
+        for r in 0..3 {
+            for q in 0..3 {
+                want[c * 9 + r * 3 + q] += s * us[k * 3 + r] * us[k * 3 + q];
+            }
+        }
+        count[c] += 1.0;
+    }
+    for c in 0..2 {
+        for entry in &mut want[c * 9..(c + 1) * 9] {
+            *entry /= count[c];
+        }
+    }
+    let run = || {
+        block.forward(
+            &x,
+            &source,
+            &target,
+            &direction,
+            &rbf,
+            Some(&weight),
+            &crystal,
+            2,
+        )
+    };
+    let slow = run();
+    assert!(
+        slow.requires_grad(),
+        "the reference must take the autograd path"
+    );
+    assert_close(&slow, &want, "virial strain");
+    assert_close(&tch::no_grad(run), &want, "virial strain without autograd");
 }
 
 #[test]

@@ -319,15 +319,20 @@ impl E3Relax {
                                 ),
                                 LatticeUpdateKind::Strain => {
                                     let virial = layer.virial_strain.as_ref().map(|head| {
-                                        head.forward(
-                                            &x,
-                                            &edges.source,
-                                            &edges.target,
-                                            &edges.direction,
-                                            &self.radial.forward(&edges.distance),
-                                            edges.weight.as_ref(),
-                                            &batch.edge_crystal,
-                                            nb,
+                                        profile::stage(
+                                            "layer: lattice update: virial strain",
+                                            || {
+                                                head.forward(
+                                                    &x,
+                                                    &edges.source,
+                                                    &edges.target,
+                                                    &edges.direction,
+                                                    &self.radial.forward(&edges.distance),
+                                                    edges.weight.as_ref(),
+                                                    &batch.edge_crystal,
+                                                    nb,
+                                                )
+                                            },
                                         )
                                     });
                                     let d = lattice_update::strain_deformation(

@@ -49,10 +49,18 @@ impl VirialStrain {
         num_crystals: i64,
     ) -> Tensor {
         let a = self.atom_proj.forward(x);
-        let s =
-            (a.index_select(0, source) * a.index_select(0, target) * self.edge_proj.forward(rbf))
+        let radial = self.edge_proj.forward(rbf);
+        let s = if radial.requires_grad() {
+            (a.index_select(0, source) * a.index_select(0, target) * radial)
                 .sum_dim_intlist(-1, false, None)
-                / self.hidden as f64;
+                / self.hidden as f64
+        } else {
+            // Inference: the same product in place (equal to rounding).
+            let mut product = radial;
+            let _ = product.g_mul_(&a.index_select(0, source));
+            let _ = product.g_mul_(&a.index_select(0, target));
+            product.sum_dim_intlist(-1, false, None) / self.hidden as f64
+        };
         let s = match weight {
             Some(w) => s * w,
             None => s,
