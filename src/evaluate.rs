@@ -128,7 +128,7 @@ pub fn evaluate_with_baseline(
 ) -> Result<EvalReport> {
     let inputs: Vec<_> = pairs.iter().map(|p| p.unrelaxed.clone()).collect();
     let start = Instant::now();
-    let predictions = predict(model, &inputs, options)?;
+    let predictions = predict(model, &inputs, options, 0)?;
     let seconds = start.elapsed().as_secs_f64();
     let rows: Vec<EvalRow> = pairs
         .iter()

@@ -106,7 +106,57 @@ impl Relaxer {
         structures: &[Structure],
         options: &RelaxOptions,
     ) -> Result<Vec<Relaxation>> {
-        predict(&self.model, structures, options)
+        predict(&self.model, structures, options, 0)
+    }
+
+    /// [`Relaxer::relax_many`] on `workers` threads, each with its own copy
+    /// of the model and a contiguous share of the structures (whole
+    /// batches): many small crystals gain from several cores this way,
+    /// where libtorch's intra-op threads do little for small tensors. Set
+    /// libtorch's threads to 1 for this (see `runtime::set_threads`).
+    /// Results come back in input order and equal `relax_many`'s (same
+    /// batches, so bit for bit). On a GPU, or with one batch, runs serially.
+    pub fn relax_many_parallel(
+        &self,
+        structures: &[Structure],
+        options: &RelaxOptions,
+        workers: usize,
+    ) -> Result<Vec<Relaxation>> {
+        let batch_size = options.batch_size.max(1);
+        let batches = structures.len().div_ceil(batch_size);
+        let workers = workers.clamp(1, batches.max(1));
+        if workers == 1 || self.model.device() != Device::Cpu {
+            return self.relax_many(structures, options);
+        }
+        // Shares of whole batches, so that every structure is batched with
+        // the same neighbours as in the serial run.
+        let share = batches.div_ceil(workers) * batch_size;
+        let parts: Vec<&[Structure]> = structures.chunks(share).collect();
+        let copies = (1..parts.len())
+            .map(|_| self.model.duplicate())
+            .collect::<Result<Vec<Model>>>()?;
+        let results = std::thread::scope(|scope| {
+            let handles: Vec<_> = copies
+                .into_iter()
+                .zip(&parts[1..])
+                .enumerate()
+                .map(|(k, (model, part))| {
+                    let offset = (k + 1) * share;
+                    scope.spawn(move || predict(&model, part, options, offset))
+                })
+                .collect();
+            let mut results = vec![predict(&self.model, parts[0], options, 0)];
+            results.extend(handles.into_iter().map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Model("a prediction thread panicked".into())))
+            }));
+            results
+        });
+        let mut all = Vec::with_capacity(structures.len());
+        for part in results {
+            all.extend(part?);
+        }
+        Ok(all)
     }
 }
 
@@ -115,6 +165,7 @@ pub fn predict(
     model: &Model,
     structures: &[Structure],
     options: &RelaxOptions,
+    first_index: usize,
 ) -> Result<Vec<Relaxation>> {
     if options.batch_size == 0 {
         return Err(Error::InvalidArgument(
@@ -138,7 +189,13 @@ pub fn predict(
             model.network.forward(&batch)
         });
         let relaxed = profile::stage("results and symmetrisation", || {
-            assemble(chunk, results.len(), &batch, &outputs, options)
+            assemble(
+                chunk,
+                first_index + results.len(),
+                &batch,
+                &outputs,
+                options,
+            )
         })?;
         results.extend(relaxed);
     }

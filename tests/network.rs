@@ -296,3 +296,34 @@ fn ablation_without_lattice_nodes_has_a_lattice_head_instead() {
     let out = Relaxer::from_model(model).relax(&crystal).unwrap();
     assert!(max_abs_diff(&out.lattice, &crystal.lattice) > 1e-4);
 }
+
+#[test]
+fn parallel_workers_give_the_serial_answer_in_order() {
+    let config = small_config();
+    let crystals: Vec<e3relax::Structure> = (0..23)
+        .map(|k| random_crystal(100 + k, 2 + (k as usize % 6)))
+        .collect();
+    let relaxer = Relaxer::from_model(small_model(&config, 9));
+    let options = RelaxOptions {
+        batch_size: 4,
+        ..Default::default()
+    };
+    let serial = relaxer.relax_many(&crystals, &options).unwrap();
+    for workers in [1, 2, 3, 7, 100] {
+        let parallel = relaxer
+            .relax_many_parallel(&crystals, &options, workers)
+            .unwrap();
+        assert_eq!(parallel.len(), crystals.len());
+        for (k, (a, b)) in serial.iter().zip(&parallel).enumerate() {
+            // Same batches, so the same numbers bit for bit.
+            assert_eq!(
+                a.relaxed.positions, b.relaxed.positions,
+                "{workers} workers, crystal {k}"
+            );
+            assert_eq!(
+                a.relaxed.lattice, b.relaxed.lattice,
+                "{workers} workers, crystal {k}"
+            );
+        }
+    }
+}

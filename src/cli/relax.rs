@@ -25,8 +25,9 @@ pub struct RelaxArgs {
     /// cpu, cuda, cuda:K or auto
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// libtorch threads [default: E3RELAX_NUM_THREADS, else OMP_NUM_THREADS,
-    /// else 1, which never oversubscribes a busy node]
+    /// Threads [default: E3RELAX_NUM_THREADS, else OMP_NUM_THREADS, else 1,
+    /// which never oversubscribes a busy node]. With several batches each
+    /// thread relaxes its own share of them; with one, libtorch uses them
     #[arg(long, value_name = "N")]
     threads: Option<i32>,
     /// Structures per forward pass
@@ -116,10 +117,12 @@ pub fn run(args: RelaxArgs) -> Result<()> {
     let input_format = super::format_option(&args.input_format)?;
     let output_format = super::format_option(&args.format)?;
     let device = DeviceRequest::parse(&args.device)?;
-    match args.threads {
-        Some(n) => e3relax::runtime::set_threads(n, 0)?,
-        None => e3relax::runtime::apply_default_threads()?,
-    }
+    let threads = match args.threads {
+        Some(n) => n,
+        None => e3relax::runtime::default_threads()?,
+    };
+    // Validated now, applied once the number of batches is known.
+    e3relax::runtime::set_threads(threads, 0)?;
     // Read everything first: a bad input fails before the model is loaded.
     let read = |p: &Path| {
         if args.skip_invalid {
@@ -183,7 +186,15 @@ pub fn run(args: RelaxArgs) -> Result<()> {
     };
     let all: Vec<Structure> = jobs.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
     let start = std::time::Instant::now();
-    let results = relaxer.relax_many(&all, &options)?;
+    // Several batches: one worker per thread, each single-threaded (small
+    // crystals gain little from libtorch's intra-op threads); one batch:
+    // all threads inside libtorch.
+    let batches = all.len().div_ceil(args.batch_size.max(1));
+    let workers = if batches >= 2 { threads as usize } else { 1 };
+    if workers > 1 {
+        e3relax::runtime::set_threads(1, 0)?;
+    }
+    let results = relaxer.relax_many_parallel(&all, &options, workers)?;
     let seconds = start.elapsed().as_secs_f64();
 
     let input_files: Vec<PathBuf> = jobs.iter().map(|(p, _)| p.clone()).collect();

@@ -128,6 +128,14 @@ impl Model {
         })
     }
 
+    /// An independent copy (its own parameters, same device and values),
+    /// for running predictions on another thread.
+    pub fn duplicate(&self) -> Result<Model> {
+        let copy = Model::new(self.config(), 0)?.to_device(self.device())?;
+        copy.assign(self.named_parameters(), "model copy")?;
+        Ok(copy)
+    }
+
     /// Loads a model directory onto `device` (f32).
     pub fn load(dir: &Path, device: Device) -> Result<Model> {
         let shown = dir.display().to_string();
