@@ -28,6 +28,12 @@ pub struct TrainConfig {
     /// AdamW learning rate, weight decay, AMSGrad, betas, eps.
     pub lr: f64,
     pub weight_decay: f64,
+    /// Whether weight decay also pulls the volume prior's learned
+    /// per-element log volumes and its weight towards 0. They are physical
+    /// quantities (ln Å^3 per atom), not weights: `false` leaves them out.
+    /// `true` (the default) is how the first weight-decay models were
+    /// trained.
+    pub decay_volume_prior: bool,
     pub amsgrad: bool,
     pub beta1: f64,
     pub beta2: f64,
@@ -85,6 +91,7 @@ impl Default for TrainConfig {
             batch_size: 32,
             lr: 1e-4,
             weight_decay: 0.0,
+            decay_volume_prior: true,
             amsgrad: true,
             beta1: 0.9,
             beta2: 0.999,

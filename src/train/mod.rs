@@ -275,6 +275,9 @@ pub fn train(
         config.weight_decay,
         config.amsgrad,
     );
+    if !config.decay_volume_prior {
+        opt.no_decay_prefixes.push("volume_prior.".into());
+    }
     let mut ema = Ema::new(&params, config.ema_decay);
     if resume {
         clean_after_interruption(output, &mut state)?;

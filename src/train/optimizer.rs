@@ -13,6 +13,8 @@ pub struct AdamW {
     pub beta2: f64,
     pub eps: f64,
     pub weight_decay: f64,
+    /// Parameters whose names start with one of these are not decayed.
+    pub no_decay_prefixes: Vec<String>,
     pub amsgrad: bool,
     /// Steps taken.
     pub step: i64,
@@ -39,6 +41,7 @@ impl AdamW {
             beta2,
             eps,
             weight_decay,
+            no_decay_prefixes: Vec::new(),
             amsgrad,
             step: 0,
             moments,
@@ -58,7 +61,11 @@ impl AdamW {
                 }
                 let [m, v, vmax] = &self.moments[name];
                 let mut p = p.shallow_clone();
-                if self.weight_decay != 0.0 {
+                let decayed = !self
+                    .no_decay_prefixes
+                    .iter()
+                    .any(|prefix| name.starts_with(prefix.as_str()));
+                if self.weight_decay != 0.0 && decayed {
                     let _ = p.g_mul_scalar_(1.0 - lr * self.weight_decay);
                 }
                 let _ = m
@@ -222,6 +229,24 @@ mod tests {
             );
         }
         let _ = Device::Cpu;
+    }
+
+    #[test]
+    fn excluded_parameters_are_not_decayed() {
+        // A zero gradient isolates the decay: p -> p (1 - lr wd) or p.
+        let decayed = Tensor::from_slice(&[2.0f64]).set_requires_grad(true);
+        let kept = Tensor::from_slice(&[2.0f64]).set_requires_grad(true);
+        let params: BTreeMap<String, Tensor> = [
+            ("layers.0.w".to_string(), decayed.shallow_clone()),
+            ("volume_prior.log_volume".to_string(), kept.shallow_clone()),
+        ]
+        .into();
+        let mut opt = AdamW::new(&params, 0.9, 0.999, 1e-8, 0.5, false);
+        opt.no_decay_prefixes.push("volume_prior.".into());
+        (&decayed * 0.0 + &kept * 0.0).sum(Kind::Double).backward();
+        opt.step(&params, 0.1);
+        assert!((decayed.double_value(&[0]) - 2.0 * (1.0 - 0.05)).abs() < 1e-12);
+        assert_eq!(kept.double_value(&[0]), 2.0);
     }
 
     #[test]
