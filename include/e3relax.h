@@ -151,7 +151,9 @@ e3relax_status_t e3relax_set_num_threads(int32_t threads, int32_t interop_thread
 e3relax_status_t e3relax_cuda_device_count(int32_t *count);
 
 /*
- Loads a model directory (`config.json` + `model.safetensors`).
+ Loads a model directory (`config.json` + `model.safetensors`); `path`
+ NULL or empty loads the shipped default model (`$E3RELAX_MODEL`, else
+ the installed `share/e3relax/models/default` beside the library).
  `options_json` may be NULL or e.g. `{"device": "cpu", "length_unit":
  "bohr", "coordinates": "fractional", "fixed_cell": false, "batch_size":
  16, "symmetry_tolerance": 0.001}`. `symmetry_tolerance` (Å, default
@@ -184,6 +186,26 @@ e3relax_status_t e3relax_predict(const e3relax_model_t *model,
                                  const double *lattice,
                                  double *out_positions,
                                  double *out_lattice);
+
+/*
+ The number of layers of a model (the structures `e3relax_predict_layers`
+ returns), written to `layers`.
+ */
+e3relax_status_t e3relax_num_layers(const e3relax_model_t *model, int32_t *layers);
+
+/*
+ Like `e3relax_predict`, but returns the structure after every layer:
+ `out_positions[layers][natoms][3]` and `out_lattices[layers][3][3]`
+ (`layers` from `e3relax_num_layers`; the last is `e3relax_predict`'s
+ answer). Either output may be NULL when not wanted.
+ */
+e3relax_status_t e3relax_predict_layers(const e3relax_model_t *model,
+                                        int32_t natoms,
+                                        const int32_t *numbers,
+                                        const double *positions,
+                                        const double *lattice,
+                                        double *out_positions,
+                                        double *out_lattices);
 
 /*
  Predicts many crystals of different sizes at once. `natoms[nstructures]`

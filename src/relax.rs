@@ -2,6 +2,7 @@
 //! structure or many.
 
 use crate::profile;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use tch::{Device, Kind, Tensor};
@@ -29,6 +30,45 @@ pub struct RelaxOptions {
 
 /// Default tolerance of the symmetry search, Å (spglib's usual 1e-3).
 pub const DEFAULT_SYMMETRY_TOLERANCE: f64 = 1e-3;
+
+/// The shipped model used when none is named, searched in this order:
+/// `$E3RELAX_MODEL`; beside the binary that holds this code (the library or
+/// the CLI): `../share/e3relax/models/default` (an installed prefix) or
+/// `models/default` (the Python package); the source tree this was built
+/// from. The error lists where it looked.
+pub fn default_model_dir() -> Result<std::path::PathBuf> {
+    if let Some(dir) = std::env::var_os("E3RELAX_MODEL") {
+        return Ok(dir.into());
+    }
+    let mut candidates = Vec::new();
+    if let Some(binary_dir) = this_binary_dir() {
+        candidates.push(binary_dir.join("../share/e3relax/models/default"));
+        candidates.push(binary_dir.join("models/default"));
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default"));
+    if let Some(found) = candidates.iter().find(|d| d.join("config.json").is_file()) {
+        return Ok(found.clone());
+    }
+    let looked: Vec<String> = candidates.iter().map(|d| d.display().to_string()).collect();
+    Err(Error::Model(format!(
+        "no model named, E3RELAX_MODEL is not set and no shipped model was found (looked in {})",
+        looked.join(", ")
+    )))
+}
+
+/// The folder of the shared library or executable this code is part of.
+fn this_binary_dir() -> Option<std::path::PathBuf> {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let address = default_model_dir as *const libc::c_void;
+    // SAFETY: dladdr only reads the loader's tables; info is a plain struct.
+    if unsafe { libc::dladdr(address, &mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    let path = Path::new(std::ffi::OsStr::from_bytes(name.to_bytes()));
+    let path = std::fs::canonicalize(path).ok()?;
+    path.parent().map(Path::to_path_buf)
+}
 
 impl Default for RelaxOptions {
     fn default() -> Self {

@@ -48,6 +48,48 @@ fn predictions_match_the_rust_api_in_angstrom_bohr_and_fractional() {
     let close = |a: &[f64], b: &[f64], tol: f64| a.iter().zip(b).all(|(x, y)| (x - y).abs() < tol);
     assert!(close(&pos, &want_pos, 1e-9) && close(&lat, &want_lat, 1e-9));
 
+    // Every layer's structure; the last is the prediction.
+    let mut layers = 0;
+    assert_eq!(
+        unsafe { e3relax_num_layers(model, &mut layers) },
+        E3RELAX_SUCCESS
+    );
+    let n = numbers.len();
+    let mut all_pos = vec![0.0; layers as usize * n * 3];
+    let mut all_lat = vec![0.0; layers as usize * 9];
+    let status = unsafe {
+        e3relax_predict_layers(
+            model,
+            n as i32,
+            numbers.as_ptr(),
+            positions.as_ptr(),
+            lattice.as_ptr(),
+            all_pos.as_mut_ptr(),
+            all_lat.as_mut_ptr(),
+        )
+    };
+    assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+    let last = layers as usize - 1;
+    assert!(close(&all_pos[last * n * 3..], &pos, 1e-12));
+    assert!(close(&all_lat[last * 9..], &lat, 1e-12));
+    assert!(
+        !close(&all_pos[..n * 3], &pos, 1e-9),
+        "layer 1 is not the answer"
+    );
+    let status = unsafe {
+        e3relax_predict_layers(
+            model,
+            n as i32,
+            numbers.as_ptr(),
+            null(),
+            lattice.as_ptr(),
+            null_mut(),
+            null_mut(),
+        )
+    };
+    assert_eq!(status, E3RELAX_INVALID_ARGUMENT);
+    assert!(last_error().contains("positions is NULL"));
+
     let bohr = 0.529177210903;
     let (status, model_bohr) = load(&f.path, Some(r#"{"length_unit": "bohr"}"#));
     assert_eq!(status, E3RELAX_SUCCESS);
@@ -370,8 +412,19 @@ fn bad_input_catalogue() {
             "cuda:0 was requested but",
         );
     }
-    let status = unsafe { e3relax_load(null(), null(), &mut null_mut()) };
-    expect(status, E3RELAX_INVALID_ARGUMENT, "path is NULL");
+    // NULL or empty path: the shipped default model.
+    for path in [null(), c"".as_ptr(), c"  ".as_ptr()] {
+        let mut shipped = null_mut();
+        let status = unsafe { e3relax_load(path, null(), &mut shipped) };
+        assert_eq!(status, E3RELAX_SUCCESS);
+        let mut layers = 0;
+        assert_eq!(
+            unsafe { e3relax_num_layers(shipped, &mut layers) },
+            E3RELAX_SUCCESS
+        );
+        assert_eq!(layers, 4);
+        unsafe { e3relax_free(shipped) };
+    }
     let status = unsafe { e3relax_load(f.path.as_ptr(), null(), null_mut()) };
     expect(status, E3RELAX_INVALID_ARGUMENT, "model is NULL");
     let bad_utf8 = [0xffu8, 0xfe, 0];

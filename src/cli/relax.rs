@@ -59,20 +59,10 @@ pub struct RelaxArgs {
     skip_invalid: bool,
 }
 
-/// The model used when `--model` is not given: `$E3RELAX_MODEL`, else
-/// `models/default` of the source tree this binary was built from.
+/// The model used when `--model` is not given (see
+/// [`e3relax::relax::default_model_dir`]).
 pub fn default_model_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("E3RELAX_MODEL") {
-        return Ok(PathBuf::from(dir));
-    }
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default");
-    if built.is_dir() {
-        return Ok(built);
-    }
-    Err(Error::InvalidArgument(
-        "no --model given, E3RELAX_MODEL is not set and the shipped models/default is missing"
-            .into(),
-    ))
+    e3relax::relax::default_model_dir()
 }
 
 /// Structure files of a folder, sorted by name. Files of unknown format

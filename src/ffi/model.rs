@@ -68,7 +68,9 @@ pub struct e3relax_model_t {
     options: RelaxOptions,
 }
 
-/// Loads a model directory (`config.json` + `model.safetensors`).
+/// Loads a model directory (`config.json` + `model.safetensors`); `path`
+/// NULL or empty loads the shipped default model (`$E3RELAX_MODEL`, else
+/// the installed `share/e3relax/models/default` beside the library).
 /// `options_json` may be NULL or e.g. `{"device": "cpu", "length_unit":
 /// "bohr", "coordinates": "fractional", "fixed_cell": false, "batch_size":
 /// 16, "symmetry_tolerance": 0.001}`. `symmetry_tolerance` (Å, default
@@ -86,7 +88,11 @@ pub unsafe extern "C" fn e3relax_load(
             return Err(null("model"));
         }
         *model = std::ptr::null_mut();
-        let path = read_str(path, "path")?;
+        let path = if path.is_null() {
+            ""
+        } else {
+            read_str(path, "path")?
+        };
         let options: LoadOptions = if options_json.is_null() {
             LoadOptions::default()
         } else {
@@ -126,7 +132,12 @@ pub unsafe extern "C" fn e3relax_load(
             }
         }
         crate::runtime::apply_default_threads()?;
-        let relaxer = Relaxer::load(Path::new(path), DeviceRequest::parse(&options.device)?)?;
+        let dir = if path.trim().is_empty() {
+            crate::relax::default_model_dir()?
+        } else {
+            Path::new(path).to_path_buf()
+        };
+        let relaxer = Relaxer::load(&dir, DeviceRequest::parse(&options.device)?)?;
         let validation = ValidationOptions {
             max_atomic_number: relaxer.model().config().max_atomic_number(),
             ..Default::default()
@@ -291,6 +302,79 @@ pub unsafe extern "C" fn e3relax_predict(
                 .relaxed
         };
         write_out(handle, &relaxed, out_positions, out_lattice);
+        Ok(())
+    })
+}
+
+/// The number of layers of a model (the structures `e3relax_predict_layers`
+/// returns), written to `layers`.
+#[no_mangle]
+pub unsafe extern "C" fn e3relax_num_layers(
+    model: *const e3relax_model_t,
+    layers: *mut i32,
+) -> e3relax_status_t {
+    guard(|| {
+        let handle = model.as_ref().ok_or_else(|| null("model"))?;
+        if layers.is_null() {
+            return Err(null("layers"));
+        }
+        let relaxer = handle.relaxer.lock().unwrap_or_else(|e| e.into_inner());
+        *layers = relaxer.model().config().num_layers as i32;
+        Ok(())
+    })
+}
+
+/// Like `e3relax_predict`, but returns the structure after every layer:
+/// `out_positions[layers][natoms][3]` and `out_lattices[layers][3][3]`
+/// (`layers` from `e3relax_num_layers`; the last is `e3relax_predict`'s
+/// answer). Either output may be NULL when not wanted.
+#[no_mangle]
+pub unsafe extern "C" fn e3relax_predict_layers(
+    model: *const e3relax_model_t,
+    natoms: i32,
+    numbers: *const i32,
+    positions: *const f64,
+    lattice: *const f64,
+    out_positions: *mut f64,
+    out_lattices: *mut f64,
+) -> e3relax_status_t {
+    guard(|| {
+        let handle = model.as_ref().ok_or_else(|| null("model"))?;
+        let n = check_count(natoms, "natoms")?;
+        for (pointer, name) in [
+            (numbers.is_null(), "numbers"),
+            (positions.is_null(), "positions"),
+            (lattice.is_null(), "lattice"),
+        ] {
+            if pointer {
+                return Err(null(name));
+            }
+        }
+        let s = structure_from(handle, n, numbers, positions, lattice, "")?;
+        let layers = {
+            let relaxer = handle.relaxer.lock().unwrap_or_else(|e| e.into_inner());
+            let options = RelaxOptions {
+                keep_trajectory: true,
+                ..handle.options
+            };
+            relaxer
+                .relax_many(std::slice::from_ref(&s), &options)?
+                .remove(0)
+                .trajectory
+        };
+        for (t, layer) in layers.iter().enumerate() {
+            let positions = if out_positions.is_null() {
+                out_positions
+            } else {
+                out_positions.add(t * 3 * n)
+            };
+            let lattice = if out_lattices.is_null() {
+                out_lattices
+            } else {
+                out_lattices.add(t * 9)
+            };
+            write_out(handle, layer, positions, lattice);
+        }
         Ok(())
     })
 }

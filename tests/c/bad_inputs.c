@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
         fprintf(stderr, "FAIL: model not reset to NULL\n");
         failures++;
     }
-    expect("NULL path", e3relax_load(NULL, NULL, &model), E3RELAX_INVALID_ARGUMENT, "path is NULL");
+    expect("NULL layer count", e3relax_num_layers(NULL, NULL), E3RELAX_INVALID_ARGUMENT, "model is NULL");
     expect("NULL out handle", e3relax_load(argv[1], NULL, NULL), E3RELAX_INVALID_ARGUMENT, "model is NULL");
     expect("bad options", e3relax_load(argv[1], "{\"unit\": 1}", &model), E3RELAX_INVALID_ARGUMENT, "unknown field");
     expect("truncated options", e3relax_load(argv[1], "{\"device\": ", &model), E3RELAX_INVALID_ARGUMENT, "options_json");
