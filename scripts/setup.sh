@@ -9,16 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TORCH_VERSION=2.11.0
-marker=.libtorch/.e3relax-torch-$TORCH_VERSION
-if [ ! -f "$marker" ] || [ ! -f .libtorch/torch/lib/libtorch_cpu.so ]; then
-    echo "setup: installing libtorch $TORCH_VERSION into .libtorch (about 540 MB download)" >&2
-    rm -rf .libtorch
-    python3 -m pip install --quiet --disable-pip-version-check --no-cache-dir --no-deps \
-        --target .libtorch "torch==$TORCH_VERSION" \
-        'nvidia-cuda-runtime==13.0.96.*' 'nvidia-cuda-cupti==13.0.85.*'
-    touch "$marker"
-fi
+bash scripts/get-libtorch.sh
 
 # Debian packages used by the test suite (C/C++/Fortran consumers, CMake,
 # valgrind for the C bad-input catalogue).

@@ -6,6 +6,8 @@ scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --release --all-targets --quiet -- -D warnings
 cargo test --release --all-targets
+# The Python package, installed with pip as a user would, and its tests.
+scripts/python-tests.sh
 # API docs build without broken links.
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --release --quiet
 # The committed C header must be what the build generates (build.rs writes it).

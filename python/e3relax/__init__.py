@@ -1,0 +1,275 @@
+"""e3relax: relaxed crystal structures in one forward pass of E3Relax.
+
+    >>> import ase.build, e3relax
+    >>> model = e3relax.Model()                 # the shipped default model
+    >>> relaxed = model.relax(ase.build.bulk("Si", cubic=True))
+
+``Model.relax`` takes an ``ase.Atoms``, a pymatgen ``Structure`` or a list of
+them (relaxed as a batch) and returns the same type(s), metadata kept; plain
+NumPy arrays go through ``Model.relax_arrays``. Lengths are in Å, lattice
+rows are lattice vectors, positions Cartesian. Everything goes through the
+library's C ABI; errors raise ``E3RelaxError`` subclasses carrying the
+library's message.
+"""
+
+import ctypes
+import json
+
+import numpy as np
+
+from . import _capi
+from ._capi import (
+    DeviceError,
+    E3RelaxError,
+    InvalidArgumentError,
+    InvalidStructureError,
+    ModelError,
+)
+
+__all__ = [
+    "Model",
+    "E3RelaxError",
+    "InvalidArgumentError",
+    "InvalidStructureError",
+    "ModelError",
+    "DeviceError",
+    "set_num_threads",
+    "cuda_device_count",
+    "train",
+    "version",
+    "torch_version",
+]
+
+__version__ = _capi.version().decode()
+
+
+def version():
+    """The version of the loaded libe3relax."""
+    return _capi.version().decode()
+
+
+def torch_version():
+    """The libtorch version libe3relax was built against."""
+    return _capi.torch_version().decode()
+
+
+def set_num_threads(threads, interop_threads=0):
+    """libtorch's intra-op threads for this process (1 to 1024; the
+    default is ``E3RELAX_NUM_THREADS``, else ``OMP_NUM_THREADS``, else 1)."""
+    _capi.check(_capi.set_num_threads(int(threads), int(interop_threads)))
+
+
+def cuda_device_count():
+    """Usable CUDA devices (0 without CUDA)."""
+    count = ctypes.c_int32(0)
+    _capi.check(_capi.cuda_device_count(ctypes.byref(count)))
+    return count.value
+
+
+def train(config, resume=False, progress=None):
+    """Trains or fine-tunes a model as ``e3relax train`` does. ``config`` is
+    the training configuration (a dict, or its JSON); ``progress(event)``
+    receives each event as a dict (``{"event": "round", ...}``)."""
+    text = config if isinstance(config, str) else json.dumps(config)
+    errors = []
+
+    def forward(message, _user_data):
+        try:
+            progress(json.loads(message.decode()))
+        except BaseException as error:  # noqa: BLE001 - reported after the run
+            errors.append(error)
+
+    callback = _capi._PROGRESS(forward) if progress is not None else None
+    _capi.check(_capi.train(text.encode(), int(bool(resume)), callback, None))
+    if errors:
+        raise errors[0]
+
+
+def _is_ase(item):
+    return hasattr(item, "get_cell") and hasattr(item, "get_atomic_numbers")
+
+
+def _is_pymatgen(item):
+    return hasattr(item, "lattice") and hasattr(item, "sites") and hasattr(item, "cart_coords")
+
+
+def _arrays_of(item):
+    """(numbers, positions, lattice) of an ASE Atoms or pymatgen Structure."""
+    if _is_ase(item):
+        if not np.any(item.get_pbc()):
+            raise InvalidStructureError(
+                "the Atoms object is not periodic (pbc all False); e3relax relaxes crystals"
+            )
+        return item.get_atomic_numbers(), item.get_positions(), np.asarray(item.get_cell())
+    if _is_pymatgen(item):
+        if not item.is_ordered:
+            raise InvalidStructureError("disordered (partially occupied) structures are not supported")
+        numbers = [site.specie.Z for site in item.sites]
+        return numbers, item.cart_coords, item.lattice.matrix
+    raise InvalidArgumentError(
+        f"expected an ase.Atoms or a pymatgen Structure, got {type(item).__name__}; "
+        "use Model.relax_arrays for plain arrays"
+    )
+
+
+def _rebuilt(item, positions, lattice, layer=None):
+    """A copy of `item` (same type, metadata kept) with a new geometry."""
+    if _is_ase(item):
+        out = item.copy()
+        out.set_cell(lattice, scale_atoms=False)
+        out.set_positions(positions)
+        if layer is not None:
+            out.info["e3relax_layer"] = layer
+        return out
+    from pymatgen.core import Lattice, Structure
+
+    out = Structure(
+        Lattice(lattice),
+        item.species,
+        positions,
+        coords_are_cartesian=True,
+        site_properties=item.site_properties or None,
+        properties=dict(getattr(item, "properties", {}) or {}),
+    )
+    if layer is not None:
+        out.properties["e3relax_layer"] = layer
+    return out
+
+
+def _c_array(values, ctype, shape):
+    array = np.ascontiguousarray(values, dtype=np.float64 if ctype is ctypes.c_double else np.int32)
+    if array.shape != shape:
+        raise InvalidArgumentError(f"expected an array of shape {shape}, got {array.shape}")
+    return array, array.ctypes.data_as(ctypes.POINTER(ctype))
+
+
+class Model:
+    """An E3Relax model loaded through the C ABI.
+
+    ``path``: a model directory (``config.json`` + ``model.safetensors``), or
+    None for the shipped default model. ``device``: ``"cpu"``, ``"cuda"``,
+    ``"cuda:K"`` or ``"auto"``. ``symmetry_tolerance`` (Å): the prediction
+    keeps the input's space group found at this tolerance (None: the
+    network's raw output).
+    """
+
+    def __init__(self, path=None, device="cpu", symmetry_tolerance=1e-3, batch_size=16):
+        self.path = None if path is None else str(path)
+        self.device = device
+        self._options = {"device": device, "batch_size": int(batch_size), "symmetry_tolerance": symmetry_tolerance}
+        self._handles = {}
+        self._handle(False)
+
+    def _handle(self, fixed_cell):
+        fixed_cell = bool(fixed_cell)
+        if fixed_cell not in self._handles:
+            options = json.dumps(dict(self._options, fixed_cell=fixed_cell)).encode()
+            handle = ctypes.c_void_p()
+            path = None if self.path is None else self.path.encode()
+            _capi.check(_capi.load(path, options, ctypes.byref(handle)))
+            self._handles[fixed_cell] = handle
+        return self._handles[fixed_cell]
+
+    def close(self):
+        """Frees the model now (also done when it is garbage-collected)."""
+        for handle in self._handles.values():
+            _capi.free(handle)
+        self._handles = {}
+
+    def __del__(self):
+        if getattr(self, "_handles", None) and _capi is not None:
+            self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def num_layers(self):
+        """Layers of the network (structures ``layers=True`` returns)."""
+        count = ctypes.c_int32(0)
+        _capi.check(_capi.num_layers(self._handle(False), ctypes.byref(count)))
+        return count.value
+
+    def relax_arrays(self, numbers, positions, lattice, fixed_cell=False, layers=False):
+        """Relaxes one crystal given as arrays: ``numbers[n]`` atomic numbers,
+        ``positions[n, 3]`` Cartesian Å, ``lattice[3, 3]`` rows = lattice
+        vectors. Returns ``(positions, lattice)``, or with ``layers=True``
+        arrays ``[layers, n, 3]`` and ``[layers, 3, 3]``."""
+        numbers = np.asarray(numbers)
+        n = numbers.shape[0] if numbers.ndim == 1 else -1
+        if n <= 0:
+            raise InvalidArgumentError(f"numbers must be a non-empty 1-D array, got shape {numbers.shape}")
+        numbers, numbers_p = _c_array(numbers, ctypes.c_int32, (n,))
+        positions, positions_p = _c_array(positions, ctypes.c_double, (n, 3))
+        lattice, lattice_p = _c_array(lattice, ctypes.c_double, (3, 3))
+        handle = self._handle(fixed_cell)
+        if layers:
+            t = self.num_layers
+            out_positions = np.empty((t, n, 3))
+            out_lattices = np.empty((t, 3, 3))
+            _capi.check(
+                _capi.predict_layers(
+                    handle, n, numbers_p, positions_p, lattice_p,
+                    out_positions.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
+                    out_lattices.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
+                )
+            )
+            return out_positions, out_lattices
+        out = self._predict_batch(handle, [(numbers, positions, lattice)])
+        return out[0]
+
+    def _predict_batch(self, handle, arrays):
+        counts = np.array([len(a[0]) for a in arrays], dtype=np.int32)
+        numbers = np.ascontiguousarray(np.concatenate([a[0] for a in arrays]), dtype=np.int32)
+        positions = np.ascontiguousarray(np.concatenate([a[1] for a in arrays]), dtype=np.float64)
+        lattices = np.ascontiguousarray(np.stack([a[2] for a in arrays]), dtype=np.float64)
+        out_positions = np.empty_like(positions)
+        out_lattices = np.empty_like(lattices)
+        double_p = ctypes.POINTER(ctypes.c_double)
+        _capi.check(
+            _capi.predict_batch(
+                handle,
+                len(arrays),
+                counts.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
+                numbers.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
+                positions.ctypes.data_as(double_p),
+                lattices.ctypes.data_as(double_p),
+                out_positions.ctypes.data_as(double_p),
+                out_lattices.ctypes.data_as(double_p),
+            )
+        )
+        results, start = [], 0
+        for k, count in enumerate(counts):
+            results.append((out_positions[start : start + count], out_lattices[k]))
+            start += count
+        return results
+
+    def relax(self, structures, fixed_cell=False, layers=False):
+        """Relaxes an ``ase.Atoms`` or pymatgen ``Structure``, or a list of
+        them (one batched call), and returns the same type(s) with info and
+        metadata kept. ``fixed_cell=True`` keeps each cell and moves atoms
+        only (defects, slabs). ``layers=True`` returns, per structure, the
+        list of every layer's structure (the last is the answer)."""
+        single = not isinstance(structures, (list, tuple))
+        items = [structures] if single else list(structures)
+        if not items:
+            return []
+        arrays = []
+        for item in items:
+            numbers, positions, lattice = _arrays_of(item)
+            arrays.append((np.asarray(numbers, dtype=np.int32), np.asarray(positions, dtype=np.float64),
+                           np.asarray(lattice, dtype=np.float64)))
+        if layers:
+            results = []
+            for item, (numbers, positions, lattice) in zip(items, arrays):
+                all_positions, all_lattices = self.relax_arrays(numbers, positions, lattice, fixed_cell, layers=True)
+                results.append(
+                    [_rebuilt(item, p, l, layer=t + 1) for t, (p, l) in enumerate(zip(all_positions, all_lattices))]
+                )
+        else:
+            predicted = self._predict_batch(self._handle(fixed_cell), arrays)
+            results = [_rebuilt(item, p, l) for item, (p, l) in zip(items, predicted)]
+        return results[0] if single else results

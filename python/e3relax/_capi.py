@@ -1,0 +1,128 @@
+"""The C ABI of libe3relax through ctypes: loading the library (and the
+libtorch it links, preferably the one of an installed ``torch`` package),
+declaring the functions, and turning status codes into exceptions.
+
+Nothing here knows about ASE or pymatgen; ``e3relax.model`` builds on it.
+"""
+
+import ctypes
+import importlib.util
+import os
+import re
+from pathlib import Path
+
+ABI_VERSION = 1
+TORCH_VERSION = "2.11.0"
+
+_HERE = Path(__file__).resolve().parent
+
+
+class E3RelaxError(RuntimeError):
+    """A failed e3relax call; the message is the library's."""
+
+    #: The C status code (``E3RELAX_INVALID_STRUCTURE`` = 2, ...).
+    status = 0
+
+
+class InvalidArgumentError(E3RelaxError, ValueError):
+    status = 1
+
+
+class InvalidStructureError(E3RelaxError, ValueError):
+    status = 2
+
+
+class ModelError(E3RelaxError):
+    status = 3
+
+
+class DeviceError(E3RelaxError):
+    status = 6
+
+
+_ERRORS = {cls.status: cls for cls in (InvalidArgumentError, InvalidStructureError, ModelError, DeviceError)}
+
+
+def _installed_torch_lib():
+    """The ``lib`` folder of an installed ``torch`` package, found without
+    importing torch (which needs its Python dependencies), if its version is
+    the one libe3relax was built against."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    root = Path(list(spec.submodule_search_locations)[0])
+    version_file = root / "version.py"
+    try:
+        match = re.search(r"__version__\s*=\s*['\"]([^'\"+]+)", version_file.read_text())
+    except OSError:
+        return None
+    if match is None or match.group(1) != TORCH_VERSION:
+        found = match.group(1) if match else "unknown"
+        raise ImportError(
+            f"e3relax needs torch=={TORCH_VERSION}, but the installed torch is {found} ({root})"
+        )
+    lib = root / "lib"
+    return lib if (lib / "libtorch_cpu.so").is_file() else None
+
+
+def _load_library():
+    torch_lib = _installed_torch_lib()
+    if torch_lib is not None:
+        # Loaded first and globally, the installed torch's libraries are the
+        # ones libe3relax's NEEDED entries resolve to: one libtorch in the
+        # process, shared with PyTorch.
+        for name in ("libc10.so", "libtorch_cpu.so"):
+            ctypes.CDLL(str(torch_lib / name), mode=ctypes.RTLD_GLOBAL)
+    candidates = [os.environ.get("E3RELAX_LIBRARY"), _HERE / "libe3relax.so"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return ctypes.CDLL(str(candidate))
+    raise ImportError(
+        f"libe3relax.so not found (looked in {_HERE}; set E3RELAX_LIBRARY to use another build)"
+    )
+
+
+lib = _load_library()
+
+_c_int_p = ctypes.POINTER(ctypes.c_int32)
+_c_double_p = ctypes.POINTER(ctypes.c_double)
+_PROGRESS = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_void_p)
+
+
+def _declare(name, args, restype=ctypes.c_int):
+    function = getattr(lib, name)
+    function.argtypes = args
+    function.restype = restype
+    return function
+
+
+last_error = _declare("e3relax_last_error", [], ctypes.c_char_p)
+version = _declare("e3relax_version", [], ctypes.c_char_p)
+abi_version = _declare("e3relax_abi_version", [], ctypes.c_int32)
+torch_version = _declare("e3relax_torch_version", [], ctypes.c_char_p)
+set_num_threads = _declare("e3relax_set_num_threads", [ctypes.c_int32, ctypes.c_int32])
+cuda_device_count = _declare("e3relax_cuda_device_count", [_c_int_p])
+load = _declare("e3relax_load", [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)])
+free = _declare("e3relax_free", [ctypes.c_void_p])
+num_layers = _declare("e3relax_num_layers", [ctypes.c_void_p, _c_int_p])
+predict_layers = _declare(
+    "e3relax_predict_layers",
+    [ctypes.c_void_p, ctypes.c_int32, _c_int_p, _c_double_p, _c_double_p, _c_double_p, _c_double_p],
+)
+predict_batch = _declare(
+    "e3relax_predict_batch",
+    [ctypes.c_void_p, ctypes.c_int32, _c_int_p, _c_int_p, _c_double_p, _c_double_p, _c_double_p, _c_double_p],
+)
+train = _declare("e3relax_train", [ctypes.c_char_p, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p])
+
+if abi_version() != ABI_VERSION:
+    raise ImportError(
+        f"libe3relax ABI version {abi_version()} is not the {ABI_VERSION} this package was written for"
+    )
+
+
+def check(status):
+    """Raises the exception of a non-zero status, with the library's message."""
+    if status != 0:
+        message = (last_error() or b"").decode("utf-8", "replace")
+        raise _ERRORS.get(status, E3RelaxError)(message)
