@@ -43,6 +43,8 @@ pub fn default_model_dir() -> Result<std::path::PathBuf> {
     let mut candidates = Vec::new();
     if let Some(binary_dir) = this_binary_dir() {
         candidates.push(binary_dir.join("../share/e3relax/models/default"));
+        // A multiarch library folder (lib/x86_64-linux-gnu).
+        candidates.push(binary_dir.join("../../share/e3relax/models/default"));
         candidates.push(binary_dir.join("models/default"));
     }
     candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default"));

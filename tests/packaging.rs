@@ -1,5 +1,7 @@
 //! The installed package as a DFT/MD code uses it: CMake builds and installs
-//! libe3relax, the install tree is moved (relocatable), a consumer project
+//! libe3relax (with its libtorch, the CLI and the models), the build tree
+//! is deleted and the install tree moved (self-contained, relocatable:
+//! relative run paths, libtorch resolved inside the prefix), a consumer project
 //! in C, C++ and Fortran is built with find_package(E3Relax) and run by
 //! ctest, the C example is built with pkg-config and a plain Makefile, and
 //! every program's triclinic answer matches the Rust API to 1e-5 in Å and
@@ -122,7 +124,11 @@ fn installed_package_serves_c_cxx_fortran_and_pkg_config() {
             .arg("-B")
             .arg(&build)
             .arg(format!("-DCMAKE_INSTALL_PREFIX={}", prefix.display()))
-            .arg(format!("-DE3RELAX_PREBUILT_LIBRARY={}", lib.display())),
+            .arg(format!("-DE3RELAX_PREBUILT_LIBRARY={}", lib.display()))
+            .arg(format!(
+                "-DE3RELAX_PREBUILT_CLI={}",
+                env!("CARGO_BIN_EXE_e3relax")
+            )),
         "cmake configure",
     );
     run(
@@ -133,13 +139,55 @@ fn installed_package_serves_c_cxx_fortran_and_pkg_config() {
         Command::new("cmake").arg("--install").arg(&build),
         "cmake install",
     );
-    // Relocatable: move the whole install tree before using it.
+    // Relocatable and self-contained: the build tree goes, the install
+    // tree moves, and nothing in it points back at the source tree (its
+    // .libtorch included): run paths are relative, libtorch is in the
+    // prefix.
+    std::fs::remove_dir_all(&build).unwrap();
     let moved = work.path().join("moved");
     std::fs::rename(&prefix, &moved).unwrap();
     assert!(std::fs::symlink_metadata(moved.join("lib/libe3relax.so"))
         .unwrap()
         .file_type()
         .is_symlink());
+    for (file, runpath) in [
+        ("lib/libe3relax.so.0.1.0", "$ORIGIN/e3relax"),
+        ("bin/e3relax", "$ORIGIN/../lib/e3relax"),
+    ] {
+        let dynamic = run(
+            Command::new("readelf").arg("-d").arg(moved.join(file)),
+            "readelf",
+        );
+        assert!(
+            dynamic.contains(&format!("runpath: [{runpath}]")),
+            "{file}: {dynamic}"
+        );
+    }
+    let resolved = run(Command::new("ldd").arg(moved.join("bin/e3relax")), "ldd");
+    for library in ["libtorch_cpu.so", "libc10.so", "libgomp.so.1"] {
+        let line = resolved
+            .lines()
+            .find(|l| l.contains(library))
+            .unwrap_or_else(|| panic!("{library} not needed?\n{resolved}"));
+        assert!(
+            line.contains(&moved.join("bin/../lib/e3relax").display().to_string()),
+            "{library} does not come from the prefix: {line}"
+        );
+    }
+    // The installed CLI relaxes with the installed default model.
+    let relaxed = work.path().join("relaxed.vasp");
+    let out = Command::new(moved.join("bin/e3relax"))
+        .arg("relax")
+        .arg(source_dir().join("tests/fixtures/ase_direct.vasp"))
+        .arg("-o")
+        .arg(&relaxed)
+        .env_remove("E3RELAX_MODEL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("share/e3relax/models/default"), "{stderr}");
+    assert!(relaxed.is_file());
 
     // A model and the Rust API's answer for the triclinic example.
     let model_dir = work.path().join("model");
@@ -195,6 +243,19 @@ fn installed_package_serves_c_cxx_fortran_and_pkg_config() {
         );
         assert_matches(&bohr, &expected, BOHR, &format!("{program} (Bohr)"));
     }
+
+    // An empty model path: the installed default model, found by the
+    // library beside itself.
+    let text = run(
+        Command::new(consumer.join("relax_c"))
+            .arg("")
+            .arg(examples.join("triclinic.txt"))
+            .env_remove("E3RELAX_MODEL"),
+        "relax_c with the default model",
+    );
+    let (lattice, positions) = parse_output(&text);
+    assert_eq!(lattice.len(), 3);
+    assert_eq!(positions.len(), expected.natoms());
 
     // pkg-config + plain Makefile.
     let out_dir = work.path().join("make");
