@@ -28,8 +28,20 @@ fn main() {
     soname_link_in_build_tree(&major);
 
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+    println!("cargo:rerun-if-changed=Cargo.toml");
+    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).expect("Cargo.toml");
+    let abi_version = metadata(&manifest, "abi-version");
+    let libtorch_version = metadata(&manifest, "libtorch-version");
+    println!("cargo:rustc-env=E3RELAX_ABI_VERSION={abi_version}");
+    println!("cargo:rustc-env=E3RELAX_LIBTORCH_VERSION={libtorch_version}");
+    let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is valid");
+    // The version macros come from Cargo.toml, never typed twice.
+    config.after_includes = Some(format!(
+        "\n#define E3RELAX_VERSION \"{}\"\n#define E3RELAX_ABI_VERSION {abi_version}\n#define E3RELAX_TORCH_VERSION \"{libtorch_version}\"\n{}",
+        std::env::var("CARGO_PKG_VERSION").expect("cargo sets it"),
+        config.after_includes.as_deref().unwrap_or_default()
+    ));
     match cbindgen::Builder::new()
         .with_crate(&crate_dir)
         .with_config(config)
@@ -63,4 +75,20 @@ fn soname_link_in_build_tree(major: &str) {
     if let Err(e) = std::os::unix::fs::symlink("libe3relax.so", &link) {
         println!("cargo:warning=cannot create {}: {e}", link.display());
     }
+}
+
+/// A value of `[package.metadata.e3relax]` in Cargo.toml (quotes removed).
+fn metadata(manifest: &str, key: &str) -> String {
+    let section = manifest
+        .split("[package.metadata.e3relax]")
+        .nth(1)
+        .expect("Cargo.toml has [package.metadata.e3relax]");
+    section
+        .lines()
+        .take_while(|l| !l.starts_with('['))
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| panic!("Cargo.toml: [package.metadata.e3relax] has no {key}"))
 }

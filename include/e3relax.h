@@ -21,8 +21,9 @@
 
 #include <stdint.h>
 #include <stddef.h>
+
 #define E3RELAX_VERSION "0.1.0"
-#define E3RELAX_ABI_VERSION 1
+#define E3RELAX_ABI_VERSION 2
 #define E3RELAX_TORCH_VERSION "2.11.0"
 /* Limits (checked; larger values are an E3RELAX_INVALID_ARGUMENT or
    E3RELAX_INVALID_STRUCTURE with a message): threads per process, atoms
@@ -104,9 +105,13 @@ typedef struct e3relax_model_t e3relax_model_t;
 /*
  Receives one JSON object per event: `{"event": "round", ...}` after each
  validation round, `{"event": "log", "message": ...}` for messages, and
- `{"event": "done", ...}` at the end. The string is valid during the call.
+ `{"event": "done", ...}` at the end (with `"stopped_by_caller"`). The
+ string is valid during the call. Returning non-zero from a "round" event
+ stops the run once that round's checkpoint is written (e3relax_train
+ then returns E3RELAX_SUCCESS; `resume` continues it later); the return
+ value of other events is ignored.
  */
-typedef void (*e3relax_progress_callback_t)(const char *json, void *user_data);
+typedef int32_t (*e3relax_progress_callback_t)(const char *json, void *user_data);
 
 #ifdef __cplusplus
 extern "C" {

@@ -14,6 +14,8 @@
 
 #include <array>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -35,6 +37,16 @@ private:
 };
 
 namespace details {
+/// The loaded library must speak the ABI this header was written for;
+/// checked before any other call.
+inline void check_abi() {
+    if (e3relax_abi_version() != E3RELAX_ABI_VERSION) {
+        throw Error(E3RELAX_INVALID_ARGUMENT,
+                    "libe3relax has ABI version " + std::to_string(e3relax_abi_version()) +
+                        " but e3relax.hpp was written for " + std::to_string(E3RELAX_ABI_VERSION));
+    }
+}
+
 inline void check(e3relax_status_t status) {
     if (status != E3RELAX_SUCCESS) {
         throw Error(status, e3relax_last_error());
@@ -45,9 +57,52 @@ inline void check(e3relax_status_t status) {
 /// The library version ("0.1.0").
 inline std::string version() { return e3relax_version(); }
 
+/// The C ABI version of the loaded library.
+inline int32_t abi_version() { return e3relax_abi_version(); }
+
+/// The libtorch version the library was built against ("2.11.0").
+inline std::string torch_version() { return e3relax_torch_version(); }
+
 /// Sets libtorch's intra-op (and, once per process, inter-op) threads.
 inline void set_num_threads(int32_t threads, int32_t interop_threads = 0) {
+    details::check_abi();
     details::check(e3relax_set_num_threads(threads, interop_threads));
+}
+
+/// Usable CUDA devices (0 without CUDA).
+inline int32_t cuda_device_count() {
+    details::check_abi();
+    int32_t count = 0;
+    details::check(e3relax_cuda_device_count(&count));
+    return count;
+}
+
+/// Trains or fine-tunes a model as `e3relax train` does. `config_json` is
+/// the training configuration; `progress` (optional) receives each event
+/// as JSON ({"event": "round", ...}) and returns true to stop the run after
+/// a round (its checkpoint is kept; resume = true continues it). An
+/// exception thrown by `progress` stops the run and is rethrown here.
+inline void train(const std::string& config_json, bool resume = false,
+                  const std::function<bool(const std::string&)>& progress = nullptr) {
+    details::check_abi();
+    struct Context {
+        const std::function<bool(const std::string&)>* progress;
+        std::exception_ptr error;
+    } context{&progress, nullptr};
+    auto forward = [](const char* json, void* user_data) -> int32_t {
+        auto* ctx = static_cast<Context*>(user_data);
+        if (ctx->error) return 1;
+        try {
+            return (*ctx->progress)(json) ? 1 : 0;
+        } catch (...) {
+            ctx->error = std::current_exception();
+            return 1;
+        }
+    };
+    e3relax_status_t status = e3relax_train(config_json.c_str(), resume ? 1 : 0,
+                                            progress ? +forward : nullptr, &context);
+    if (context.error) std::rethrow_exception(context.error);
+    details::check(status);
 }
 
 using Vector3 = std::array<double, 3>;
@@ -63,15 +118,12 @@ struct Structure {
 /// A loaded model. Move-only; one Model may be used from several threads.
 class Model {
 public:
-    /// Loads a model directory; `options_json` as for e3relax_load, e.g.
+    /// Loads a model directory ("" for the shipped default model);
+    /// `options_json` as for e3relax_load, e.g.
     /// R"({"device": "cpu", "length_unit": "bohr"})".
-    explicit Model(const std::string& path, const std::string& options_json = "") {
+    explicit Model(const std::string& path = "", const std::string& options_json = "") {
+        details::check_abi();
         details::check(e3relax_load(path.c_str(), options_json.c_str(), &model_));
-        if (e3relax_abi_version() != E3RELAX_ABI_VERSION) {
-            e3relax_free(model_);
-            model_ = nullptr;
-            throw Error(E3RELAX_INVALID_ARGUMENT, "e3relax.hpp was written for another ABI version of libe3relax");
-        }
     }
 
     ~Model() { e3relax_free(model_); }
@@ -142,6 +194,39 @@ public:
             }
             for (size_t r = 0; r < 3; ++r) {
                 result[k].lattice[r] = {out_lattices[9 * k + 3 * r], out_lattices[9 * k + 3 * r + 1], out_lattices[9 * k + 3 * r + 2]};
+            }
+        }
+        return result;
+    }
+
+    /// Layers of the network (structures predict_layers returns).
+    int32_t num_layers() const {
+        int32_t layers = 0;
+        details::check(e3relax_num_layers(model_, &layers));
+        return layers;
+    }
+
+    /// The structure after every layer (the last is predict's answer).
+    std::vector<Structure> predict_layers(const Structure& structure) const {
+        if (structure.numbers.size() != structure.positions.size()) {
+            throw Error(E3RELAX_INVALID_ARGUMENT, "numbers and positions have different lengths");
+        }
+        const size_t natoms = structure.numbers.size();
+        const size_t layers = static_cast<size_t>(num_layers());
+        std::vector<double> positions(layers * natoms * 3), lattices(layers * 9);
+        details::check(e3relax_predict_layers(model_, static_cast<int32_t>(natoms), structure.numbers.data(),
+                                              structure.positions.data()->data(), structure.lattice.data()->data(),
+                                              positions.data(), lattices.data()));
+        std::vector<Structure> result(layers);
+        for (size_t t = 0; t < layers; ++t) {
+            result[t].numbers = structure.numbers;
+            for (size_t i = 0; i < natoms; ++i) {
+                const double* p = &positions[(t * natoms + i) * 3];
+                result[t].positions.push_back({p[0], p[1], p[2]});
+            }
+            for (size_t r = 0; r < 3; ++r) {
+                const double* l = &lattices[t * 9 + 3 * r];
+                result[t].lattice[r] = {l[0], l[1], l[2]};
             }
         }
         return result;

@@ -8,6 +8,7 @@ package's libtorch (same version), see ``e3relax/_capi.py``.
 """
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,19 @@ from setuptools.dist import Distribution
 
 HERE = Path(__file__).resolve().parent
 REPOSITORY = HERE.parent
+
+
+def cargo_metadata():
+    """The versions in Cargo.toml: the crate's, and [package.metadata.e3relax]'s."""
+    manifest = (REPOSITORY / "Cargo.toml").read_text()
+    version = re.search(r'^version = "([^"]+)"', manifest, re.M).group(1)
+    section = manifest.split("[package.metadata.e3relax]", 1)[1].split("\n[", 1)[0]
+    abi = int(re.search(r"^abi-version = (\d+)", section, re.M).group(1))
+    torch = re.search(r'^libtorch-version = "([^"]+)"', section, re.M).group(1)
+    return version, abi, torch
+
+
+VERSION, ABI_VERSION, TORCH_VERSION = cargo_metadata()
 
 
 class BuildWithCargo(build_py):
@@ -34,6 +48,10 @@ class BuildWithCargo(build_py):
         )
         package = Path(self.build_lib) / "e3relax"
         package.mkdir(parents=True, exist_ok=True)
+        (package / "_build_info.py").write_text(
+            "# Written by setup.py from Cargo.toml.\n"
+            f"VERSION = {VERSION!r}\nABI_VERSION = {ABI_VERSION}\nTORCH_VERSION = {TORCH_VERSION!r}\n"
+        )
         shutil.copy2(target / "release/libe3relax.so", package / "libe3relax.so")
         models = package / "models"
         if models.exists():
@@ -48,4 +66,9 @@ class BinaryDistribution(Distribution):
         return True
 
 
-setup(cmdclass={"build_py": BuildWithCargo}, distclass=BinaryDistribution)
+setup(
+    version=VERSION,
+    install_requires=["numpy", f"torch=={TORCH_VERSION}"],
+    cmdclass={"build_py": BuildWithCargo},
+    distclass=BinaryDistribution,
+)

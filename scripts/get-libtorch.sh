@@ -7,7 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TORCH_VERSION=2.11.0
+# The version is Cargo.toml's [package.metadata.e3relax] libtorch-version.
+TORCH_VERSION=$(sed -n 's/^libtorch-version = "\(.*\)"/\1/p' Cargo.toml)
+[ -n "$TORCH_VERSION" ] || { echo "get-libtorch: no libtorch-version in Cargo.toml" >&2; exit 1; }
 marker=.libtorch/.e3relax-torch-$TORCH_VERSION
 if [ ! -f "$marker" ] || [ ! -f .libtorch/torch/lib/libtorch_cpu.so ]; then
     echo "setup: installing libtorch $TORCH_VERSION into .libtorch (about 540 MB download)" >&2

@@ -37,8 +37,22 @@ pub mod units;
 pub use error::{Error, Result};
 pub use structure::Structure;
 
-/// Version of the C ABI (`e3relax_abi_version()`, `E3RELAX_ABI_VERSION`).
-pub const ABI_VERSION: i32 = 1;
+/// Version of the C ABI (`e3relax_abi_version()`, `E3RELAX_ABI_VERSION`),
+/// from `[package.metadata.e3relax]` in Cargo.toml.
+pub const ABI_VERSION: i32 = parse_decimal(env!("E3RELAX_ABI_VERSION"));
+
+/// A decimal number at compile time (build.rs hands versions over as text).
+const fn parse_decimal(text: &str) -> i32 {
+    let bytes = text.as_bytes();
+    let mut value = 0;
+    let mut k = 0;
+    while k < bytes.len() {
+        assert!(bytes[k].is_ascii_digit(), "not a decimal number");
+        value = value * 10 + (bytes[k] - b'0') as i32;
+        k += 1;
+    }
+    value
+}
 
 /// Version of this library.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -126,8 +126,9 @@ impl DeviceRequest {
     }
 }
 
-/// The libtorch version this library was built against (tch 0.24 = 2.11.0).
-pub const LIBTORCH_VERSION: &str = "2.11.0";
+/// The libtorch version this library was built against (tch 0.24 = 2.11.0),
+/// from `[package.metadata.e3relax]` in Cargo.toml.
+pub const LIBTORCH_VERSION: &str = env!("E3RELAX_LIBTORCH_VERSION");
 
 /// The version of the libtorch loaded into this process, read from the
 /// files next to it (`../version.py` of a PyPI install, `../build-version`

@@ -478,7 +478,7 @@ fn bad_input_catalogue() {
         .to_str()
         .unwrap();
     assert_eq!(version, env!("CARGO_PKG_VERSION"));
-    assert_eq!(e3relax_abi_version(), 1);
+    assert_eq!(e3relax_abi_version(), 2);
     assert_eq!(
         unsafe { CStr::from_ptr(e3relax_torch_version()) }
             .to_str()
@@ -518,6 +518,21 @@ fn header_limits_are_the_enforced_ones() {
         e3relax::ABI_VERSION.to_string()
     );
     assert_eq!(define("E3RELAX_VERSION"), env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        define("E3RELAX_TORCH_VERSION"),
+        e3relax::runtime::LIBTORCH_VERSION
+    );
+    // The Fortran module's constant is the one hand-written copy.
+    let fortran = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/bindings/fortran/e3relax.f90"
+    ))
+    .unwrap();
+    let fortran_abi = fortran
+        .lines()
+        .find_map(|l| l.split("E3RELAX_FORTRAN_ABI_VERSION = ").nth(1))
+        .expect("E3RELAX_FORTRAN_ABI_VERSION in the Fortran module");
+    assert_eq!(fortran_abi.trim(), e3relax::ABI_VERSION.to_string());
     // A structure over the atom limit is refused with that message.
     let n = e3relax::structure::MAX_ATOMS + 1;
     let big = e3relax::Structure::new_unchecked(
@@ -611,28 +626,60 @@ fn train_through_the_c_abi_reports_progress() {
         data,
         dir.path().join("run")
     );
-    unsafe extern "C" fn collect(json: *const c_char, user: *mut std::ffi::c_void) {
+    /// Collects the events; asks to stop at the round named by the first
+    /// entry (a number), if any.
+    unsafe extern "C" fn collect(json: *const c_char, user: *mut std::ffi::c_void) -> i32 {
         let events = &mut *(user as *mut Vec<String>);
+        let stop_after: usize = events[0].parse().unwrap_or(usize::MAX);
         events.push(CStr::from_ptr(json).to_string_lossy().into_owned());
+        let rounds = events
+            .iter()
+            .filter(|e| e.contains("\"event\":\"round\""))
+            .count();
+        i32::from(rounds >= stop_after)
     }
-    let mut events: Vec<String> = Vec::new();
-    let c = CString::new(config).unwrap();
-    let status = unsafe {
-        e3relax_train(
-            c.as_ptr(),
-            0,
-            Some(collect),
-            &mut events as *mut Vec<String> as *mut std::ffi::c_void,
-        )
+    let train_with = |config: &str, resume: i32, stop_after: &str| {
+        let mut events: Vec<String> = vec![stop_after.to_string()];
+        let c = CString::new(config).unwrap();
+        let status = unsafe {
+            e3relax_train(
+                c.as_ptr(),
+                resume,
+                Some(collect),
+                &mut events as *mut Vec<String> as *mut std::ffi::c_void,
+            )
+        };
+        (status, events)
     };
+    let (status, events) = train_with(&config, 0, "never");
     assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
-    assert_eq!(
+    let rounds = |events: &[String]| {
         events
             .iter()
             .filter(|e| e.contains("\"event\":\"round\""))
-            .count(),
-        2
-    );
+            .count()
+    };
+    assert_eq!(rounds(&events), 2);
     assert!(events.last().unwrap().contains("\"event\":\"done\""));
+    assert!(events
+        .last()
+        .unwrap()
+        .contains("\"stopped_by_caller\":false"));
+    // The callback stops a run through its return value: after the first
+    // round of five, with that round committed; a resume finishes it.
+    let stopped = config
+        .replace("\"max_epochs\": 2", "\"max_epochs\": 5")
+        .replace("run\"", "stopped\"");
+    let (status, events) = train_with(&stopped, 0, "1");
+    assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+    assert_eq!(rounds(&events), 1);
+    let done = events.last().unwrap();
+    assert!(
+        done.contains("\"stopped_by_caller\":true") && done.contains("\"epochs\":1"),
+        "{done}"
+    );
+    let (status, events) = train_with(&stopped, 1, "never");
+    assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+    assert_eq!(rounds(&events), 4);
     assert!(dir.path().join("run/best/model.safetensors").is_file());
 }

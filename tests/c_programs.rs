@@ -94,3 +94,74 @@ fn c_bad_input_catalogue_under_valgrind() {
     // 28 cases, 27 where a GPU makes the "CUDA without a GPU" case moot.
     assert!(stdout.contains("cases ok, 0 failed"), "{stdout}");
 }
+
+/// Every function of the C API through the C++ wrapper and the Fortran
+/// module: versions, threads, CUDA count, loading (every Fortran option,
+/// the default model), predictions (layers, batches), training with a
+/// callback that stops the run.
+#[test]
+fn cxx_and_fortran_bindings_cover_the_c_api() {
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let work = tempfile::tempdir().unwrap();
+    let libdir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let model = work.path().join("model");
+    common::small_model(&common::small_config(), 4)
+        .save(&model)
+        .unwrap();
+    let data = source.join("tests/fixtures/pairs/bulk-small");
+    let cxx = work.path().join("api_coverage_cxx");
+    let status = Command::new("g++")
+        .args(["-std=c++14", "-Wall", "-Wextra", "-Werror"])
+        .arg(format!("-I{}", source.join("include").display()))
+        .arg(source.join("tests/c/api_coverage.cpp"))
+        .arg("-o")
+        .arg(&cxx)
+        .arg(format!("-L{}", libdir.display()))
+        .arg(format!("-Wl,-rpath,{}", libdir.display()))
+        .arg("-le3relax")
+        .status()
+        .expect("g++ is needed (scripts/setup.sh)");
+    assert!(
+        status.success(),
+        "compiling tests/c/api_coverage.cpp failed"
+    );
+    let fortran = work.path().join("api_coverage_fortran");
+    let status = Command::new("gfortran")
+        .args(["-std=f2018", "-Wall", "-Werror"])
+        .arg(format!("-J{}", work.path().display()))
+        .arg(source.join("bindings/fortran/e3relax.f90"))
+        .arg(source.join("tests/c/api_coverage.f90"))
+        .arg("-o")
+        .arg(&fortran)
+        .arg(format!("-L{}", libdir.display()))
+        .arg(format!("-Wl,-rpath,{}", libdir.display()))
+        .arg("-le3relax")
+        .status()
+        .expect("gfortran is needed (scripts/setup.sh)");
+    assert!(
+        status.success(),
+        "compiling tests/c/api_coverage.f90 failed"
+    );
+    for exe in [&cxx, &fortran] {
+        let out = Command::new(exe)
+            .arg(&model)
+            .arg(&data)
+            .arg(work.path())
+            .env_remove("E3RELAX_MODEL")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.contains("API coverage: 0 failed"),
+            "{}:\n{stdout}\n{stderr}",
+            exe.display()
+        );
+    }
+}

@@ -177,7 +177,15 @@ fn training_on_cuda_follows_the_cpu_and_resumes() {
     let mut summaries = Vec::new();
     for device in ["cpu", "cuda"] {
         let config = train_config(dir.path(), device, 3);
-        summaries.push(train(&config, false, &mut |_| {}, &mut |_: &str| {}).unwrap());
+        summaries.push(
+            train(
+                &config,
+                false,
+                &mut |_| std::ops::ControlFlow::Continue(()),
+                &mut |_: &str| {},
+            )
+            .unwrap(),
+        );
     }
     let (cpu, gpu) = (
         losses(&dir.path().join("cpu")),
@@ -197,7 +205,13 @@ fn training_on_cuda_follows_the_cpu_and_resumes() {
     );
     // Resume on CUDA: optimizer and EMA state go back onto the device.
     let more = train_config(dir.path(), "cuda", 5);
-    let resumed = train(&more, true, &mut |_| {}, &mut |_: &str| {}).unwrap();
+    let resumed = train(
+        &more,
+        true,
+        &mut |_| std::ops::ControlFlow::Continue(()),
+        &mut |_: &str| {},
+    )
+    .unwrap();
     assert_eq!(resumed.epochs, 5);
     assert_eq!(losses(&dir.path().join("cuda")).len(), 5);
     let relaxer = Relaxer::load(&resumed.best_model, DeviceRequest::Cuda(0)).unwrap();

@@ -21,7 +21,9 @@ module e3relax
     private
 
     public :: e3relax_model, e3relax_load, e3relax_free, e3relax_predict, e3relax_predict_batch
-    public :: e3relax_last_error, e3relax_version, e3relax_set_num_threads
+    public :: e3relax_num_layers, e3relax_predict_layers, e3relax_train
+    public :: e3relax_last_error, e3relax_version, e3relax_torch_version, e3relax_abi_version
+    public :: e3relax_set_num_threads, e3relax_cuda_device_count, E3RELAX_FORTRAN_ABI_VERSION
     public :: E3RELAX_SUCCESS, E3RELAX_INVALID_ARGUMENT, E3RELAX_INVALID_STRUCTURE, E3RELAX_MODEL_ERROR
     public :: E3RELAX_IO_ERROR, E3RELAX_FORMAT_ERROR, E3RELAX_DEVICE_ERROR, E3RELAX_TORCH_ERROR, E3RELAX_INTERNAL_ERROR
 
@@ -34,7 +36,20 @@ module e3relax
     integer, parameter :: E3RELAX_DEVICE_ERROR = 6
     integer, parameter :: E3RELAX_TORCH_ERROR = 7
     integer, parameter :: E3RELAX_INTERNAL_ERROR = 8
-    integer(c_int32_t), parameter :: ABI_VERSION = 1
+    !> The C ABI this module was written for (checked before every call
+    !> that needs the library; tests check it against the header).
+    integer(c_int32_t), parameter :: E3RELAX_FORTRAN_ABI_VERSION = 2
+
+    abstract interface
+        !> A training progress callback: gets each event as JSON (a C string)
+        !> and returns non-zero to stop the run after a round.
+        function e3relax_progress(json, user_data) bind(C) result(stop)
+            import :: c_ptr, c_int32_t
+            type(c_ptr), value :: json, user_data
+            integer(c_int32_t) :: stop
+        end function e3relax_progress
+    end interface
+    public :: e3relax_progress, e3relax_c_string
 
     !> A loaded model (holds the C handle).
     type :: e3relax_model
@@ -76,6 +91,44 @@ module e3relax
             real(c_double), dimension(*), intent(out) :: out_positions, out_lattices
             integer(c_int32_t) :: status
         end function c_predict_batch
+
+        function c_num_layers(model, layers) bind(C, name="e3relax_num_layers") result(status)
+            import :: c_ptr, c_int32_t
+            type(c_ptr), value :: model
+            integer(c_int32_t), intent(out) :: layers
+            integer(c_int32_t) :: status
+        end function c_num_layers
+
+        function c_predict_layers(model, natoms, numbers, positions, lattice, out_positions, out_lattices) &
+                bind(C, name="e3relax_predict_layers") result(status)
+            import :: c_ptr, c_int32_t, c_double
+            type(c_ptr), value :: model
+            integer(c_int32_t), value :: natoms
+            integer(c_int32_t), dimension(*), intent(in) :: numbers
+            real(c_double), dimension(*), intent(in) :: positions, lattice
+            real(c_double), dimension(*), intent(out) :: out_positions, out_lattices
+            integer(c_int32_t) :: status
+        end function c_predict_layers
+
+        function c_train(config, resume, callback, user_data) bind(C, name="e3relax_train") result(status)
+            import :: c_char, c_int32_t, c_funptr, c_ptr
+            character(kind=c_char), dimension(*), intent(in) :: config
+            integer(c_int32_t), value :: resume
+            type(c_funptr), value :: callback
+            type(c_ptr), value :: user_data
+            integer(c_int32_t) :: status
+        end function c_train
+
+        function c_torch_version() bind(C, name="e3relax_torch_version") result(version)
+            import :: c_ptr
+            type(c_ptr) :: version
+        end function c_torch_version
+
+        function c_cuda_device_count(count) bind(C, name="e3relax_cuda_device_count") result(status)
+            import :: c_int32_t
+            integer(c_int32_t), intent(out) :: count
+            integer(c_int32_t) :: status
+        end function c_cuda_device_count
 
         function c_last_error() bind(C, name="e3relax_last_error") result(message)
             import :: c_ptr
@@ -134,6 +187,80 @@ contains
         call copy_c_string(c_version(), version)
     end subroutine e3relax_version
 
+    !> The libtorch version the library was built against, e.g. '2.11.0'.
+    subroutine e3relax_torch_version(version)
+        character(len=*), intent(out) :: version
+        call copy_c_string(c_torch_version(), version)
+    end subroutine e3relax_torch_version
+
+    !> The C ABI version of the loaded library.
+    integer function e3relax_abi_version()
+        e3relax_abi_version = int(c_abi_version())
+    end function e3relax_abi_version
+
+    !> A C string (e.g. a progress callback's json argument) as a Fortran
+    !> string.
+    function e3relax_c_string(cstr) result(text)
+        type(c_ptr), intent(in) :: cstr
+        character(len=:), allocatable :: text
+        if (.not. c_associated(cstr)) then
+            text = ''
+            return
+        end if
+        allocate (character(len=int(c_strlen(cstr))) :: text)
+        call copy_c_string(cstr, text)
+    end function e3relax_c_string
+
+    !> The library must speak the ABI this module was written for: checked
+    !> before any other call (a mismatch is an E3RELAX_INVALID_ARGUMENT).
+    logical function abi_matches(ierr)
+        integer, optional, intent(out) :: ierr
+        abi_matches = c_abi_version() == E3RELAX_FORTRAN_ABI_VERSION
+        if (.not. abi_matches) then
+            write (0, '(a, i0, a, i0)') 'e3relax: libe3relax has ABI version ', c_abi_version(), &
+                ' but this module was written for ', E3RELAX_FORTRAN_ABI_VERSION
+            if (present(ierr)) then
+                ierr = E3RELAX_INVALID_ARGUMENT
+            else
+                error stop 1
+            end if
+        end if
+    end function abi_matches
+
+    !> A JSON string literal: quotes, backslashes and control characters
+    !> escaped, so that no option value can break the options object.
+    function json_string(text) result(quoted)
+        character(len=*), intent(in) :: text
+        character(len=:), allocatable :: quoted
+        character(len=6) :: escape
+        integer :: i, code
+        quoted = '"'
+        do i = 1, len_trim(text)
+            code = iachar(text(i:i))
+            if (text(i:i) == '"' .or. text(i:i) == '\') then
+                quoted = quoted//'\'//text(i:i)
+            else if (code < 32) then
+                write (escape, '(a, z4.4)') '\u', code
+                quoted = quoted//escape
+            else
+                quoted = quoted//text(i:i)
+            end if
+        end do
+        quoted = quoted//'"'
+    end function json_string
+
+    !> Usable CUDA devices (0 without CUDA).
+    subroutine e3relax_cuda_device_count(count, ierr)
+        integer, intent(out) :: count
+        integer, optional, intent(out) :: ierr
+        integer(c_int32_t) :: n, status
+        count = 0
+        if (.not. abi_matches(ierr)) return
+        status = c_cuda_device_count(n)
+        count = int(n)
+        call finish(status, ierr)
+    end subroutine e3relax_cuda_device_count
+
     !> Status handling shared by all routines: hand it back through ierr,
     !> or stop with the library's message.
     subroutine finish(status, ierr)
@@ -149,48 +276,113 @@ contains
         end if
     end subroutine finish
 
-    !> Loads a model directory. unit: 'angstrom' (default) or 'bohr';
-    !> device: 'cpu' (default), 'cuda', 'cuda:K' or 'auto'; fixed_cell:
-    !> keep the lattice and move only atoms.
-    subroutine e3relax_load(model, path, unit, device, fixed_cell, ierr)
+    !> Loads a model directory ('' for the shipped default model), with
+    !> every option of e3relax_load: unit 'angstrom' (default) or 'bohr';
+    !> coordinates 'cartesian' (default) or 'fractional'; device 'cpu'
+    !> (default), 'cuda', 'cuda:K' or 'auto'; fixed_cell: keep the lattice
+    !> and move only atoms; batch_size: structures per forward pass;
+    !> symmetry_tolerance (Angstrom, default 1e-3): the prediction keeps
+    !> the input's space group found at this tolerance; symmetrize=.false.
+    !> returns the network's raw output instead.
+    subroutine e3relax_load(model, path, unit, device, fixed_cell, coordinates, batch_size, &
+            symmetry_tolerance, symmetrize, ierr)
         type(e3relax_model), intent(out) :: model
         character(len=*), intent(in) :: path
-        character(len=*), optional, intent(in) :: unit, device
-        logical, optional, intent(in) :: fixed_cell
+        character(len=*), optional, intent(in) :: unit, device, coordinates
+        logical, optional, intent(in) :: fixed_cell, symmetrize
+        integer, optional, intent(in) :: batch_size
+        real(c_double), optional, intent(in) :: symmetry_tolerance
         integer, optional, intent(out) :: ierr
         character(len=:), allocatable :: options
-        integer(c_int32_t) :: status
-        options = '{"length_unit": "'
-        if (present(unit)) then
-            options = options//trim(unit)
-        else
-            options = options//'angstrom'
-        end if
-        options = options//'", "device": "'
-        if (present(device)) then
-            options = options//trim(device)
-        else
-            options = options//'cpu'
-        end if
-        options = options//'", "fixed_cell": '
+        character(len=32) :: number
+        if (.not. abi_matches(ierr)) return
+        options = '{"fixed_cell": '
         if (present(fixed_cell)) then
-            if (fixed_cell) then
-                options = options//'true}'
-            else
-                options = options//'false}'
-            end if
+            options = options//merge('true ', 'false', fixed_cell)
         else
-            options = options//'false}'
+            options = options//'false'
         end if
-        status = c_load(trim(path)//c_null_char, options//c_null_char, model%handle)
-        if (status == E3RELAX_SUCCESS .and. c_abi_version() /= ABI_VERSION) then
-            status = c_free(model%handle)
-            model%handle = c_null_ptr
-            write (0, '(a)') 'e3relax: this module was written for another ABI version of libe3relax'
-            status = E3RELAX_INVALID_ARGUMENT
+        options = trim(options)
+        if (present(unit)) options = options//', "length_unit": '//json_string(unit)
+        if (present(device)) options = options//', "device": '//json_string(device)
+        if (present(coordinates)) options = options//', "coordinates": '//json_string(coordinates)
+        if (present(batch_size)) then
+            write (number, '(i0)') batch_size
+            options = options//', "batch_size": '//trim(number)
         end if
-        call finish(status, ierr)
+        if (present(symmetrize)) then
+            if (.not. symmetrize) options = options//', "symmetry_tolerance": null'
+        end if
+        if (present(symmetry_tolerance) .and. .not. index(options, 'null') > 0) then
+            write (number, '(es23.16)') symmetry_tolerance
+            options = options//', "symmetry_tolerance": '//trim(adjustl(number))
+        end if
+        options = options//'}'
+        call finish(c_load(trim(path)//c_null_char, options//c_null_char, model%handle), ierr)
     end subroutine e3relax_load
+
+    !> The number of layers of the model (structures predict_layers returns).
+    subroutine e3relax_num_layers(model, layers, ierr)
+        type(e3relax_model), intent(in) :: model
+        integer, intent(out) :: layers
+        integer, optional, intent(out) :: ierr
+        integer(c_int32_t) :: n, status
+        status = c_num_layers(model%handle, n)
+        layers = int(n)
+        call finish(status, ierr)
+    end subroutine e3relax_num_layers
+
+    !> Every layer's structure: new_positions(3, natoms, layers),
+    !> new_lattices(3, 3, layers); the last layer is e3relax_predict's answer.
+    subroutine e3relax_predict_layers(model, natoms, numbers, positions, lattice, new_positions, new_lattices, ierr)
+        type(e3relax_model), intent(in) :: model
+        integer, intent(in) :: natoms
+        integer, intent(in) :: numbers(natoms)
+        real(c_double), intent(in) :: positions(3, natoms), lattice(3, 3)
+        real(c_double), intent(out) :: new_positions(:, :, :), new_lattices(:, :, :)
+        integer, optional, intent(out) :: ierr
+        integer :: layers
+        integer(c_int32_t) :: z(natoms)
+        call e3relax_num_layers(model, layers, ierr)
+        if (present(ierr)) then
+            if (ierr /= E3RELAX_SUCCESS) return
+        end if
+        if (any(shape(new_positions) /= [3, natoms, layers]) .or. any(shape(new_lattices) /= [3, 3, layers])) then
+            write (0, '(a, i0, a)') 'e3relax: e3relax_predict_layers: outputs must be (3, natoms, ', layers, &
+                ') and (3, 3, layers)'
+            call finish(int(E3RELAX_INVALID_ARGUMENT, c_int32_t), ierr)
+            return
+        end if
+        z = int(numbers, c_int32_t)
+        call finish(c_predict_layers(model%handle, int(natoms, c_int32_t), z, positions, lattice, &
+            new_positions, new_lattices), ierr)
+    end subroutine e3relax_predict_layers
+
+    !> Trains or fine-tunes a model as `e3relax train` does: config_json is
+    !> the training configuration; resume continues its checkpoint;
+    !> progress (optional, see e3relax_progress) gets each event and can
+    !> stop the run after a round by returning non-zero; user_data is
+    !> passed to it unchanged.
+    subroutine e3relax_train(config_json, resume, progress, user_data, ierr)
+        character(len=*), intent(in) :: config_json
+        logical, optional, intent(in) :: resume
+        procedure(e3relax_progress), optional :: progress
+        type(c_ptr), optional, intent(in) :: user_data
+        integer, optional, intent(out) :: ierr
+        type(c_funptr) :: callback
+        type(c_ptr) :: data
+        integer(c_int32_t) :: again
+        if (.not. abi_matches(ierr)) return
+        callback = c_null_funptr
+        if (present(progress)) callback = c_funloc(progress)
+        data = c_null_ptr
+        if (present(user_data)) data = user_data
+        again = 0
+        if (present(resume)) then
+            if (resume) again = 1
+        end if
+        call finish(c_train(trim(config_json)//c_null_char, again, callback, data), ierr)
+    end subroutine e3relax_train
 
     !> Frees the model (a no-op on a model that was never loaded).
     subroutine e3relax_free(model, ierr)
@@ -253,6 +445,7 @@ contains
         integer, optional, intent(in) :: interop
         integer, optional, intent(out) :: ierr
         integer(c_int32_t) :: inter
+        if (.not. abi_matches(ierr)) return
         inter = 0
         if (present(interop)) inter = int(interop, c_int32_t)
         call finish(c_set_num_threads(int(threads, c_int32_t), inter), ierr)

@@ -69,20 +69,33 @@ def cuda_device_count():
 def train(config, resume=False, progress=None):
     """Trains or fine-tunes a model as ``e3relax train`` does. ``config`` is
     the training configuration (a dict, or its JSON); ``progress(event)``
-    receives each event as a dict (``{"event": "round", ...}``)."""
+    receives each event as a dict (``{"event": "round", ...}``) and returns
+    True to stop the run after that round (its checkpoint is kept;
+    ``resume=True`` continues). An exception raised by ``progress`` stops
+    the run and is raised here. Returns the final ``"done"`` event."""
     text = config if isinstance(config, str) else json.dumps(config)
-    errors = []
+    errors, done = [], {}
 
     def forward(message, _user_data):
+        if errors:
+            return 1
+        event = json.loads(message.decode())
+        if event.get("event") == "done":
+            done.update(event)
+        if progress is None:
+            return 0
         try:
-            progress(json.loads(message.decode()))
-        except BaseException as error:  # noqa: BLE001 - reported after the run
+            return 1 if progress(event) else 0
+        except BaseException as error:  # noqa: BLE001 - raised after the run
             errors.append(error)
+            return 1
 
-    callback = _capi._PROGRESS(forward) if progress is not None else None
-    _capi.check(_capi.train(text.encode(), int(bool(resume)), callback, None))
+    callback = _capi._PROGRESS(forward)
+    status = _capi.train(text.encode(), int(bool(resume)), callback, None)
     if errors:
         raise errors[0]
+    _capi.check(status)
+    return done
 
 
 def _is_ase(item):

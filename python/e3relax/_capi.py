@@ -11,8 +11,9 @@ import os
 import re
 from pathlib import Path
 
-ABI_VERSION = 1
-TORCH_VERSION = "2.11.0"
+# Written by setup.py from Cargo.toml ([package.metadata.e3relax]): the
+# versions are never typed twice.
+from ._build_info import ABI_VERSION, TORCH_VERSION, VERSION  # noqa: E402
 
 _HERE = Path(__file__).resolve().parent
 
@@ -86,7 +87,8 @@ lib = _load_library()
 
 _c_int_p = ctypes.POINTER(ctypes.c_int32)
 _c_double_p = ctypes.POINTER(ctypes.c_double)
-_PROGRESS = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_void_p)
+# Returns non-zero to stop a training run after a round.
+_PROGRESS = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_char_p, ctypes.c_void_p)
 
 
 def _declare(name, args, restype=ctypes.c_int):
@@ -115,9 +117,10 @@ predict_batch = _declare(
 )
 train = _declare("e3relax_train", [ctypes.c_char_p, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p])
 
-if abi_version() != ABI_VERSION:
+if abi_version() != ABI_VERSION or version().decode() != VERSION:
     raise ImportError(
-        f"libe3relax ABI version {abi_version()} is not the {ABI_VERSION} this package was written for"
+        f"libe3relax {version().decode()} (ABI {abi_version()}) is not the {VERSION} (ABI {ABI_VERSION}) "
+        "this package was built with"
     )
 
 

@@ -124,3 +124,37 @@ def test_bad_inputs_raise_with_the_library_message(model):
     assert e3relax.cuda_device_count() >= 0
     assert e3relax.version() == e3relax.__version__
     assert e3relax.torch_version() == "2.11.0"
+
+
+def test_training_reports_rounds_and_stops_when_asked(tmp_path):
+    data = REPOSITORY / "tests/fixtures/pairs/bulk-small"
+    config = {
+        "data": [str(data)],
+        "output": str(tmp_path / "run"),
+        "max_epochs": 3,
+        "batch_size": 8,
+        "validation_fraction": 0.25,
+        "model": {"hidden_channels": 8, "num_layers": 1, "num_rbf": 4, "rbf_cutoff": 30.0,
+                  "envelope_exponent": 5, "num_elements": 118, "graph_radius": 5.0, "max_neighbors": 16},
+    }
+    rounds = []
+
+    def stop_after_first(event):
+        if event["event"] == "round":
+            rounds.append(event)
+        return len(rounds) >= 1
+
+    done = e3relax.train(config, progress=stop_after_first)
+    assert len(rounds) == 1 and done["stopped_by_caller"] and done["epochs"] == 1
+    done = e3relax.train(config, resume=True)
+    assert done["epochs"] == 3 and not done["stopped_by_caller"]
+    trained = e3relax.Model(tmp_path / "run/best")
+    assert trained.num_layers == 1
+
+    def fail(event):
+        raise KeyError("from the callback")
+
+    with pytest.raises(KeyError, match="from the callback"):
+        e3relax.train(dict(config, output=str(tmp_path / "failed")), progress=fail)
+    with pytest.raises(e3relax.InvalidArgumentError):
+        e3relax.train("{")

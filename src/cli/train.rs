@@ -126,32 +126,35 @@ pub fn run(args: TrainArgs) -> Result<()> {
     } else {
         None
     };
-    let mut on_progress = |p: &Progress| match p {
-        Progress::Step {
-            epoch,
-            batch,
-            batches,
-            loss,
-            ..
-        } => {
-            if let Some(bar) = &bar {
-                bar.set_length(*batches as u64);
-                bar.set_position(*batch as u64);
-                bar.set_prefix(epoch.to_string());
-                bar.set_message(format!("loss {loss:.4}"));
+    let mut on_progress = |p: &Progress| {
+        match p {
+            Progress::Step {
+                epoch,
+                batch,
+                batches,
+                loss,
+                ..
+            } => {
+                if let Some(bar) = &bar {
+                    bar.set_length(*batches as u64);
+                    bar.set_position(*batch as u64);
+                    bar.set_prefix(epoch.to_string());
+                    bar.set_message(format!("loss {loss:.4}"));
+                }
             }
-        }
-        Progress::Round(r) => {
-            let line = format!(
+            Progress::Round(r) => {
+                let line = format!(
                 "epoch {:>4} step {:>7} lr {:.2e} train loss {:.4} | val coord MAE {:.4} Å (dummy {:.4}) shape {:.3} Å^2 ({:.3}) volume {:.3} Å^3 ({:.3}) | {:.0} s",
                 r.epoch, r.step, r.lr, r.train_loss, r.validation.coordinate_mae, r.dummy.coordinate_mae,
                 r.validation.shape_deviation, r.dummy.shape_deviation, r.validation.volume_error, r.dummy.volume_error, r.seconds
             );
-            match &bar {
-                Some(bar) => bar.println(line),
-                None => eprintln!("{line}"),
+                match &bar {
+                    Some(bar) => bar.println(line),
+                    None => eprintln!("{line}"),
+                }
             }
         }
+        std::ops::ControlFlow::Continue(())
     };
     let mut on_log = |m: &str| eprintln!("{m}");
     let summary = train(&config, args.resume, &mut on_progress, &mut on_log)?;

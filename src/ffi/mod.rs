@@ -127,7 +127,9 @@ pub extern "C" fn e3relax_abi_version() -> i32 {
 /// The libtorch version this library was built against (static string).
 #[no_mangle]
 pub extern "C" fn e3relax_torch_version() -> *const c_char {
-    c"2.11.0".as_ptr()
+    concat!(env!("E3RELAX_LIBTORCH_VERSION"), "\0")
+        .as_ptr()
+        .cast()
 }
 
 /// Sets libtorch's intra-op thread count, 1 to `E3RELAX_MAX_THREADS`

@@ -11,6 +11,7 @@ pub mod config;
 pub mod optimizer;
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -95,6 +96,10 @@ pub struct TrainSummary {
     pub best_model: PathBuf,
     pub seconds: f64,
     pub stopped_early: bool,
+    /// The progress callback asked to stop: the run ends at the last
+    /// committed round (`--resume` continues it).
+    #[serde(default)]
+    pub stopped_by_caller: bool,
 }
 
 fn checkpoint_dir(output: &Path) -> PathBuf {
@@ -210,11 +215,13 @@ fn save_checkpoint(
 }
 
 /// Runs a training job. `resume` continues the checkpoint in
-/// `config.output`. `progress` receives every step and round.
+/// `config.output`. `progress` receives every step and round; returning
+/// `ControlFlow::Break` stops the run (after a round: once its checkpoint
+/// is written; during an epoch: at the last committed round).
 pub fn train(
     config: &TrainConfig,
     resume: bool,
-    progress: &mut dyn FnMut(&Progress),
+    progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
     log: &mut dyn FnMut(&str),
 ) -> Result<TrainSummary> {
     config.validate()?;
@@ -298,6 +305,7 @@ pub fn train(
     let start = Instant::now() - std::time::Duration::from_secs_f64(state.elapsed_seconds);
     let batches = train_pairs.len().div_ceil(config.batch_size);
     let mut stopped_early = false;
+    let mut stopped_by_caller = false;
     let mut skipped_in_a_row = 0;
     while state.epoch < config.max_epochs {
         let mut order: Vec<usize> = (0..train_pairs.len()).collect();
@@ -346,13 +354,22 @@ pub fn train(
             opt.step(&params, state.lr);
             ema.update(&params);
             loss_sum += value;
-            progress(&Progress::Step {
+            let asked = progress(&Progress::Step {
                 epoch: state.epoch,
                 step: state.step,
                 batch: b + 1,
                 batches,
                 loss: value,
             });
+            if asked.is_break() {
+                // The partial epoch is dropped: the checkpoint stays at the
+                // last committed round, which a resume continues exactly.
+                stopped_by_caller = true;
+                break;
+            }
+        }
+        if stopped_by_caller {
+            break;
         }
         let (report, improved) = validation_round(
             &model,
@@ -374,11 +391,15 @@ pub fn train(
             seconds: start.elapsed().as_secs_f64(),
         };
         state.rounds.push(round.clone());
-        progress(&Progress::Round(round));
+        let asked = progress(&Progress::Round(round));
         state.epoch += 1;
         state.elapsed_seconds = start.elapsed().as_secs_f64();
         state.files_step = state.step;
         save_checkpoint(output, &model, &ema, &opt, &state)?;
+        if asked.is_break() {
+            stopped_by_caller = true;
+            break;
+        }
         if state.rounds_since_best >= config.early_stop_patience {
             stopped_early = true;
             break;
@@ -397,6 +418,7 @@ pub fn train(
         best_model: output.join("best"),
         seconds: state.elapsed_seconds,
         stopped_early,
+        stopped_by_caller,
     })
 }
 
