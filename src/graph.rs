@@ -1,4 +1,4 @@
-//! The periodic neighbour graph of model-spec.md.
+//! The periodic neighbour graph of docs/model.md.
 //!
 //! Atom-atom edges are found once, on the input structure, with a cell list
 //! (O(N) for large cells, one rayon task per atom, deterministic order). The
@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::linalg::{self, Mat3, Vec3};
 
-/// The six self-image offsets every atom receives (model-spec.md, Graph).
+/// The six self-image offsets every atom receives (docs/model.md, Graph).
 pub const SELF_IMAGE_OFFSETS: [[i32; 3]; 6] = [
     [0, 0, 1],
     [0, 1, 0],
@@ -387,7 +387,7 @@ fn keep_nearest_shells(
     candidates.retain(|c| c.0 <= limit);
 }
 
-/// The model graph of model-spec.md: for each target atom `i`, the nearest
+/// The model graph of docs/model.md: for each target atom `i`, the nearest
 /// `max_neighbors` images within the radius (sorted by distance), minus the
 /// edges to `i`'s own images, followed by the six fixed self-image edges.
 /// Edges are grouped by target in atom order; within a target the kept

@@ -10,15 +10,28 @@
 //! Layout: [`structure`] (the crystal and its validation), [`io`] (POSCAR,
 //! extended XYZ, CIF), [`dataset`] (relaxation pairs), [`graph`] (periodic
 //! neighbour graph), [`metrics`] (the paper's evaluation), [`runtime`]
-//! (libtorch start-up and devices), [`model`] (the network in tch),
-//! [`relax`] (the prediction API), [`mod@bench`] (benchmarks).
+//! (libtorch start-up and devices), [`model`] (the network in tch, described
+//! in `docs/model.md`), [`relax`] (the prediction API), [`train`],
+//! [`symmetry`], [`baseline`] (the volume baseline), [`profile`] (stage
+//! timing). The main types are re-exported here: [`Relaxer`],
+//! [`RelaxOptions`], [`DeviceRequest`], [`Model`], [`ModelConfig`],
+//! [`Format`], [`Structure`], [`Error`].
+//!
+//! ```no_run
+//! let relaxer = e3relax::Relaxer::load("models/default", e3relax::DeviceRequest::Cpu)?;
+//! let crystal = e3relax::io::read_file("POSCAR", None)?.remove(0);
+//! let relaxed = relaxer.relax(&crystal)?;
+//! # Ok::<(), e3relax::Error>(())
+//! ```
 
 pub mod baseline;
-pub mod bench;
 pub mod dataset;
 pub mod elements;
 pub mod error;
 pub mod evaluate;
+/// The C ABI (`include/e3relax.h`). Public only so that the test suite can
+/// call the exported functions from Rust; not part of the Rust API.
+#[doc(hidden)]
 pub mod ffi;
 pub mod graph;
 pub mod io;
@@ -35,7 +48,16 @@ pub mod train;
 pub mod units;
 
 pub use error::{Error, Result};
+pub use io::Format;
+pub use model::{Model, ModelConfig};
+pub use relax::{RelaxOptions, Relaxation, Relaxer};
+pub use runtime::DeviceRequest;
 pub use structure::Structure;
+
+/// The README's Rust example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
 
 /// Version of the C ABI (`e3relax_abi_version()`, `E3RELAX_ABI_VERSION`),
 /// from `[package.metadata.e3relax]` in Cargo.toml.

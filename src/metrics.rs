@@ -1,4 +1,4 @@
-//! Evaluation metrics of model-spec.md: coordinate MAE (against relaxed
+//! Evaluation metrics of docs/model.md: coordinate MAE (against relaxed
 //! positions unwrapped to the images nearest the unrelaxed ones), cell shape
 //! deviation, volume MAE, and the Dummy baseline (unrelaxed as prediction).
 

@@ -111,7 +111,8 @@ fn to_rows(t: &Tensor) -> Result<Vec<[f64; 3]>> {
 
 impl Relaxer {
     /// Loads a model directory onto the requested device.
-    pub fn load(dir: &Path, device: DeviceRequest) -> Result<Relaxer> {
+    pub fn load(dir: impl AsRef<Path>, device: DeviceRequest) -> Result<Relaxer> {
+        let dir = dir.as_ref();
         crate::runtime::check_libtorch_version()?;
         let device = device.resolve()?;
         Ok(Relaxer {
@@ -244,6 +245,42 @@ pub fn predict(
     Ok(results)
 }
 
+/// Why a predicted structure cannot be right, if it cannot: not finite, a
+/// lattice vector longer than any input may have, a cell whose volume
+/// changed by more than a factor 1000, or atoms moved further than that.
+fn implausible(input: &Structure, positions: &[[f64; 3]], lattice: &[[f64; 3]]) -> Option<String> {
+    use crate::structure::MAX_LATTICE_LENGTH;
+    if positions
+        .iter()
+        .chain(lattice)
+        .flatten()
+        .any(|v| !v.is_finite())
+    {
+        return Some("not finite (NaN or infinity)".into());
+    }
+    let lengths = [0, 1, 2].map(|c| crate::linalg::norm(lattice[c]));
+    if lengths.iter().any(|&l| l > MAX_LATTICE_LENGTH) {
+        return Some(format!(
+            "out of range (a lattice vector of {:.3e} Å)",
+            lengths.iter().fold(0f64, |a, &b| a.max(b))
+        ));
+    }
+    let lattice: crate::linalg::Mat3 = [lattice[0], lattice[1], lattice[2]];
+    let ratio = crate::linalg::det(&lattice).abs() / input.volume();
+    if !(1e-3..=1e3).contains(&ratio) {
+        return Some(format!(
+            "out of range (the cell volume changed by a factor {ratio:.3e})"
+        ));
+    }
+    let reach = MAX_LATTICE_LENGTH;
+    let moved = positions
+        .iter()
+        .zip(&input.positions)
+        .map(|(p, q)| crate::linalg::norm([p[0] - q[0], p[1] - q[1], p[2] - q[2]]))
+        .fold(0f64, f64::max);
+    (moved > reach).then(|| format!("out of range (an atom moved {moved:.3e} Å)"))
+}
+
 /// Splits a batch's layer outputs back into structures (`offset`: the
 /// index of the chunk's first structure, for messages).
 fn assemble(
@@ -287,19 +324,16 @@ fn assemble(
             }
         };
         // A prediction is checked before anyone can write or return it:
-        // a NaN must surface as an error, never as a structure on disk.
+        // NaN, infinity or an absurd size must surface as an error, never
+        // as a structure on disk.
         for (t, (p, l)) in per_layer.iter().enumerate() {
-            let finite = p[first..first + n]
-                .iter()
-                .chain(&l[3 * b..3 * b + 3])
-                .flatten()
-                .all(|v| v.is_finite());
-            if !finite {
+            let problem = implausible(input, &p[first..first + n], &l[3 * b..3 * b + 3]);
+            if let Some(problem) = problem {
                 return Err(Error::Model(format!(
-                    "the prediction for {} is not finite (NaN or infinity{}): the model cannot handle this input",
+                    "the prediction for {} is {problem}{}: the model cannot handle this input",
                     input.label(offset + b),
                     if options.keep_trajectory {
-                        format!(" from layer {}", layers[t] + 1)
+                        format!(" (layer {})", layers[t] + 1)
                     } else {
                         String::new()
                     }

@@ -45,7 +45,7 @@ fn convert_multi_frame_and_back() {
     );
     let out = e3relax(&["convert", s(&cif), s(&back)]);
     assert!(out.status.success());
-    let original = e3relax::io::read_file(&fixture("ase_multi.extxyz"), None).unwrap();
+    let original = e3relax::io::read_file(fixture("ase_multi.extxyz"), None).unwrap();
     let round = e3relax::io::read_file(&back, None).unwrap();
     assert_eq!(round.len(), 3);
     for (a, b) in original.iter().zip(&round) {
@@ -90,7 +90,7 @@ fn convert_with_format_override_and_bohr() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let a = e3relax::io::read_file(&fixture("ase_direct.vasp"), None)
+    let a = e3relax::io::read_file(fixture("ase_direct.vasp"), None)
         .unwrap()
         .remove(0);
     let b = e3relax::io::read_file(&xyz, None).unwrap().remove(0);

@@ -40,7 +40,7 @@ fn readers_agree_with_ase_and_pymatgen() {
     )
     .unwrap();
     for (name, frames) in expected.as_object().unwrap() {
-        let ours = io::read_file(&fixture(name), None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ours = io::read_file(fixture(name), None).unwrap_or_else(|e| panic!("{name}: {e}"));
         let frames = frames.as_array().unwrap();
         assert_eq!(ours.len(), frames.len(), "{name}: frame count");
         for (s, want) in ours.iter().zip(frames) {
@@ -115,7 +115,7 @@ fn readers_agree_with_ase_and_pymatgen() {
 
 #[test]
 fn extxyz_info_and_extra_columns_survive_a_round_trip() {
-    let frames = io::read_file(&fixture("ase_multi.extxyz"), None).unwrap();
+    let frames = io::read_file(fixture("ase_multi.extxyz"), None).unwrap();
     assert_eq!(frames[1].id.as_deref(), Some("frame-1"));
     assert_eq!(frames[1].info_value("note"), Some("two words"));
     assert_eq!(frames[1].atom_properties[0].name, "charge");

@@ -183,7 +183,7 @@ fn folder_mode_is_all_or_nothing_and_names_outputs_by_format() {
         ["a.extxyz", "b.extxyz", "c\u{fffd}.extxyz", "keep.txt"]
     );
     for name in ["a.extxyz", "b.extxyz"] {
-        assert!(e3relax::io::read_file(&results.join(name), None).is_ok());
+        assert!(e3relax::io::read_file(results.join(name), None).is_ok());
     }
     // Without --format every file keeps its name and format.
     let same = t.dir.path().join("same");
@@ -191,7 +191,7 @@ fn folder_mode_is_all_or_nothing_and_names_outputs_by_format() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(same.join(OsStr::from_bytes(b"c\xe9.cif")).is_file());
     assert_eq!(
-        e3relax::io::read_file(&same.join("b.extxyz"), None)
+        e3relax::io::read_file(same.join("b.extxyz"), None)
             .unwrap()
             .len(),
         2

@@ -1,4 +1,4 @@
-"""An independent NumPy implementation of model-spec.md (float64), written
+"""An independent NumPy implementation of docs/model.md (float64), written
 from the specification with the authors' parameter names, used to make
 tests/fixtures/reference_numpy/: random weights in the authors' layout
 (weights.safetensors), the input crystals, and every layer's output for the

@@ -1,6 +1,6 @@
 use clap::{Args, Subcommand};
 
-use e3relax::bench;
+use super::measure as bench;
 use e3relax::graph::GraphSettings;
 use e3relax::model::{Model, ModelConfig};
 use e3relax::relax::Relaxer;

@@ -6,6 +6,7 @@ mod convert;
 mod eval;
 mod import;
 mod info;
+mod measure;
 mod relax;
 mod train;
 

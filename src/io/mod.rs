@@ -179,8 +179,8 @@ pub fn parse(text: &str, format: Format) -> Result<Vec<Structure>> {
 /// Reads and validates every structure of a file (`format` overrides the
 /// guess from its name). Errors name the file and, for a frame that fails
 /// validation, the frame.
-pub fn read_file(path: &Path, format: Option<Format>) -> Result<Vec<Structure>> {
-    read_file_with(path, format, &ValidationOptions::default())
+pub fn read_file(path: impl AsRef<Path>, format: Option<Format>) -> Result<Vec<Structure>> {
+    read_file_with(path.as_ref(), format, &ValidationOptions::default())
 }
 
 /// Parses every structure of a file without validating them (for callers
@@ -393,7 +393,7 @@ mod tests {
             "{e}"
         );
 
-        let missing = read_file(&dir.path().join("none.cif"), None)
+        let missing = read_file(dir.path().join("none.cif"), None)
             .unwrap_err()
             .to_string();
         assert!(

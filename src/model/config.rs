@@ -1,5 +1,5 @@
 //! The model configuration (`config.json` of a model directory), with the
-//! field names of model-spec.md's "Config fields".
+//! fields docs/model.md describes.
 
 use serde::{Deserialize, Serialize};
 

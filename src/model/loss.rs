@@ -1,4 +1,4 @@
-//! The layer-wise supervised loss of model-spec.md.
+//! The layer-wise supervised loss of docs/model.md.
 
 use tch::Tensor;
 

@@ -1,4 +1,4 @@
-//! The E3Relax network in tch, one module per block of model-spec.md.
+//! The E3Relax network in tch, one module per block of docs/model.md.
 //!
 //! * [`config`]  hyper-parameters (`config.json`)
 //! * [`radial`]  radial basis with envelope

@@ -1,5 +1,5 @@
 //! The E3Relax network: embeddings and T layers of steps 1-8 of
-//! model-spec.md, returning positions and lattices after every layer.
+//! docs/model.md, returning positions and lattices after every layer.
 
 use crate::profile;
 use tch::nn::{self, Module};
@@ -89,7 +89,7 @@ pub struct LayerOutput {
 }
 
 /// The network. Parameters live in the `VarStore` of the path it was built
-/// with; see `model/README` in the docs for the name table.
+/// with; the name table is in `checkpoint.rs`.
 #[derive(Debug)]
 pub struct E3Relax {
     config: ModelConfig,

@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
         expect("overflowing prediction",
                e3relax_predict(overflowing, 3, numbers, &positions[0][0], &lattice[0][0], &out_positions[0][0],
                                &out_lattice[0][0]),
-               E3RELAX_MODEL_ERROR, "is not finite");
+               E3RELAX_MODEL_ERROR, "the model cannot handle this input");
         if (out_positions[0][0] != 12345.0) {
             fprintf(stderr, "FAIL: a failed prediction wrote its output\n");
             failures++;

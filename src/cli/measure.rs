@@ -1,11 +1,13 @@
-//! Benchmarks behind `e3relax bench`: reproducible test cells and timings.
+//! Measurements behind `e3relax bench` (binary-only: it starts python3 and
+//! resets the process's peak-memory counter): reproducible test cells and
+//! timings.
 
 use std::time::Instant;
 
-use crate::error::{Error, Result};
-use crate::graph::{self, GraphSettings};
-use crate::linalg::{self, Mat3};
-use crate::structure::Structure;
+use e3relax::graph::{self, GraphSettings};
+use e3relax::linalg::{self, Mat3};
+use e3relax::Structure;
+use e3relax::{Error, Result};
 
 /// A dense, slightly sheared (triclinic) test crystal of exactly `natoms`
 /// atoms: a jittered grid with 2.4 Å spacing (about the atom density of an
@@ -134,7 +136,7 @@ pub struct PymatgenTiming {
     pub version: String,
 }
 
-const PYMATGEN_SCRIPT: &str = include_str!("../tools/pymatgen_neighbors.py");
+const PYMATGEN_SCRIPT: &str = include_str!("../../tools/pymatgen_neighbors.py");
 
 /// Runs pymatgen's `get_neighbor_list` on the cells (needs python3 with
 /// pymatgen and ase).
@@ -143,7 +145,7 @@ pub fn time_pymatgen(cells: &[Structure], radius: f64, repeat: usize) -> Result<
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
     let cells_path = dir.join("cells.extxyz");
     let script_path = dir.join("pymatgen_neighbors.py");
-    crate::io::write_file(&cells_path, cells, None)?;
+    e3relax::io::write_file(&cells_path, cells, None)?;
     std::fs::write(&script_path, PYMATGEN_SCRIPT)
         .map_err(|e| Error::io(script_path.display().to_string(), e))?;
     let output = std::process::Command::new("python3")
@@ -217,11 +219,11 @@ pub struct ModelTiming {
 /// `repeat`), batched throughput, and peak memory.
 pub fn time_model(
     name: &str,
-    relaxer: &crate::relax::Relaxer,
+    relaxer: &e3relax::relax::Relaxer,
     cells: &[(String, Structure)],
     repeat: usize,
 ) -> Result<Vec<ModelTiming>> {
-    use crate::relax::RelaxOptions;
+    use e3relax::relax::RelaxOptions;
     let mut rows = Vec::new();
     for (label, cell) in cells {
         reset_peak_memory();
