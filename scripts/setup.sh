@@ -12,11 +12,16 @@ cd "$(dirname "$0")/.."
 bash scripts/get-libtorch.sh
 
 # Debian packages used by the test suite (C/C++/Fortran consumers, CMake,
-# valgrind for the C bad-input catalogue).
+# valgrind for the C bad-input catalogue, LAMMPS and Quantum ESPRESSO for
+# the examples that start the real codes from e3relax's prediction).
 need=()
-for tool in cmake:cmake gfortran:gfortran g++:g++ pkg-config:pkg-config make:make valgrind:valgrind; do
+for tool in cmake:cmake gfortran:gfortran g++:g++ pkg-config:pkg-config make:make valgrind:valgrind \
+    pw.x:quantum-espresso; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
+[ -f /usr/include/lammps/library.h ] || need+=(liblammps-dev)
+[ -f /usr/share/lammps/potentials/Si.tersoff ] || need+=(lammps-data)
+[ -d /usr/share/espresso/pseudo ] || need+=(quantum-espresso-data)
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing ${need[*]} with apt-get" >&2
     SUDO=""

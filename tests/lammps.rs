@@ -1,0 +1,135 @@
+//! LAMMPS, from Debian's packages (scripts/setup.sh installs them), starting
+//! its own minimiser from e3relax's prediction: the box conversion helper
+//! (`include/e3relax_lammps.hpp`) against obvious checks, and the example
+//! driver (`examples/lammps/`) on Si (Tersoff) and Cu (EAM): both starts
+//! reach the same minimum, and a rotated copy of the input, brought back
+//! through the conversion, minimises identically.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn source() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The build tree holding libe3relax.so (and its SONAME link).
+fn libdir() -> PathBuf {
+    std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn compile(sources: &[PathBuf], exe: &Path, extra: &[String]) {
+    let status = Command::new("g++")
+        .args(["-std=c++14", "-O2", "-Wall", "-Wextra", "-Werror"])
+        .arg(format!("-I{}", source().join("include").display()))
+        .args(sources)
+        .arg("-o")
+        .arg(exe)
+        .args(extra)
+        .status()
+        .expect("g++ is needed (scripts/setup.sh)");
+    assert!(status.success(), "compiling {sources:?} failed");
+}
+
+#[test]
+fn box_conversion_is_exact_on_random_lattices() {
+    let work = tempfile::tempdir().unwrap();
+    let exe = work.path().join("lammps_box");
+    compile(&[source().join("tests/c/lammps_box.cpp")], &exe, &[]);
+    let out = Command::new(&exe).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("0 failed"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// (start, iterations, energy per atom) rows of the driver's table.
+fn rows(text: &str) -> Vec<(String, i64, f64)> {
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let t: Vec<&str> = l.split_whitespace().collect();
+            (
+                t[0].to_string(),
+                t[1].parse().unwrap(),
+                t[2].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn lammps_minimises_from_the_prediction_to_the_same_minimum() {
+    let work = tempfile::tempdir().unwrap();
+    let exe = work.path().join("lammps_prerelax");
+    let pkg = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "liblammps"])
+        .output()
+        .expect("pkg-config is needed (scripts/setup.sh)");
+    assert!(
+        pkg.status.success(),
+        "liblammps is missing: scripts/setup.sh installs Debian's liblammps-dev"
+    );
+    let mut extra: Vec<String> = String::from_utf8_lossy(&pkg.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    extra.push(format!("-L{}", libdir().display()));
+    extra.push(format!("-Wl,-rpath,{}", libdir().display()));
+    extra.push("-le3relax".into());
+    compile(
+        &[source().join("examples/lammps/prerelax.cpp")],
+        &exe,
+        &extra,
+    );
+    for (input, types) in [("si.lmp", "1:Si"), ("cu.lmp", "1:Cu")] {
+        let run = |start: &str| {
+            let out = Command::new(&exe)
+                .arg("")
+                .arg(source().join("examples/lammps").join(input))
+                .arg(types)
+                .arg(start)
+                .env_remove("E3RELAX_MODEL")
+                .env("OMP_NUM_THREADS", "1")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                out.status.success(),
+                "{input} {start}: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            rows(&stdout)
+        };
+        let both = run("both");
+        let (from_input, from_e3relax) = (&both[0], &both[1]);
+        assert_eq!(from_input.0, "input");
+        assert!(
+            (from_input.2 - from_e3relax.2).abs() < 1e-6,
+            "{input}: different minima {both:?}"
+        );
+        // Through the conversion, with and without a rotation: identical.
+        let converted = &run("input-converted")[0];
+        let rotated = &run("input-rotated")[0];
+        assert_eq!(
+            rotated.1, converted.1,
+            "{input}: {rotated:?} vs {converted:?}"
+        );
+        assert_eq!(
+            rotated.2, converted.2,
+            "{input}: {rotated:?} vs {converted:?}"
+        );
+        assert!(
+            (converted.2 - from_input.2).abs() < 1e-6,
+            "{input}: {converted:?}"
+        );
+        eprintln!("{input}: {both:?}");
+    }
+}
