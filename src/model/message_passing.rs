@@ -1,6 +1,7 @@
 //! Step 3, atom-atom message passing along the fixed edges, in chunks of
 //! edges so that a 10,000-atom cell never holds all per-edge features.
 
+use crate::profile;
 use tch::nn::{self, Module};
 use tch::Tensor;
 
@@ -81,10 +82,24 @@ impl MessagePassing {
             let len = chunk.min(total - start);
             let source = edges.source.narrow(0, start, len);
             let target = edges.target.narrow(0, start, len);
-            let rbf = radial.forward(&edges.distance.narrow(0, start, len));
             let direction = edges.direction.narrow(0, start, len);
             let weight = edges.weight.as_ref().map(|w| w.narrow(0, start, len));
-            let radial_part = self.edge_proj.forward(&rbf);
+            let radial_part = profile::stage("layer: message passing: radial filter", || {
+                let distance = edges.distance.narrow(0, start, len);
+                if projected.requires_grad() {
+                    self.edge_proj.forward(&radial.forward(&distance))
+                } else {
+                    // Inference: only the Gaussians that reach these
+                    // distances (the rest are below 1e-8).
+                    let (rbf, used) = radial.forward_reaching(&distance);
+                    let weight = self.edge_proj.ws.narrow(1, 0, used).tr().contiguous();
+                    match &self.edge_proj.bs {
+                        // One pass writes product and bias.
+                        Some(bias) => bias.addmm(&rbf, &weight),
+                        None => rbf.matmul(&weight),
+                    }
+                }
+            });
             if radial_part.requires_grad() {
                 // Training: out-of-place, so that autograd keeps every
                 // operand it needs.
@@ -102,20 +117,28 @@ impl MessagePassing {
             } else {
                 // Inference: the same products in place, in fewer passes
                 // over per-edge tensors (equal to rounding).
-                let mut m = radial_part;
-                let _ = match &weight {
-                    Some(weight) => m.g_mul_(&(weight / 3f64.sqrt()).unsqueeze(-1)),
-                    None => m.g_mul_scalar_(1.0 / 3f64.sqrt()),
-                };
-                let _ = m.g_mul_(&projected.index_select(0, &source));
-                let parts = split(&m, 3);
-                let _ = parts[0].shallow_clone().g_mul_scalar_(1.0 / scale_f);
-                let _ = parts[1].shallow_clone().g_mul_scalar_(1.0 / scale_f);
-                let mut dv_edge = v.index_select(0, &source);
-                let _ = dv_edge.g_mul_(&parts[0].unsqueeze(1));
-                let _ = dv_edge.addcmul_(&direction.unsqueeze(-1), &parts[1].unsqueeze(1));
-                let _ = dx.index_add_(0, &target, &parts[2]);
-                let _ = dv.index_add_(0, &target, &dv_edge);
+                let parts = profile::stage("layer: message passing: scalar messages", || {
+                    let mut m = radial_part;
+                    let _ = match &weight {
+                        Some(weight) => m.g_mul_(&(weight / 3f64.sqrt()).unsqueeze(-1)),
+                        None => m.g_mul_scalar_(1.0 / 3f64.sqrt()),
+                    };
+                    let _ = m.g_mul_(&projected.index_select(0, &source));
+                    let parts = split(&m, 3);
+                    let _ = parts[0].shallow_clone().g_mul_scalar_(1.0 / scale_f);
+                    let _ = parts[1].shallow_clone().g_mul_scalar_(1.0 / scale_f);
+                    parts
+                });
+                let dv_edge = profile::stage("layer: message passing: vector messages", || {
+                    let mut dv_edge = v.index_select(0, &source);
+                    let _ = dv_edge.g_mul_(&parts[0].unsqueeze(1));
+                    let _ = dv_edge.addcmul_(&direction.unsqueeze(-1), &parts[1].unsqueeze(1));
+                    dv_edge
+                });
+                profile::stage("layer: message passing: sums over edges", || {
+                    let _ = dx.index_add_(0, &target, &parts[2]);
+                    let _ = dv.index_add_(0, &target, &dv_edge);
+                });
             }
             start += len;
         }
