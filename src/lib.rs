@@ -24,15 +24,30 @@
 //! # Ok::<(), e3relax::Error>(())
 //! ```
 
+/// `Deserialize` through `FromStr`, so that an option reads the same from
+/// the command line, the C ABI's JSON options and the Python package.
+macro_rules! deserialize_from_str {
+    ($type:ty) => {
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> std::result::Result<Self, D::Error> {
+                let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 pub mod baseline;
 pub mod dataset;
 pub mod elements;
 pub mod error;
 pub mod evaluate;
-/// The C ABI (`include/e3relax.h`). Public only so that the test suite can
-/// call the exported functions from Rust; not part of the Rust API.
-#[doc(hidden)]
-pub mod ffi;
+/// The C ABI (`include/e3relax.h`): exported symbols of the shared
+/// library, not part of the Rust API (Rust tests declare it as C code does,
+/// `tests/common/c_decl.rs`).
+mod ffi;
 pub mod graph;
 pub mod io;
 pub mod linalg;

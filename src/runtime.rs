@@ -79,7 +79,18 @@ pub enum DeviceRequest {
     Auto,
 }
 
+impl std::str::FromStr for DeviceRequest {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        DeviceRequest::parse(name)
+    }
+}
+
+deserialize_from_str!(DeviceRequest);
+
 impl DeviceRequest {
+    /// Parses a device name: `cpu`, `cuda` (or `gpu`), `cuda:K` or `auto`.
     pub fn parse(name: &str) -> Result<Self> {
         let lower = name.trim().to_ascii_lowercase();
         match lower.as_str() {

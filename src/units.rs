@@ -31,6 +31,45 @@ impl LengthUnit {
     }
 }
 
+impl std::str::FromStr for LengthUnit {
+    type Err = crate::Error;
+
+    fn from_str(name: &str) -> crate::Result<Self> {
+        LengthUnit::parse(name).ok_or_else(|| {
+            crate::Error::InvalidArgument(format!(
+                "unknown length unit '{name}' (expected angstrom or bohr)"
+            ))
+        })
+    }
+}
+
+deserialize_from_str!(LengthUnit);
+
+/// How positions are given and returned: Cartesian (length units) or
+/// fractional coordinates of the lattice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Coordinates {
+    #[default]
+    Cartesian,
+    Fractional,
+}
+
+impl std::str::FromStr for Coordinates {
+    type Err = crate::Error;
+
+    fn from_str(name: &str) -> crate::Result<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "cartesian" => Ok(Coordinates::Cartesian),
+            "fractional" | "crystal" | "direct" => Ok(Coordinates::Fractional),
+            _ => Err(crate::Error::InvalidArgument(format!(
+                "unknown coordinates '{name}' (expected cartesian or fractional)"
+            ))),
+        }
+    }
+}
+
+deserialize_from_str!(Coordinates);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,5 +80,35 @@ mod tests {
         assert_eq!(LengthUnit::parse("Bohr"), Some(LengthUnit::Bohr));
         assert_eq!(LengthUnit::parse("Angstrom"), Some(LengthUnit::Angstrom));
         assert_eq!(LengthUnit::parse("nm"), None);
+    }
+
+    #[test]
+    fn options_parse_the_same_from_text_and_json() {
+        #[derive(serde::Deserialize)]
+        struct Options {
+            unit: LengthUnit,
+            coordinates: Coordinates,
+            device: crate::runtime::DeviceRequest,
+            format: crate::io::Format,
+        }
+        let o: Options = serde_json::from_str(
+            r#"{"unit": "Bohr", "coordinates": "fractional", "device": "cuda:1", "format": "vasp"}"#,
+        )
+        .unwrap();
+        assert_eq!(o.unit, "bohr".parse().unwrap());
+        assert_eq!(o.coordinates, Coordinates::Fractional);
+        assert_eq!(o.device, crate::runtime::DeviceRequest::Cuda(1));
+        assert_eq!(o.format, crate::io::Format::Poscar);
+        let e = serde_json::from_str::<Options>(
+            r#"{"unit": "furlong", "coordinates": "cartesian", "device": "cpu", "format": "cif"}"#,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.contains("unknown length unit 'furlong' (expected angstrom or bohr)"),
+            "{e}"
+        );
+        assert!("sideways".parse::<Coordinates>().is_err());
     }
 }

@@ -8,9 +8,9 @@ use std::ffi::{c_char, CStr, CString};
 use std::ptr::{null, null_mut};
 
 use common::c_api::*;
+use common::c_decl::e3relax_status_t::*;
+use common::c_decl::*;
 use common::*;
-use e3relax::ffi::e3relax_status_t::*;
-use e3relax::ffi::*;
 use e3relax::relax::Relaxer;
 
 struct Fixture {

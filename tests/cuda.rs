@@ -14,9 +14,9 @@ use std::ffi::CString;
 use std::path::Path;
 
 use common::c_api::*;
+use common::c_decl::e3relax_status_t::*;
+use common::c_decl::*;
 use common::*;
-use e3relax::ffi::e3relax_status_t::*;
-use e3relax::ffi::*;
 use e3relax::model::{Model, ModelConfig};
 use e3relax::relax::{RelaxOptions, Relaxer};
 use e3relax::runtime::{cuda_unavailable_reason, DeviceRequest};

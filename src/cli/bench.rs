@@ -134,7 +134,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             repeat,
             json,
         } => {
-            let device = e3relax::runtime::DeviceRequest::parse(&device)?;
+            let device = device.parse::<e3relax::DeviceRequest>()?;
             let cells = bench_cells(&cells)?;
             let mut rows = Vec::new();
             if !json {
@@ -250,7 +250,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
 fn profile(model: &str, cell: &str, device: &str, repeat: usize, json: bool) -> Result<()> {
     use e3relax::io::{self, Format};
     use e3relax::profile::{record, stage};
-    let device = e3relax::runtime::DeviceRequest::parse(device)?;
+    let device = device.parse::<e3relax::DeviceRequest>()?;
     let load_start = std::time::Instant::now();
     let (label, relaxer) = bench_model(model, device)?;
     let load_seconds = load_start.elapsed().as_secs_f64();

@@ -68,7 +68,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         Some(d) => d.clone(),
         None => super::relax::default_model_dir()?,
     };
-    let relaxer = Relaxer::load(&dir, DeviceRequest::parse(&args.device)?)?;
+    let relaxer = Relaxer::load(&dir, args.device.parse::<DeviceRequest>()?)?;
     let options = RelaxOptions {
         fixed_cell: args.fixed_cell,
         batch_size: args.batch_size,

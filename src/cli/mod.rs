@@ -73,16 +73,12 @@ pub fn run(cli: Cli) -> Result<()> {
 
 /// Parses an optional `--format` value.
 pub(crate) fn format_option(name: &Option<String>) -> Result<Option<Format>> {
-    name.as_deref().map(Format::from_name).transpose()
+    name.as_deref().map(str::parse).transpose()
 }
 
 /// Parses a `--unit` value.
 pub(crate) fn unit_option(name: &str) -> Result<LengthUnit> {
-    LengthUnit::parse(name).ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "unknown length unit '{name}' (expected angstrom or bohr)"
-        ))
-    })
+    name.parse()
 }
 
 /// Refuses an output that is one of the inputs (after links), unless the

@@ -106,7 +106,7 @@ fn folder_files(dir: &Path, format: Option<Format>) -> Result<Vec<PathBuf>> {
 pub fn run(args: RelaxArgs) -> Result<()> {
     let input_format = super::format_option(&args.input_format)?;
     let output_format = super::format_option(&args.format)?;
-    let device = DeviceRequest::parse(&args.device)?;
+    let device = args.device.parse::<DeviceRequest>()?;
     let threads = match args.threads {
         Some(n) => n,
         None => e3relax::runtime::default_threads()?,

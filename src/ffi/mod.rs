@@ -15,9 +15,6 @@ use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-pub use model::*;
-pub use train::*;
-
 use crate::error::Error;
 
 /// Status of every call (`E3RELAX_SUCCESS` is 0). One code per failure

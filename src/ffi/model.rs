@@ -12,18 +12,18 @@ use crate::linalg::{self, Mat3};
 use crate::relax::{RelaxOptions, Relaxer};
 use crate::runtime::DeviceRequest;
 use crate::structure::{Structure, ValidationOptions};
-use crate::units::LengthUnit;
+use crate::units::{Coordinates, LengthUnit};
 
 /// Options of `e3relax_load` (a JSON object; every key optional).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct LoadOptions {
     /// "cpu", "cuda", "cuda:K" or "auto".
-    device: String,
+    device: DeviceRequest,
     /// "angstrom" or "bohr", for positions and lattices in and out.
-    length_unit: String,
+    length_unit: LengthUnit,
     /// "cartesian" or "fractional" positions, in and out.
-    coordinates: String,
+    coordinates: Coordinates,
     /// Keep the lattice fixed; only atoms move.
     fixed_cell: bool,
     /// Structures per forward pass in batch calls.
@@ -36,9 +36,9 @@ struct LoadOptions {
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
-            device: "cpu".into(),
-            length_unit: "angstrom".into(),
-            coordinates: "cartesian".into(),
+            device: DeviceRequest::Cpu,
+            length_unit: LengthUnit::Angstrom,
+            coordinates: Coordinates::Cartesian,
             fixed_cell: false,
             batch_size: 16,
             symmetry_tolerance: Some(crate::relax::DEFAULT_SYMMETRY_TOLERANCE),
@@ -104,21 +104,8 @@ pub unsafe extern "C" fn e3relax_load(
                     .map_err(|e| Error::InvalidArgument(format!("options_json: {e}")))?
             }
         };
-        let unit = LengthUnit::parse(&options.length_unit).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "options_json: unknown length_unit '{}' (angstrom or bohr)",
-                options.length_unit
-            ))
-        })?;
-        let fractional = match options.coordinates.as_str() {
-            "cartesian" => false,
-            "fractional" => true,
-            other => {
-                return Err(Error::InvalidArgument(format!(
-                    "options_json: unknown coordinates '{other}' (cartesian or fractional)"
-                )))
-            }
-        };
+        let unit = options.length_unit;
+        let fractional = options.coordinates == Coordinates::Fractional;
         if options.batch_size == 0 {
             return Err(Error::InvalidArgument(
                 "options_json: batch_size must be at least 1".into(),
@@ -137,7 +124,7 @@ pub unsafe extern "C" fn e3relax_load(
         } else {
             Path::new(path).to_path_buf()
         };
-        let relaxer = Relaxer::load(&dir, DeviceRequest::parse(&options.device)?)?;
+        let relaxer = Relaxer::load(&dir, options.device)?;
         let validation = ValidationOptions {
             max_atomic_number: relaxer.model().config().max_atomic_number(),
             ..Default::default()

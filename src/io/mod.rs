@@ -25,6 +25,16 @@ pub enum Format {
     Cif,
 }
 
+impl std::str::FromStr for Format {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        Format::from_name(name)
+    }
+}
+
+deserialize_from_str!(Format);
+
 impl Format {
     /// Parses a `--format` name.
     pub fn from_name(name: &str) -> Result<Self> {

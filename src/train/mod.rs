@@ -229,7 +229,7 @@ pub fn train(
         Some(threads) if threads > 0 => crate::runtime::set_threads(threads, 0)?,
         _ => crate::runtime::apply_default_threads()?,
     }
-    let device = DeviceRequest::parse(&config.device)?.resolve()?;
+    let device = config.device.parse::<DeviceRequest>()?.resolve()?;
     let output = &config.output;
     std::fs::create_dir_all(output).map_err(|e| Error::io(output.display().to_string(), e))?;
     let (train_pairs, validation_pairs) = load_data(config, log)?;

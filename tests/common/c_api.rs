@@ -4,7 +4,7 @@
 use std::ffi::{CStr, CString};
 use std::ptr::null;
 
-use e3relax::ffi::*;
+use super::c_decl::*;
 
 /// This thread's last error message.
 pub fn last_error() -> String {

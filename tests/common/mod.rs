@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod c_api;
+pub mod c_decl;
 
 use e3relax::linalg::{self, Mat3};
 use e3relax::model::{Model, ModelConfig};
