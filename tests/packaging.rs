@@ -1,7 +1,8 @@
 //! The installed package as a DFT/MD code uses it: CMake builds and installs
 //! libe3relax (with its libtorch, the CLI and the models), the build tree
-//! is deleted and the install tree moved (self-contained, relocatable:
-//! relative run paths, libtorch resolved inside the prefix), a consumer project
+//! is deleted, the source tree's .libtorch hidden and the install tree
+//! moved (self-contained, relocatable: relative run paths, libtorch
+//! resolved inside the prefix), a consumer project
 //! in C, C++ and Fortran is built with find_package(E3Relax) and run by
 //! ctest, the C example is built with pkg-config and a plain Makefile, and
 //! every program's triclinic answer matches the Rust API to 1e-5 in Å and
@@ -28,6 +29,33 @@ fn built_library() -> PathBuf {
     let lib = exe.parent().unwrap().join("libe3relax.so");
     assert!(lib.is_file(), "{} is missing", lib.display());
     lib
+}
+
+/// Renames a folder out of the way and back when dropped (also when the
+/// test fails).
+struct HiddenFolder {
+    original: PathBuf,
+    hidden: PathBuf,
+}
+
+impl HiddenFolder {
+    fn new(original: &Path) -> Option<HiddenFolder> {
+        let hidden = original.with_file_name(".libtorch-hidden-by-the-packaging-test");
+        if !original.is_dir() {
+            return None;
+        }
+        std::fs::rename(original, &hidden).ok()?;
+        Some(HiddenFolder {
+            original: original.to_path_buf(),
+            hidden,
+        })
+    }
+}
+
+impl Drop for HiddenFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::rename(&self.hidden, &self.original);
+    }
 }
 
 fn run(cmd: &mut Command, what: &str) -> String {
@@ -144,6 +172,15 @@ fn installed_package_serves_c_cxx_fortran_and_pkg_config() {
     // .libtorch included): run paths are relative, libtorch is in the
     // prefix.
     std::fs::remove_dir_all(&build).unwrap();
+    // The source tree's libtorch is hidden while the installed package is
+    // used: everything must come from the prefix. (cargo runs test binaries
+    // one at a time and this binary has one test, so nothing else needs
+    // it meanwhile; this process has its libtorch mapped already.)
+    let _hidden = HiddenFolder::new(&source_dir().join(".libtorch"));
+    // cargo runs tests with LD_LIBRARY_PATH pointing into the build tree
+    // (whose libe3relax.so.0 would then win); a user's shell has no such
+    // path, and neither do the programs started from here on.
+    std::env::remove_var("LD_LIBRARY_PATH");
     let moved = work.path().join("moved");
     std::fs::rename(&prefix, &moved).unwrap();
     assert!(std::fs::symlink_metadata(moved.join("lib/libe3relax.so"))
