@@ -56,10 +56,11 @@ fn main() {
     }
 }
 
-/// `target/<profile>/libe3relax.so.N -> libe3relax.so`: the name the
-/// dynamic linker looks for (the SONAME). `OUT_DIR` is
-/// `target/<profile>/build/<pkg>-<hash>/out`; the link is made before the
-/// library exists, which a symlink allows.
+/// `libe3relax.so.N -> libe3relax.so` in `target/<profile>/` (where `cargo
+/// build` puts the library) and in `target/<profile>/deps/` (where `cargo
+/// test` builds it): the name the dynamic linker looks for (the SONAME).
+/// `OUT_DIR` is `target/<profile>/build/<pkg>-<hash>/out`; the links are
+/// made before the library exists, which a symlink allows.
 fn soname_link_in_build_tree(major: &str) {
     let Ok(out_dir) = std::env::var("OUT_DIR") else {
         return;
@@ -67,13 +68,16 @@ fn soname_link_in_build_tree(major: &str) {
     let Some(profile_dir) = PathBuf::from(out_dir).ancestors().nth(3).map(PathBuf::from) else {
         return;
     };
-    let link = profile_dir.join(format!("libe3relax.so.{major}"));
-    if std::fs::read_link(&link).is_ok_and(|t| t == std::path::Path::new("libe3relax.so")) {
-        return;
-    }
-    let _ = std::fs::remove_file(&link);
-    if let Err(e) = std::os::unix::fs::symlink("libe3relax.so", &link) {
-        println!("cargo:warning=cannot create {}: {e}", link.display());
+    for dir in [profile_dir.clone(), profile_dir.join("deps")] {
+        let link = dir.join(format!("libe3relax.so.{major}"));
+        if std::fs::read_link(&link).is_ok_and(|t| t == std::path::Path::new("libe3relax.so")) {
+            continue;
+        }
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::remove_file(&link);
+        if let Err(e) = std::os::unix::fs::symlink("libe3relax.so", &link) {
+            println!("cargo:warning=cannot create {}: {e}", link.display());
+        }
     }
 }
 

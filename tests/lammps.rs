@@ -18,8 +18,6 @@ fn libdir() -> PathBuf {
         .unwrap()
         .parent()
         .unwrap()
-        .parent()
-        .unwrap()
         .to_path_buf()
 }
 

@@ -14,8 +14,6 @@ fn pw_x_relaxes_from_the_prediction_to_the_same_energy() {
         .unwrap()
         .parent()
         .unwrap()
-        .parent()
-        .unwrap()
         .to_path_buf();
     let work = tempfile::tempdir().unwrap();
     let exe = work.path().join("qe_prerelax");
