@@ -266,7 +266,9 @@ fn relax_and_import_commands() {
     let relaxed = e3relax::io::read_file(&output, None).unwrap();
     let expected = Relaxer::from_model(model).relax(&crystals[1]).unwrap();
     assert_eq!(relaxed.len(), 2);
-    assert!(max_abs_diff(&relaxed[1].positions, &expected.positions) < 1e-12);
+    // The CLI runs one libtorch thread by default and this process
+    // libtorch's own count: f32 sums in another order, equal to 1e-5 Å.
+    assert!(max_abs_diff(&relaxed[1].positions, &expected.positions) < 1e-5);
     assert_eq!(
         e3relax::io::read_file(&traj, None).unwrap().len(),
         2 * config.num_layers
