@@ -84,25 +84,11 @@ impl MessagePassing {
             let target = edges.target.narrow(0, start, len);
             let direction = edges.direction.narrow(0, start, len);
             let weight = edges.weight.as_ref().map(|w| w.narrow(0, start, len));
-            let radial_part = profile::stage("layer: message passing: radial filter", || {
-                let distance = edges.distance.narrow(0, start, len);
-                if projected.requires_grad() {
-                    self.edge_proj.forward(&radial.forward(&distance))
-                } else {
-                    // Inference: only the Gaussians that reach these
-                    // distances (the rest are below 1e-8).
-                    let (rbf, used) = radial.forward_reaching(&distance);
-                    let weight = self.edge_proj.ws.narrow(1, 0, used).tr().contiguous();
-                    match &self.edge_proj.bs {
-                        // One pass writes product and bias.
-                        Some(bias) => bias.addmm(&rbf, &weight),
-                        None => rbf.matmul(&weight),
-                    }
-                }
-            });
-            if radial_part.requires_grad() {
+            let distance = edges.distance.narrow(0, start, len);
+            if projected.requires_grad() {
                 // Training: out-of-place, so that autograd keeps every
                 // operand it needs.
+                let radial_part = self.edge_proj.forward(&radial.forward(&distance));
                 let m = projected.index_select(0, &source) * radial_part / 3f64.sqrt();
                 let m = match &weight {
                     Some(weight) => m * weight.unsqueeze(-1),
@@ -115,19 +101,43 @@ impl MessagePassing {
                 dx = dx.index_add(0, &target, &parts[2]);
                 dv = dv.index_add(0, &target, &dv_edge);
             } else {
-                // Inference: the same products in place, in fewer passes
-                // over per-edge tensors (equal to rounding).
+                // Inference: the same products in fewer passes over
+                // per-edge tensors (equal to rounding). The per-edge factor
+                // (cutoff weight / sqrt 3) goes into the rows of the radial
+                // basis, the bias becomes one more basis column holding
+                // that factor, and 1/sqrt F of the first two thirds goes
+                // into the weight's columns: one matrix product writes the
+                // radial filter already scaled.
+                let m = profile::stage("layer: message passing: radial filter", || {
+                    // Only the Gaussians that reach these distances (the
+                    // rest are below 1.5e-8).
+                    let (rbf, used) = radial.forward_reaching(&distance);
+                    let factor = match &weight {
+                        Some(weight) => weight / 3f64.sqrt(),
+                        None => distance.ones_like() / 3f64.sqrt(),
+                    }
+                    .unsqueeze(-1);
+                    let f = self.hidden;
+                    let column_scale = Tensor::cat(
+                        &[
+                            Tensor::full([2 * f], 1.0 / scale_f, (rbf.kind(), rbf.device())),
+                            Tensor::ones([f], (rbf.kind(), rbf.device())),
+                        ],
+                        0,
+                    );
+                    let mut rows = vec![rbf * &factor];
+                    let mut matrix = vec![self.edge_proj.ws.narrow(1, 0, used).tr()];
+                    if let Some(bias) = &self.edge_proj.bs {
+                        rows.push(factor.shallow_clone());
+                        matrix.push(bias.unsqueeze(0));
+                    }
+                    let matrix = Tensor::cat(&matrix, 0) * column_scale;
+                    Tensor::cat(&rows, 1).matmul(&matrix)
+                });
                 let parts = profile::stage("layer: message passing: scalar messages", || {
-                    let mut m = radial_part;
-                    let _ = match &weight {
-                        Some(weight) => m.g_mul_(&(weight / 3f64.sqrt()).unsqueeze(-1)),
-                        None => m.g_mul_scalar_(1.0 / 3f64.sqrt()),
-                    };
+                    let mut m = m;
                     let _ = m.g_mul_(&projected.index_select(0, &source));
-                    let parts = split(&m, 3);
-                    let _ = parts[0].shallow_clone().g_mul_scalar_(1.0 / scale_f);
-                    let _ = parts[1].shallow_clone().g_mul_scalar_(1.0 / scale_f);
-                    parts
+                    split(&m, 3)
                 });
                 let dv_edge = profile::stage("layer: message passing: vector messages", || {
                     let mut dv_edge = v.index_select(0, &source);
