@@ -14,29 +14,20 @@ fn c_bad_input_catalogue_under_valgrind() {
     let work = tempfile::tempdir().unwrap();
     // The cdylib of this build, linked from the build tree itself, where
     // build.rs puts its SONAME link (a program linked there must run).
-    let libdir = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let libdir = common::library_dir();
     assert!(
         libdir.join("libe3relax.so.0").exists(),
         "no SONAME link libe3relax.so.0 in {}",
         libdir.display()
     );
     let exe = work.path().join("bad_inputs");
-    let status = Command::new("cc")
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g"])
-        .arg(format!("-I{}", source.join("include").display()))
-        .arg(source.join("tests/c/bad_inputs.c"))
-        .arg("-o")
-        .arg(&exe)
-        .arg(format!("-L{}", libdir.display()))
-        .arg(format!("-Wl,-rpath,{}", libdir.display()))
-        .args(["-le3relax", "-lm"])
-        .status()
-        .expect("cc is needed (scripts/setup.sh)");
-    assert!(status.success(), "compiling tests/c/bad_inputs.c failed");
+    common::compile_against_library(
+        "cc",
+        &["-std=c11", "-Wall", "-Wextra", "-Werror", "-g"],
+        &[source.join("tests/c/bad_inputs.c")],
+        &exe,
+        &["-lm".to_string()],
+    );
 
     let model = work.path().join("model");
     common::small_model(&common::small_config(), 4)
@@ -101,48 +92,30 @@ fn c_bad_input_catalogue_under_valgrind() {
 fn cxx_and_fortran_bindings_cover_the_c_api() {
     let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let work = tempfile::tempdir().unwrap();
-    let libdir = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
     let model = work.path().join("model");
     common::small_model(&common::small_config(), 4)
         .save(&model)
         .unwrap();
     let data = source.join("tests/fixtures/pairs/bulk-small");
     let cxx = work.path().join("api_coverage_cxx");
-    let status = Command::new("g++")
-        .args(["-std=c++14", "-Wall", "-Wextra", "-Werror"])
-        .arg(format!("-I{}", source.join("include").display()))
-        .arg(source.join("tests/c/api_coverage.cpp"))
-        .arg("-o")
-        .arg(&cxx)
-        .arg(format!("-L{}", libdir.display()))
-        .arg(format!("-Wl,-rpath,{}", libdir.display()))
-        .arg("-le3relax")
-        .status()
-        .expect("g++ is needed (scripts/setup.sh)");
-    assert!(
-        status.success(),
-        "compiling tests/c/api_coverage.cpp failed"
+    common::compile_against_library(
+        "g++",
+        &["-std=c++14", "-Wall", "-Wextra", "-Werror"],
+        &[source.join("tests/c/api_coverage.cpp")],
+        &cxx,
+        &[],
     );
     let fortran = work.path().join("api_coverage_fortran");
-    let status = Command::new("gfortran")
-        .args(["-std=f2018", "-Wall", "-Werror"])
-        .arg(format!("-J{}", work.path().display()))
-        .arg(source.join("bindings/fortran/e3relax.f90"))
-        .arg(source.join("tests/c/api_coverage.f90"))
-        .arg("-o")
-        .arg(&fortran)
-        .arg(format!("-L{}", libdir.display()))
-        .arg(format!("-Wl,-rpath,{}", libdir.display()))
-        .arg("-le3relax")
-        .status()
-        .expect("gfortran is needed (scripts/setup.sh)");
-    assert!(
-        status.success(),
-        "compiling tests/c/api_coverage.f90 failed"
+    let module_dir = format!("-J{}", work.path().display());
+    common::compile_against_library(
+        "gfortran",
+        &["-std=f2018", "-Wall", "-Werror", &module_dir],
+        &[
+            source.join("bindings/fortran/e3relax.f90"),
+            source.join("tests/c/api_coverage.f90"),
+        ],
+        &fortran,
+        &[],
     );
     for exe in [&cxx, &fortran] {
         let out = Command::new(exe)

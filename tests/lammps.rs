@@ -5,40 +5,28 @@
 //! reach the same minimum, and a rotated copy of the input, brought back
 //! through the conversion, minimises identically.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::Command;
 
 fn source() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The build tree holding libe3relax.so (and its SONAME link).
-fn libdir() -> PathBuf {
-    std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn compile(sources: &[PathBuf], exe: &Path, extra: &[String]) {
-    let status = Command::new("g++")
-        .args(["-std=c++14", "-O2", "-Wall", "-Wextra", "-Werror"])
-        .arg(format!("-I{}", source().join("include").display()))
-        .args(sources)
-        .arg("-o")
-        .arg(exe)
-        .args(extra)
-        .status()
-        .expect("g++ is needed (scripts/setup.sh)");
-    assert!(status.success(), "compiling {sources:?} failed");
-}
+const CXX_FLAGS: &[&str] = &["-std=c++14", "-O2", "-Wall", "-Wextra", "-Werror"];
 
 #[test]
 fn box_conversion_is_exact_on_random_lattices() {
     let work = tempfile::tempdir().unwrap();
     let exe = work.path().join("lammps_box");
-    compile(&[source().join("tests/c/lammps_box.cpp")], &exe, &[]);
+    common::compile_against_library(
+        "g++",
+        CXX_FLAGS,
+        &[source().join("tests/c/lammps_box.cpp")],
+        &exe,
+        &[],
+    );
     let out = Command::new(&exe).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -75,17 +63,16 @@ fn lammps_minimises_from_the_prediction_to_the_same_minimum() {
         pkg.status.success(),
         "liblammps is missing: scripts/setup.sh installs Debian's liblammps-dev"
     );
-    let mut extra: Vec<String> = String::from_utf8_lossy(&pkg.stdout)
+    let lammps: Vec<String> = String::from_utf8_lossy(&pkg.stdout)
         .split_whitespace()
         .map(String::from)
         .collect();
-    extra.push(format!("-L{}", libdir().display()));
-    extra.push(format!("-Wl,-rpath,{}", libdir().display()));
-    extra.push("-le3relax".into());
-    compile(
+    common::compile_against_library(
+        "g++",
+        CXX_FLAGS,
         &[source().join("examples/lammps/prerelax.cpp")],
         &exe,
-        &extra,
+        &lammps,
     );
     for (input, types) in [("si.lmp", "1:Si"), ("cu.lmp", "1:Cu")] {
         let run = |start: &str| {

@@ -4,34 +4,26 @@
 //! the predicted geometry; `examples/qe/run.sh` runs pw.x from both starts.
 //! Both must reach the same structure: final SCF energies within 1e-4 Ry.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
 #[test]
 fn pw_x_relaxes_from_the_prediction_to_the_same_energy() {
     let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let libdir = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
     let work = tempfile::tempdir().unwrap();
     let exe = work.path().join("qe_prerelax");
-    let status = Command::new("gfortran")
-        .args(["-std=f2018", "-Wall", "-Werror"])
-        .arg(format!("-J{}", work.path().display()))
-        .arg(source.join("bindings/fortran/e3relax.f90"))
-        .arg(source.join("examples/qe/prerelax.f90"))
-        .arg("-o")
-        .arg(&exe)
-        .arg(format!("-L{}", libdir.display()))
-        .arg(format!("-Wl,-rpath,{}", libdir.display()))
-        .arg("-le3relax")
-        .status()
-        .expect("gfortran is needed (scripts/setup.sh)");
-    assert!(
-        status.success(),
-        "compiling examples/qe/prerelax.f90 failed"
+    let module_dir = format!("-J{}", work.path().display());
+    common::compile_against_library(
+        "gfortran",
+        &["-std=f2018", "-Wall", "-Werror", &module_dir],
+        &[
+            source.join("bindings/fortran/e3relax.f90"),
+            source.join("examples/qe/prerelax.f90"),
+        ],
+        &exe,
+        &[],
     );
 
     // The written input: the prediction in the input's own units.

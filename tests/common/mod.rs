@@ -80,3 +80,43 @@ pub fn max_abs_diff(a: &[[f64; 3]], b: &[[f64; 3]]) -> f64 {
         .flat_map(|(x, y)| (0..3).map(move |k| (x[k] - y[k]).abs()))
         .fold(0.0, f64::max)
 }
+
+/// The folder of this test build's libe3relax (`target/<profile>/deps`,
+/// where build.rs also puts the SONAME link `libe3relax.so.0`).
+pub fn library_dir() -> std::path::PathBuf {
+    std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Compiles `sources` with `compiler` (`flags` first) into `exe`, with the
+/// repository's `include/` and linked against this build's libe3relax (run
+/// path included), then `libraries`; panics naming the sources on failure.
+pub fn compile_against_library(
+    compiler: &str,
+    flags: &[&str],
+    sources: &[std::path::PathBuf],
+    exe: &std::path::Path,
+    libraries: &[String],
+) {
+    let include = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
+    let libdir = library_dir();
+    let status = std::process::Command::new(compiler)
+        .args(flags)
+        .arg(format!("-I{}", include.display()))
+        .args(sources)
+        .arg("-o")
+        .arg(exe)
+        .arg(format!("-L{}", libdir.display()))
+        .arg(format!("-Wl,-rpath,{}", libdir.display()))
+        .arg("-le3relax")
+        .args(libraries)
+        .status()
+        .unwrap_or_else(|e| panic!("{compiler} is needed (scripts/setup.sh): {e}"));
+    assert!(
+        status.success(),
+        "compiling {sources:?} with {compiler} failed"
+    );
+}
