@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::{e3relax_status_t, guard, null, read_str};
 use crate::error::Error;
 use crate::linalg::{self, Mat3};
-use crate::relax::{RelaxOptions, Relaxer};
+use crate::relax::{RelaxOptions, Relaxation, Relaxer};
 use crate::runtime::DeviceRequest;
 use crate::structure::{Structure, ValidationOptions};
 use crate::units::{Coordinates, LengthUnit};
@@ -269,28 +269,45 @@ pub unsafe extern "C" fn e3relax_predict(
     out_lattice: *mut f64,
 ) -> e3relax_status_t {
     guard(|| {
-        let handle = model.as_ref().ok_or_else(|| null("model"))?;
-        let n = check_count(natoms, "natoms")?;
-        if numbers.is_null() {
-            return Err(null("numbers"));
-        }
-        if positions.is_null() {
-            return Err(null("positions"));
-        }
-        if lattice.is_null() {
-            return Err(null("lattice"));
-        }
-        let s = structure_from(handle, n, numbers, positions, lattice, "")?;
-        let relaxed = {
-            let relaxer = handle.relaxer.lock().unwrap_or_else(|e| e.into_inner());
-            relaxer
-                .relax_many(std::slice::from_ref(&s), &handle.options)?
-                .remove(0)
-                .relaxed
-        };
-        write_out(handle, &relaxed, out_positions, out_lattice);
+        let (handle, relaxation) = relax_one(model, natoms, numbers, positions, lattice, false)?;
+        write_out(handle, &relaxation.relaxed, out_positions, out_lattice);
         Ok(())
     })
+}
+
+/// The checks and the prediction shared by `e3relax_predict` and
+/// `e3relax_predict_layers`: NULL arguments and the atom count refused, the
+/// structure built and validated, relaxed with the handle's options (and
+/// every layer's structure when `keep_trajectory`).
+unsafe fn relax_one<'a>(
+    model: *const e3relax_model_t,
+    natoms: i32,
+    numbers: *const i32,
+    positions: *const f64,
+    lattice: *const f64,
+    keep_trajectory: bool,
+) -> Result<(&'a e3relax_model_t, Relaxation), Error> {
+    let handle = model.as_ref().ok_or_else(|| null("model"))?;
+    let n = check_count(natoms, "natoms")?;
+    if numbers.is_null() {
+        return Err(null("numbers"));
+    }
+    if positions.is_null() {
+        return Err(null("positions"));
+    }
+    if lattice.is_null() {
+        return Err(null("lattice"));
+    }
+    let s = structure_from(handle, n, numbers, positions, lattice, "")?;
+    let relaxer = handle.relaxer.lock().unwrap_or_else(|e| e.into_inner());
+    let options = RelaxOptions {
+        keep_trajectory,
+        ..handle.options
+    };
+    let relaxation = relaxer
+        .relax_many(std::slice::from_ref(&s), &options)?
+        .remove(0);
+    Ok((handle, relaxation))
 }
 
 /// The number of layers of a model (the structures `e3relax_predict_layers`
@@ -326,29 +343,9 @@ pub unsafe extern "C" fn e3relax_predict_layers(
     out_lattices: *mut f64,
 ) -> e3relax_status_t {
     guard(|| {
-        let handle = model.as_ref().ok_or_else(|| null("model"))?;
-        let n = check_count(natoms, "natoms")?;
-        for (pointer, name) in [
-            (numbers.is_null(), "numbers"),
-            (positions.is_null(), "positions"),
-            (lattice.is_null(), "lattice"),
-        ] {
-            if pointer {
-                return Err(null(name));
-            }
-        }
-        let s = structure_from(handle, n, numbers, positions, lattice, "")?;
-        let layers = {
-            let relaxer = handle.relaxer.lock().unwrap_or_else(|e| e.into_inner());
-            let options = RelaxOptions {
-                keep_trajectory: true,
-                ..handle.options
-            };
-            relaxer
-                .relax_many(std::slice::from_ref(&s), &options)?
-                .remove(0)
-                .trajectory
-        };
+        let (handle, relaxation) = relax_one(model, natoms, numbers, positions, lattice, true)?;
+        let n = relaxation.relaxed.natoms();
+        let layers = relaxation.trajectory;
         for (t, layer) in layers.iter().enumerate() {
             let positions = if out_positions.is_null() {
                 out_positions

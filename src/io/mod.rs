@@ -60,11 +60,11 @@ impl Format {
             .unwrap_or_default();
         let bare = name.strip_suffix(".gz").unwrap_or(&name);
         let lower = bare.to_ascii_lowercase();
-        match lower.rsplit_once('.').map(|(_, ext)| ext) {
-            Some("vasp") | Some("poscar") | Some("contcar") => return Ok(Format::Poscar),
-            Some("xyz") | Some("extxyz") => return Ok(Format::ExtXyz),
-            Some("cif") => return Ok(Format::Cif),
-            _ => {}
+        if let Some(format) = lower
+            .rsplit_once('.')
+            .and_then(|(_, ext)| Format::of_extension(ext))
+        {
+            return Ok(format);
         }
         if bare.contains("POSCAR") || bare.contains("CONTCAR") {
             return Ok(Format::Poscar);
@@ -73,6 +73,16 @@ impl Format {
             "{}: cannot tell the format from the file name; use --format poscar|extxyz|cif",
             path.display()
         )))
+    }
+
+    /// The format a (lower-case) file extension names, if any.
+    fn of_extension(extension: &str) -> Option<Self> {
+        match extension {
+            "vasp" | "poscar" | "contcar" => Some(Format::Poscar),
+            "xyz" | "extxyz" => Some(Format::ExtXyz),
+            "cif" => Some(Format::Cif),
+            _ => None,
+        }
     }
 
     /// The file extension this format's outputs get.
@@ -96,15 +106,14 @@ impl Format {
             Some(b) => (b, true),
             None => (bytes, false),
         };
-        let known = ["vasp", "poscar", "contcar", "xyz", "extxyz", "cif"];
+        let names_a_format = |ext: &[u8]| {
+            std::str::from_utf8(ext)
+                .ok()
+                .and_then(|e| Format::of_extension(&e.to_ascii_lowercase()))
+                .is_some()
+        };
         let stem = match bare.iter().rposition(|&c| c == b'.') {
-            Some(dot)
-                if known
-                    .iter()
-                    .any(|k| bare[dot + 1..].eq_ignore_ascii_case(k.as_bytes())) =>
-            {
-                &bare[..dot]
-            }
+            Some(dot) if names_a_format(&bare[dot + 1..]) => &bare[..dot],
             _ => bare,
         };
         let mut name = stem.to_vec();

@@ -167,8 +167,11 @@ impl StagedWrites {
             return Ok(());
         }
         let destination = resolve_destination(path)?;
-        if self.destinations.iter().any(|d| d == &destination)
-            || self.destinations.iter().any(|d| same_file(d, &destination))
+        // The same path, or (for existing files) the same inode.
+        if self
+            .destinations
+            .iter()
+            .any(|d| d == &destination || same_file(d, &destination))
         {
             return Err(Error::InvalidArgument(format!(
                 "{shown}: the same file is written twice in this run"
