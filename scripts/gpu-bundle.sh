@@ -19,4 +19,5 @@ cp target/release/e3relax target/release/libe3relax.so "$cuda_tests" gpu-bundle/
 mv "gpu-bundle/$(basename "$cuda_tests")" gpu-bundle/cuda-tests
 git rev-parse HEAD >gpu-bundle/commit
 scripts/source-hash.sh >gpu-bundle/source-hash
+scripts/source-hash.sh --files >gpu-bundle/source-files
 du -sh gpu-bundle

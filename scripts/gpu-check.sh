@@ -22,6 +22,7 @@ status=0
 # A bundle built from other sources than these fails in confusing ways.
 if [ "$(scripts/source-hash.sh)" != "$(cat $bundle/source-hash)" ]; then
     echo "gpu-bundle/ was built from other sources than this checkout's: rerun scripts/gpu-bundle.sh" >&2
+    diff <(cat $bundle/source-files 2>/dev/null) <(scripts/source-hash.sh --files) >&2
     exit 2
 fi
 {

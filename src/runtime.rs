@@ -51,6 +51,13 @@ fn load_cuda_library() -> std::result::Result<String, String> {
     Ok(path)
 }
 
+/// Loads `libtorch_cuda.so` if it can be loaded (idempotent, cheap after the
+/// first call). Must run before anything that asks libtorch whether CUDA
+/// exists (seeding does): libtorch caches that answer for the process.
+pub fn load_cuda_backend() {
+    Lazy::force(&CUDA_LIBRARY);
+}
+
 /// Loads the CUDA backend if possible (idempotent) and tells whether a CUDA
 /// device can be used.
 pub fn cuda_available() -> bool {

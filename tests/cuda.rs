@@ -140,7 +140,10 @@ fn on_cuda_rotations_rotate_and_batches_do_not_leak() {
     let batched = relax_all(&gpu, &structures, structures.len());
     let worst = worst_difference(&alone, &batched);
     println!("CUDA batch vs alone: {worst:.2e} Å");
-    assert!(worst < 1e-5, "batch vs alone {worst:e} Å");
+    // cuBLAS picks its kernel by matrix size, so a batch sums in another
+    // order than one structure alone (1.1e-5 Å measured on an H200); a
+    // structure leaking into another would show up orders of magnitude above.
+    assert!(worst < 1e-4, "batch vs alone {worst:e} Å");
 }
 
 fn train_config(dir: &Path, device: &str, epochs: usize) -> TrainConfig {

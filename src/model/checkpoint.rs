@@ -48,6 +48,10 @@ impl Model {
         // draw so that concurrent constructions stay reproducible.
         static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let _lock = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        // Seeding asks libtorch whether CUDA exists, and libtorch remembers
+        // the first answer: load the CUDA backend first, or a model created
+        // before the device is resolved leaves CUDA unusable for the process.
+        crate::runtime::load_cuda_backend();
         tch::manual_seed(seed);
         let vs = VarStore::new(Device::Cpu);
         let network = E3Relax::new(&vs.root(), config);

@@ -42,8 +42,11 @@ pub struct TrainConfig {
     pub grad_clip: f64,
     /// Exponential moving average of the weights (validation, export).
     pub ema_decay: f64,
-    /// lr *= factor after `plateau_patience` rounds without improvement of
-    /// the validation coordinate MAE, not below `lr_floor`.
+    /// How the learning rate changes during a run (see [`LrSchedule`]).
+    pub lr_schedule: LrSchedule,
+    /// With the plateau schedule: lr *= factor after `plateau_patience`
+    /// rounds without improvement of the validation coordinate MAE, not
+    /// below `lr_floor`.
     pub plateau_factor: f64,
     pub plateau_patience: usize,
     pub lr_floor: f64,
@@ -78,6 +81,40 @@ pub struct TrainConfig {
     pub frame_probability: f64,
 }
 
+/// The learning-rate schedule of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// `lr` until the validation error stops improving, then lower by
+    /// `plateau_factor` steps (the paper's recipe).
+    Plateau,
+    /// Half a cosine from `lr` at the first step down to `lr_floor` at the
+    /// last step of `max_epochs`: the last epochs take small steps whatever
+    /// the validation error does (a run cut short by `max_minutes` or
+    /// early stopping never reaches the floor).
+    Cosine,
+}
+
+impl LrSchedule {
+    /// The learning rate for optimiser step `step` (0-based) of a run of
+    /// `total_steps`, for the schedules that depend on the step alone.
+    pub fn lr_at(self, config: &TrainConfig, step: usize, total_steps: usize) -> Option<f64> {
+        match self {
+            LrSchedule::Plateau => None,
+            LrSchedule::Cosine => {
+                let progress = (step as f64 / total_steps.max(1) as f64).min(1.0);
+                let floor = config.lr_floor.min(config.lr);
+                Some(
+                    floor
+                        + 0.5
+                            * (config.lr - floor)
+                            * (1.0 + (std::f64::consts::PI * progress).cos()),
+                )
+            }
+        }
+    }
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
@@ -98,6 +135,7 @@ impl Default for TrainConfig {
             eps: 1e-8,
             grad_clip: 150.0,
             ema_decay: 0.999,
+            lr_schedule: LrSchedule::Plateau,
             plateau_factor: 0.8,
             plateau_patience: 5,
             lr_floor: 1e-8,
@@ -194,6 +232,28 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cosine_schedule_falls_from_lr_to_the_floor() {
+        let config = TrainConfig {
+            lr: 1e-3,
+            lr_floor: 1e-5,
+            lr_schedule: LrSchedule::Cosine,
+            ..TrainConfig::default()
+        };
+        let at = |step| LrSchedule::Cosine.lr_at(&config, step, 1000).unwrap();
+        assert_eq!(at(0), 1e-3);
+        assert!((at(500) / (0.5 * (1e-3 + 1e-5)) - 1.0).abs() < 1e-12);
+        assert!((at(1000) / 1e-5 - 1.0).abs() < 1e-12);
+        // Past the planned end (a resumed run given more epochs) it stays low.
+        assert!((at(5000) / 1e-5 - 1.0).abs() < 1e-12);
+        let lrs: Vec<f64> = (0..=1000).map(at).collect();
+        assert!(lrs.windows(2).all(|w| w[1] <= w[0]), "not monotone");
+        assert_eq!(LrSchedule::Plateau.lr_at(&config, 10, 1000), None);
+        let parsed = TrainConfig::from_json(r#"{"data": ["d"], "lr_schedule": "cosine"}"#).unwrap();
+        assert_eq!(parsed.lr_schedule, LrSchedule::Cosine);
+        assert!(TrainConfig::from_json(r#"{"data": ["d"], "lr_schedule": "linear"}"#).is_err());
+    }
 
     fn valid() -> TrainConfig {
         TrainConfig {

@@ -18,7 +18,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-pub use config::TrainConfig;
+pub use config::{LrSchedule, TrainConfig};
 use optimizer::{clip_grad_norm, swap_values, AdamW, Ema};
 
 use crate::baseline::ElementVolumes;
@@ -351,6 +351,13 @@ pub fn train(
                 continue;
             }
             skipped_in_a_row = 0;
+            if let Some(lr) = config.lr_schedule.lr_at(
+                config,
+                (state.step - 1).max(0) as usize,
+                config.max_epochs * batches,
+            ) {
+                state.lr = lr;
+            }
             opt.step(&params, state.lr);
             ema.update(&params);
             loss_sum += value;
@@ -564,7 +571,9 @@ impl TrainState {
         } else {
             self.rounds_since_best += 1;
             self.rounds_since_lr_change += 1;
-            if self.rounds_since_lr_change >= config.plateau_patience {
+            if config.lr_schedule == LrSchedule::Plateau
+                && self.rounds_since_lr_change >= config.plateau_patience
+            {
                 self.lr = (self.lr * config.plateau_factor).max(config.lr_floor);
                 self.rounds_since_lr_change = 0;
             }
