@@ -165,6 +165,13 @@ e3relax_status_t e3relax_cuda_device_count(int32_t *count);
  0.001; null for the network's raw output) is the tolerance of the search
  for the input's space group, which the prediction keeps. On success `*model` is the new handle (free it with
  `e3relax_free`); on failure it is set to NULL.
+
+ Memory: the first load tunes glibc's malloc for the process (mmap
+ threshold 32 MiB, trim threshold 1 GiB, top pad 256 MiB), so that the
+ per-edge tensors of a prediction reuse freed heap memory instead of
+ faulting fresh pages in (half of message passing at F = 512); freed
+ memory then stays with the process for later allocations. Set
+ `E3RELAX_TUNE_MALLOC=0` to keep glibc's defaults.
  */
 e3relax_status_t e3relax_load(const char *path,
                               const char *options_json,

@@ -8,6 +8,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    e3relax::runtime::tune_allocator();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -77,6 +77,13 @@ pub struct e3relax_model_t {
 /// 0.001; null for the network's raw output) is the tolerance of the search
 /// for the input's space group, which the prediction keeps. On success `*model` is the new handle (free it with
 /// `e3relax_free`); on failure it is set to NULL.
+///
+/// Memory: the first load tunes glibc's malloc for the process (mmap
+/// threshold 32 MiB, trim threshold 1 GiB, top pad 256 MiB), so that the
+/// per-edge tensors of a prediction reuse freed heap memory instead of
+/// faulting fresh pages in (half of message passing at F = 512); freed
+/// memory then stays with the process for later allocations. Set
+/// `E3RELAX_TUNE_MALLOC=0` to keep glibc's defaults.
 #[no_mangle]
 pub unsafe extern "C" fn e3relax_load(
     path: *const c_char,
@@ -119,6 +126,7 @@ pub unsafe extern "C" fn e3relax_load(
             }
         }
         crate::runtime::apply_default_threads()?;
+        crate::runtime::tune_allocator();
         let dir = if path.trim().is_empty() {
             crate::relax::default_model_dir()?
         } else {

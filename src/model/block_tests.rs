@@ -479,3 +479,16 @@ fn lattice_delta_goes_to_rows_or_columns() {
         vec![1.0, 11.0, 21.0, 2.0, 12.0, 22.0, 3.0, 13.0, 23.0]
     );
 }
+
+#[test]
+fn message_passing_chunks_stay_below_the_heap_limit() {
+    // glibc serves blocks under 32 MiB from its heap (kept between
+    // predictions by runtime::tune_allocator); a per-edge [chunk, 3F] f32
+    // tensor must fit, at every size a config may have.
+    let vs = VarStore::new(Device::Cpu);
+    for hidden in [8, 64, 512, crate::model::config::MAX_HIDDEN_CHANNELS] {
+        let block = MessagePassing::new(vs.root() / format!("mp{hidden}"), hidden, 4);
+        let bytes = block.chunk_size() * 3 * hidden * 4;
+        assert!(bytes < 32 << 20, "F = {hidden}: {bytes} bytes per chunk");
+    }
+}

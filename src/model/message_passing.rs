@@ -47,9 +47,12 @@ impl MessagePassing {
         }
     }
 
-    /// Edges per chunk: about 2^25 numbers per `[chunk, 3F]` tensor.
+    /// Edges per chunk: a `[chunk, 3F]` f32 tensor stays under 32 MiB, the
+    /// largest block glibc's malloc serves from its heap (see
+    /// [`crate::runtime::tune_allocator`]); bigger ones are fresh `mmap`s
+    /// whose every page faults on first touch, each time.
     pub fn chunk_size(&self) -> i64 {
-        ((1i64 << 25) / (3 * self.hidden)).max(256)
+        (((1i64 << 23) - 1024) / (3 * self.hidden)).max(256)
     }
 
     pub fn forward(
