@@ -320,47 +320,50 @@ pub fn train(
                 model.config(),
                 device,
             )?;
-            let outputs = model.network.forward(&batch);
-            let loss = layerwise_loss(&outputs, &tp, &tl, &weights);
-            for p in params.values() {
-                p.shallow_clone().zero_grad();
-            }
             state.step += 1;
-            let value = loss.double_value(&[]);
-            // A batch whose loss or gradient is not finite is skipped (one
-            // odd input must not poison the weights); many in a row mean the
-            // run itself diverged.
-            let grad_norm = if value.is_finite() {
-                loss.backward();
-                clip_grad_norm(&params, config.grad_clip)
-            } else {
-                f64::NAN
-            };
-            if !grad_norm.is_finite() {
-                skipped_in_a_row += 1;
-                log(&format!(
-                    "step {}: loss {value}, gradient norm {grad_norm}: batch skipped",
-                    state.step
-                ));
-                if skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW {
-                    return Err(Error::Model(format!(
-                        "the training loss or gradient was not finite for {MAX_SKIPPED_IN_A_ROW} batches in a row (step {}); lower lr",
-                        state.step
-                    )));
-                }
-                continue;
-            }
-            skipped_in_a_row = 0;
-            if let Some(lr) = config.lr_schedule.lr_at(
+            let lr = config.lr_schedule.lr_at(
                 config,
-                (state.step - 1).max(0) as usize,
+                state.step as usize - 1,
                 config.max_epochs * batches,
-            ) {
+            );
+            if let Some(lr) = lr {
                 state.lr = lr;
             }
-            opt.step(&params, state.lr);
-            ema.update(&params);
-            loss_sum += value;
+            let value = match optimiser_step(
+                &model,
+                &params,
+                &mut opt,
+                &mut ema,
+                &weights,
+                &batch,
+                &tp,
+                &tl,
+                config.grad_clip,
+                state.lr,
+            ) {
+                StepOutcome::Applied { loss } => {
+                    skipped_in_a_row = 0;
+                    loss_sum += loss;
+                    loss
+                }
+                // A batch whose loss or gradient is not finite is skipped
+                // (one odd input must not poison the weights); many in a
+                // row mean the run itself diverged.
+                StepOutcome::Skipped { loss, grad_norm } => {
+                    skipped_in_a_row += 1;
+                    log(&format!(
+                        "step {}: loss {loss}, gradient norm {grad_norm}: batch skipped",
+                        state.step
+                    ));
+                    if skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW {
+                        return Err(Error::Model(format!(
+                            "the training loss or gradient was not finite for {MAX_SKIPPED_IN_A_ROW} batches in a row (step {}); lower lr",
+                            state.step
+                        )));
+                    }
+                    continue;
+                }
+            };
             let asked = progress(&Progress::Step {
                 epoch: state.epoch,
                 step: state.step,
@@ -427,6 +430,52 @@ pub fn train(
         stopped_early,
         stopped_by_caller,
     })
+}
+
+/// What one optimiser step did with its batch.
+enum StepOutcome {
+    /// The weights moved; `loss` is the batch's training loss.
+    Applied { loss: f64 },
+    /// The loss or the gradient was not finite: nothing changed.
+    Skipped { loss: f64, grad_norm: f64 },
+}
+
+/// One optimiser step on one batch: forward pass, layer-wise loss,
+/// gradient (clipped to `grad_clip`), AdamW at `lr`, EMA update.
+#[allow(clippy::too_many_arguments)]
+fn optimiser_step(
+    model: &Model,
+    params: &BTreeMap<String, Tensor>,
+    opt: &mut AdamW,
+    ema: &mut Ema,
+    layer_weights: &[f64],
+    batch: &crate::model::Batch,
+    target_positions: &Tensor,
+    target_lattice: &Tensor,
+    grad_clip: f64,
+    lr: f64,
+) -> StepOutcome {
+    let outputs = model.network.forward(batch);
+    let loss = layerwise_loss(&outputs, target_positions, target_lattice, layer_weights);
+    for p in params.values() {
+        p.shallow_clone().zero_grad();
+    }
+    let value = loss.double_value(&[]);
+    let grad_norm = if value.is_finite() {
+        loss.backward();
+        clip_grad_norm(params, grad_clip)
+    } else {
+        f64::NAN
+    };
+    if !grad_norm.is_finite() {
+        return StepOutcome::Skipped {
+            loss: value,
+            grad_norm,
+        };
+    }
+    opt.step(params, lr);
+    ema.update(params);
+    StepOutcome::Applied { loss: value }
 }
 
 /// Evaluates the EMA weights on the validation pairs; when they beat the
