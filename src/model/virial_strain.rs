@@ -12,6 +12,7 @@ use tch::nn::{self, Module};
 use tch::Tensor;
 
 use super::nn::linear;
+use super::radial::RadialBasis;
 
 #[derive(Debug)]
 pub struct VirialStrain {
@@ -43,20 +44,29 @@ impl VirialStrain {
         source: &Tensor,
         target: &Tensor,
         direction: &Tensor,
-        rbf: &Tensor,
+        radial_basis: &RadialBasis,
+        distance: &Tensor,
         weight: Option<&Tensor>,
         crystal: &Tensor,
         num_crystals: i64,
     ) -> Tensor {
         let a = self.atom_proj.forward(x);
-        let radial = self.edge_proj.forward(rbf);
-        let s = if radial.requires_grad() {
+        let s = if x.requires_grad() {
+            let radial = self.edge_proj.forward(&radial_basis.forward(distance));
             (a.index_select(0, source) * a.index_select(0, target) * radial)
                 .sum_dim_intlist(-1, false, None)
                 / self.hidden as f64
         } else {
-            // Inference: the same product in place (equal to rounding).
-            let mut product = radial;
+            // Inference: only the Gaussians that reach these distances (as
+            // in message passing), and the product in place (equal to
+            // rounding).
+            let (rbf, used) = radial_basis.forward_reaching(distance);
+            let mut product = match &self.edge_proj.bs {
+                Some(bias) => rbf
+                    .matmul(&self.edge_proj.ws.narrow(1, 0, used).tr())
+                    .g_add_(bias),
+                None => rbf.matmul(&self.edge_proj.ws.narrow(1, 0, used).tr()),
+            };
             let _ = product.g_mul_(&a.index_select(0, source));
             let _ = product.g_mul_(&a.index_select(0, target));
             product.sum_dim_intlist(-1, false, None) / self.hidden as f64
