@@ -12,6 +12,12 @@ use crate::model::ModelConfig;
 pub struct TrainConfig {
     /// Dataset folders (unrelaxed.extxyz + relaxed.extxyz each).
     pub data: Vec<PathBuf>,
+    /// Dataset folders whose pairs are only ever trained on: added to the
+    /// training side after the split (which they therefore do not change),
+    /// except pairs whose `split_key` group is on the validation side,
+    /// which are left out (and counted in the log). For pairs made from the
+    /// training pairs (`tools/make_pairs.py`).
+    pub train_only_data: Vec<PathBuf>,
     /// A validation dataset folder; without one, `validation_fraction` of
     /// the data is held out by `split_key` groups.
     pub validation: Option<PathBuf>,
@@ -119,6 +125,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             data: Vec::new(),
+            train_only_data: Vec::new(),
             validation: None,
             validation_fraction: 0.1,
             split_key: "prototype".into(),

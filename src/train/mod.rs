@@ -112,8 +112,67 @@ pub fn load_data(
     config: &TrainConfig,
     log: &mut dyn FnMut(&str),
 ) -> Result<(Vec<RelaxationPair>, Vec<RelaxationPair>)> {
+    let pairs = load_folders(&config.data, log)?;
+    let (mut train, validation) = match &config.validation {
+        Some(dir) => {
+            let d = Dataset::from_dir(dir)?;
+            (pairs, d.pairs)
+        }
+        None => split_by_group(
+            pairs,
+            &config.split_key,
+            config.validation_fraction,
+            config.seed,
+        ),
+    };
+    if !config.train_only_data.is_empty() {
+        let group = |p: &RelaxationPair| {
+            p.unrelaxed
+                .info_value(&config.split_key)
+                .map(str::to_string)
+        };
+        let held_out: std::collections::HashSet<String> =
+            validation.iter().filter_map(group).collect();
+        let extra = load_folders(&config.train_only_data, log)?;
+        let offered = extra.len();
+        let mut seen: std::collections::HashSet<String> = train
+            .iter()
+            .chain(&validation)
+            .map(|p| p.id.clone())
+            .collect();
+        let mut left_out = 0;
+        for pair in extra {
+            if group(&pair).is_some_and(|g| held_out.contains(&g)) {
+                left_out += 1;
+                continue;
+            }
+            if !seen.insert(pair.id.clone()) {
+                return Err(Error::InvalidArgument(format!(
+                    "train_only_data: pair id {} appears twice",
+                    pair.id
+                )));
+            }
+            train.push(pair);
+        }
+        log(&format!(
+            "train_only_data: {} of {offered} pairs added to the training side ({left_out} in validation groups left out)",
+            offered - left_out
+        ));
+    }
+    if train.is_empty() || validation.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "training needs pairs on both sides: {} training, {} validation",
+            train.len(),
+            validation.len()
+        )));
+    }
+    Ok((train, validation))
+}
+
+/// The pairs of dataset folders, in order, logging what was skipped.
+fn load_folders(dirs: &[PathBuf], log: &mut dyn FnMut(&str)) -> Result<Vec<RelaxationPair>> {
     let mut pairs = Vec::new();
-    for dir in &config.data {
+    for dir in dirs {
         let d = Dataset::from_dir(dir)?;
         for s in &d.skipped {
             log(&format!(
@@ -134,26 +193,7 @@ pub fn load_data(
         }
         pairs.extend(d.pairs);
     }
-    let (train, validation) = match &config.validation {
-        Some(dir) => {
-            let d = Dataset::from_dir(dir)?;
-            (pairs, d.pairs)
-        }
-        None => split_by_group(
-            pairs,
-            &config.split_key,
-            config.validation_fraction,
-            config.seed,
-        ),
-    };
-    if train.is_empty() || validation.is_empty() {
-        return Err(Error::InvalidArgument(format!(
-            "training needs pairs on both sides: {} training, {} validation",
-            train.len(),
-            validation.len()
-        )));
-    }
-    Ok((train, validation))
+    Ok(pairs)
 }
 
 /// Writes the checkpoint: tensor files named by step, then `state.json`
@@ -807,6 +847,54 @@ mod tests {
             vec![14, 8],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn train_only_data_joins_the_training_side_without_moving_the_split() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pairs/bulk-small");
+        let extra = std::env::temp_dir().join(format!("e3relax-extra-{}", std::process::id()));
+        std::fs::create_dir_all(&extra).unwrap();
+        for name in ["unrelaxed.extxyz", "relaxed.extxyz"] {
+            let text = std::fs::read_to_string(fixture.join(name)).unwrap();
+            std::fs::write(extra.join(name), text.replace(" id=", " id=extra-")).unwrap();
+        }
+        let mut config = TrainConfig {
+            data: vec![fixture],
+            validation_fraction: 0.25,
+            ..TrainConfig::default()
+        };
+        let quiet = &mut |_: &str| {};
+        let (base_train, base_validation) = load_data(&config, quiet).unwrap();
+        config.train_only_data = vec![extra.clone()];
+        let mut logged = Vec::new();
+        let (train, validation) =
+            load_data(&config, &mut |l: &str| logged.push(l.to_string())).unwrap();
+        let ids = |pairs: &[RelaxationPair]| pairs.iter().map(|p| p.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&validation), ids(&base_validation), "the split moved");
+        assert_eq!(ids(&train[..base_train.len()]), ids(&base_train));
+        let prototype =
+            |p: &RelaxationPair| p.unrelaxed.info_value("prototype").map(str::to_string);
+        let held_out: Vec<_> = validation.iter().map(prototype).collect();
+        let added = &train[base_train.len()..];
+        assert!(added.iter().all(|p| p.id.starts_with("extra-")));
+        assert!(added.iter().all(|p| !held_out.contains(&prototype(p))));
+        let left_out = base_train.len() + base_validation.len() - added.len();
+        assert_eq!(
+            left_out,
+            validation.len(),
+            "every pair of a validation group left out"
+        );
+        assert!(
+            logged
+                .iter()
+                .any(|l| l.contains(&format!("({left_out} in validation groups left out)"))),
+            "{logged:?}"
+        );
+        // The same folder twice repeats every id: an error, not double weight.
+        config.train_only_data = vec![extra.clone(), extra.clone()];
+        let e = load_data(&config, quiet).unwrap_err().to_string();
+        assert!(e.contains("appears twice"), "{e}");
+        std::fs::remove_dir_all(&extra).unwrap();
     }
 
     #[test]
