@@ -106,17 +106,7 @@ fn cxx_and_fortran_bindings_cover_the_c_api() {
         &[],
     );
     let fortran = work.path().join("api_coverage_fortran");
-    let module_dir = format!("-J{}", work.path().display());
-    common::compile_against_library(
-        "gfortran",
-        &["-std=f2018", "-Wall", "-Werror", &module_dir],
-        &[
-            source.join("bindings/fortran/e3relax.f90"),
-            source.join("tests/c/api_coverage.f90"),
-        ],
-        &fortran,
-        &[],
-    );
+    common::compile_fortran_program(&source.join("tests/c/api_coverage.f90"), &fortran);
     for exe in [&cxx, &fortran] {
         let out = Command::new(exe)
             .arg(&model)

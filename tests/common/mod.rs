@@ -120,3 +120,21 @@ pub fn compile_against_library(
         "compiling {sources:?} with {compiler} failed"
     );
 }
+
+/// Compiles a Fortran program that uses the `e3relax` module into `exe`:
+/// the module (`bindings/fortran/e3relax.f90`) and `program`, with the
+/// project's Fortran flags, the `.mod` file written beside `exe`.
+pub fn compile_fortran_program(program: &std::path::Path, exe: &std::path::Path) {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let module_dir = format!("-J{}", exe.parent().expect("exe in a folder").display());
+    compile_against_library(
+        "gfortran",
+        &["-std=f2018", "-Wall", "-Werror", &module_dir],
+        &[
+            source.join("bindings/fortran/e3relax.f90"),
+            program.to_path_buf(),
+        ],
+        exe,
+        &[],
+    );
+}
