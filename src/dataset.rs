@@ -243,6 +243,15 @@ fn refuse_duplicate_ids(ids: &[String], path: &Path) -> Result<()> {
     )))
 }
 
+/// The group a pair belongs to in a split by `key`: its unrelaxed
+/// structure's `key` info value, or its own id when it has none.
+pub fn split_group(pair: &RelaxationPair, key: &str) -> String {
+    pair.unrelaxed
+        .info_value(key)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("id:{}", pair.id))
+}
+
 /// Splits pairs into `(training, validation)` by whole groups: pairs that
 /// share the info value `key` (e.g. `prototype`) land on the same side, so
 /// the validation set holds prototypes the training never saw. Pairs
@@ -253,12 +262,7 @@ pub fn split_by_group(
     fraction: f64,
     seed: u64,
 ) -> (Vec<RelaxationPair>, Vec<RelaxationPair>) {
-    let group = |p: &RelaxationPair| {
-        p.unrelaxed
-            .info_value(key)
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("id:{}", p.id))
-    };
+    let group = |p: &RelaxationPair| split_group(p, key);
     let mut groups: Vec<String> = pairs.iter().map(group).collect();
     groups.sort();
     groups.dedup();

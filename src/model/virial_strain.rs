@@ -61,12 +61,10 @@ impl VirialStrain {
             // in message passing), and the product in place (equal to
             // rounding).
             let (rbf, used) = radial_basis.forward_reaching(distance);
-            let mut product = match &self.edge_proj.bs {
-                Some(bias) => rbf
-                    .matmul(&self.edge_proj.ws.narrow(1, 0, used).tr())
-                    .g_add_(bias),
-                None => rbf.matmul(&self.edge_proj.ws.narrow(1, 0, used).tr()),
-            };
+            let mut product = rbf.matmul(&self.edge_proj.ws.narrow(1, 0, used).tr());
+            if let Some(bias) = &self.edge_proj.bs {
+                let _ = product.g_add_(bias);
+            }
             let _ = product.g_mul_(&a.index_select(0, source));
             let _ = product.g_mul_(&a.index_select(0, target));
             product.sum_dim_intlist(-1, false, None) / self.hidden as f64

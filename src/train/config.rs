@@ -101,26 +101,6 @@ pub enum LrSchedule {
     Cosine,
 }
 
-impl LrSchedule {
-    /// The learning rate for optimiser step `step` (0-based) of a run of
-    /// `total_steps`, for the schedules that depend on the step alone.
-    pub fn lr_at(self, config: &TrainConfig, step: usize, total_steps: usize) -> Option<f64> {
-        match self {
-            LrSchedule::Plateau => None,
-            LrSchedule::Cosine => {
-                let progress = (step as f64 / total_steps.max(1) as f64).min(1.0);
-                let floor = config.lr_floor.min(config.lr);
-                Some(
-                    floor
-                        + 0.5
-                            * (config.lr - floor)
-                            * (1.0 + (std::f64::consts::PI * progress).cos()),
-                )
-            }
-        }
-    }
-}
-
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
@@ -162,6 +142,23 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The learning rate of optimiser step `step` (0-based) of a run of
+    /// `total_steps`, for the schedules that depend on the step alone
+    /// (`None` for the plateau schedule, which follows validation).
+    pub fn scheduled_lr(&self, step: usize, total_steps: usize) -> Option<f64> {
+        match self.lr_schedule {
+            LrSchedule::Plateau => None,
+            LrSchedule::Cosine => {
+                let progress = (step as f64 / total_steps.max(1) as f64).min(1.0);
+                let floor = self.lr_floor.min(self.lr);
+                Some(
+                    floor
+                        + 0.5 * (self.lr - floor) * (1.0 + (std::f64::consts::PI * progress).cos()),
+                )
+            }
+        }
+    }
+
     pub fn from_json(text: &str) -> Result<Self> {
         let config: TrainConfig = serde_json::from_str(text)
             .map_err(|e| Error::InvalidArgument(format!("training config: {e}")))?;
@@ -248,7 +245,7 @@ mod tests {
             lr_schedule: LrSchedule::Cosine,
             ..TrainConfig::default()
         };
-        let at = |step| LrSchedule::Cosine.lr_at(&config, step, 1000).unwrap();
+        let at = |step| config.scheduled_lr(step, 1000).unwrap();
         assert_eq!(at(0), 1e-3);
         assert!((at(500) / (0.5 * (1e-3 + 1e-5)) - 1.0).abs() < 1e-12);
         assert!((at(1000) / 1e-5 - 1.0).abs() < 1e-12);
@@ -256,7 +253,11 @@ mod tests {
         assert!((at(5000) / 1e-5 - 1.0).abs() < 1e-12);
         let lrs: Vec<f64> = (0..=1000).map(at).collect();
         assert!(lrs.windows(2).all(|w| w[1] <= w[0]), "not monotone");
-        assert_eq!(LrSchedule::Plateau.lr_at(&config, 10, 1000), None);
+        let plateau = TrainConfig {
+            lr_schedule: LrSchedule::Plateau,
+            ..config.clone()
+        };
+        assert_eq!(plateau.scheduled_lr(10, 1000), None);
         let parsed = TrainConfig::from_json(r#"{"data": ["d"], "lr_schedule": "cosine"}"#).unwrap();
         assert_eq!(parsed.lr_schedule, LrSchedule::Cosine);
         assert!(TrainConfig::from_json(r#"{"data": ["d"], "lr_schedule": "linear"}"#).is_err());

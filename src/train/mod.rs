@@ -22,7 +22,7 @@ pub use config::{LrSchedule, TrainConfig};
 use optimizer::{clip_grad_norm, swap_values, AdamW, Ema};
 
 use crate::baseline::ElementVolumes;
-use crate::dataset::{split_by_group, Dataset, RelaxationPair};
+use crate::dataset::{split_by_group, split_group, Dataset, RelaxationPair};
 use crate::error::{Error, Result};
 use crate::evaluate::evaluate;
 use crate::linalg;
@@ -126,13 +126,8 @@ pub fn load_data(
         ),
     };
     if !config.train_only_data.is_empty() {
-        let group = |p: &RelaxationPair| {
-            p.unrelaxed
-                .info_value(&config.split_key)
-                .map(str::to_string)
-        };
-        let held_out: std::collections::HashSet<String> =
-            validation.iter().filter_map(group).collect();
+        let group = |p: &RelaxationPair| split_group(p, &config.split_key);
+        let held_out: std::collections::HashSet<String> = validation.iter().map(group).collect();
         let extra = load_folders(&config.train_only_data, log)?;
         let offered = extra.len();
         let mut seen: std::collections::HashSet<String> = train
@@ -142,7 +137,7 @@ pub fn load_data(
             .collect();
         let mut left_out = 0;
         for pair in extra {
-            if group(&pair).is_some_and(|g| held_out.contains(&g)) {
+            if held_out.contains(&group(&pair)) {
                 left_out += 1;
                 continue;
             }
@@ -361,12 +356,9 @@ pub fn train(
                 device,
             )?;
             state.step += 1;
-            let lr = config.lr_schedule.lr_at(
-                config,
-                state.step as usize - 1,
-                config.max_epochs * batches,
-            );
-            if let Some(lr) = lr {
+            if let Some(lr) =
+                config.scheduled_lr(state.step as usize - 1, config.max_epochs * batches)
+            {
                 state.lr = lr;
             }
             let value = match optimiser_step(
