@@ -4,12 +4,15 @@
 mod common;
 
 use common::*;
-use e3relax::model::loss::layerwise_loss;
-use e3relax::model::{Batch, Model};
+use e3relax::model::loss::{layerwise_loss, LossWeights};
+use e3relax::model::{Batch, Model, ModelConfig};
 use tch::{Device, Kind, Tensor};
 
 fn setup() -> (Model, Batch, Tensor, Tensor) {
-    let config = small_config();
+    setup_with(small_config())
+}
+
+fn setup_with(config: ModelConfig) -> (Model, Batch, Tensor, Tensor) {
     let mut model = small_model(&config, 21);
     model.vs.double();
     let crystals = [random_crystal(5, 5), random_crystal(6, 4)];
@@ -23,7 +26,16 @@ fn setup() -> (Model, Batch, Tensor, Tensor) {
 
 fn loss(model: &Model, batch: &Batch, tp: &Tensor, tl: &Tensor) -> Tensor {
     let outputs = model.network.forward(batch);
-    layerwise_loss(&outputs, tp, tl, &model.config().loss_weights())
+    layerwise_loss(
+        &outputs,
+        tp,
+        tl,
+        &LossWeights {
+            layers: model.config().loss_weights(),
+            // Not 1, so that the gradient check covers the weight.
+            lattice: 2.5,
+        },
+    )
 }
 
 /// Central difference of the loss when `tensor[index]` moves by +-h.
@@ -71,6 +83,39 @@ fn parameter_gradients_match_finite_differences() {
             .fold(p.grad(), |acc, &i| acc.get(i))
             .double_value(&[]);
         let fd = numeric(&model, &batch, &tp, &tl, p, index);
+        assert!(
+            (grad - fd).abs() < 1e-6 * (1.0 + fd.abs()),
+            "{name}{index:?}: autograd {grad} vs finite difference {fd}"
+        );
+        assert!(fd.abs() > 1e-9, "{name}: the loss must depend on it");
+    }
+}
+
+#[test]
+fn element_descriptor_gradients_match_finite_differences() {
+    let (model, batch, tp, tl) = setup_with(ModelConfig {
+        element_features: true,
+        ..small_config().invariant()
+    });
+    let value = loss(&model, &batch, &tp, &tl);
+    value.backward();
+    let params = model.named_parameters();
+    // The learned rows start at zero; their gradient is the descriptor
+    // part's gradient seen through the projection.
+    assert_eq!(
+        params["atom_embedding.weight"]
+            .abs()
+            .sum(None)
+            .double_value(&[]),
+        0.0
+    );
+    for (name, index) in [
+        ("element_features.weight", [2i64, 30]),
+        ("atom_embedding.weight", [8, 3]),
+    ] {
+        let p = &params[name];
+        let grad = p.grad().get(index[0]).get(index[1]).double_value(&[]);
+        let fd = numeric(&model, &batch, &tp, &tl, p, &index);
         assert!(
             (grad - fd).abs() < 1e-6 * (1.0 + fd.abs()),
             "{name}{index:?}: autograd {grad} vs finite difference {fd}"

@@ -244,6 +244,55 @@ fn save_then_load_gives_identical_outputs() {
 }
 
 #[test]
+fn element_features_embed_elements_by_their_descriptors() {
+    let config = ModelConfig {
+        element_features: true,
+        ..small_config().invariant()
+    };
+    let model = small_model(&config, 5);
+    let params = model.named_parameters();
+    assert_eq!(
+        params["element_features.weight"].size(),
+        [16, e3relax::model::element_features::NUM_FEATURES as i64]
+    );
+    // The descriptor part is all a fresh model knows of an element: its
+    // own row starts at zero.
+    assert_eq!(
+        params["atom_embedding.weight"]
+            .abs()
+            .sum(None)
+            .double_value(&[]),
+        0.0
+    );
+    // Elements differ through their descriptors: swapping Mg for Ca and
+    // Sr for Ba moves the prediction; the model saves and loads with them.
+    let crystal = random_crystal(41, 8);
+    let mut swapped = crystal.clone();
+    for z in swapped.numbers.iter_mut() {
+        *z = match *z {
+            12 => 20,
+            38 => 56,
+            other => other,
+        };
+    }
+    assert_ne!(swapped.numbers, crystal.numbers);
+    let dir = tempfile::tempdir().unwrap();
+    model.save(dir.path()).unwrap();
+    let relaxer = Relaxer::from_model(model);
+    let (a, b) = (
+        relaxer.relax(&crystal).unwrap(),
+        relaxer.relax(&swapped).unwrap(),
+    );
+    let moved = (0..3)
+        .flat_map(|i| (0..3).map(move |j| (i, j)))
+        .map(|(i, j)| (a.lattice[i][j] - b.lattice[i][j]).abs())
+        .fold(0.0, f64::max);
+    assert!(moved > 1e-6, "lattice moved by {moved}");
+    let loaded = Relaxer::load(dir.path(), e3relax::runtime::DeviceRequest::Cpu).unwrap();
+    assert_eq!(loaded.relax(&crystal).unwrap().positions, a.positions);
+}
+
+#[test]
 fn published_size_constructs_and_runs() {
     let config = ModelConfig::published();
     let model = Model::new(&config, 0).unwrap();

@@ -113,6 +113,12 @@ pub struct ModelConfig {
     /// nodes' strain in every layer.
     #[serde(default)]
     pub virial_strain: bool,
+    /// The atom embedding is a learned row per element (initially zero)
+    /// plus a learned linear map of the element's physical descriptors
+    /// (`element_features.rs`): rare elements start from, and stay near,
+    /// what their neighbours in the periodic table taught.
+    #[serde(default)]
+    pub element_features: bool,
 }
 
 fn default_shell_tolerance() -> f64 {
@@ -177,6 +183,7 @@ impl ModelConfig {
             shell_tolerance: default_shell_tolerance(),
             volume_prior: false,
             virial_strain: false,
+            element_features: false,
         }
     }
 

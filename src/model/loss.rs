@@ -4,18 +4,28 @@ use tch::Tensor;
 
 use super::network::LayerOutput;
 
-/// `sum_t w_t ( mean over atoms of |pos_t - pos*|_2 + mean over the 9
-/// lattice entries of |L_t - L*| )`, means over the whole batch.
+/// How the terms of [`layerwise_loss`] are weighted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LossWeights {
+    /// `w_t`, one per layer (`ModelConfig::loss_weights`).
+    pub layers: Vec<f64>,
+    /// `lambda`, the lattice term against the position term (1 in the
+    /// paper).
+    pub lattice: f64,
+}
+
+/// `sum_t w_t ( mean over atoms of |pos_t - pos*|_2 + lambda * mean over
+/// the 9 lattice entries of |L_t - L*| )`, means over the whole batch.
 /// `target_positions [N,3]` are the relaxed positions unwrapped next to the
 /// unrelaxed ones; `target_lattice [B,3,3]`.
 pub fn layerwise_loss(
     outputs: &[LayerOutput],
     target_positions: &Tensor,
     target_lattice: &Tensor,
-    weights: &[f64],
+    weights: &LossWeights,
 ) -> Tensor {
     let mut total = Tensor::zeros([], (target_positions.kind(), target_positions.device()));
-    for (out, &w) in outputs.iter().zip(weights) {
+    for (out, &w) in outputs.iter().zip(&weights.layers) {
         if w == 0.0 {
             continue;
         }
@@ -25,7 +35,50 @@ pub fn layerwise_loss(
             .sqrt()
             .mean(None);
         let lattice_error = (&out.lattice - target_lattice).abs().mean(None);
-        total += (position_error + lattice_error) * w;
+        total += (position_error + lattice_error * weights.lattice) * w;
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn output(positions: &[f64], lattice: &[f64]) -> LayerOutput {
+        LayerOutput {
+            positions: Tensor::from_slice(positions).view([-1, 3]),
+            lattice: Tensor::from_slice(lattice).view([1, 3, 3]),
+        }
+    }
+
+    #[test]
+    fn terms_are_the_mean_distance_and_the_weighted_mean_lattice_error() {
+        let target_positions = Tensor::zeros([2, 3], (Kind::Double, Device::Cpu));
+        let target_lattice = Tensor::eye(3, (Kind::Double, Device::Cpu)).view([1, 3, 3]) * 4.0;
+        // Atom 0 is 3-4-0 (distance 5) off, atom 1 in place: mean 2.5.
+        // One lattice entry 0.9 off: mean over 9 entries 0.1.
+        let layer = || {
+            output(
+                &[3.0, 4.0, 0.0, 0.0, 0.0, 0.0],
+                &[4.9, 0.0, 0.0, 0.0, 4.0, 0.0, 0.0, 0.0, 4.0],
+            )
+        };
+        let exact = output(&[0.0; 6], &[4.0, 0.0, 0.0, 0.0, 4.0, 0.0, 0.0, 0.0, 4.0]);
+        let loss = |outputs: &[LayerOutput], layers: Vec<f64>, lattice: f64| {
+            layerwise_loss(
+                outputs,
+                &target_positions,
+                &target_lattice,
+                &LossWeights { layers, lattice },
+            )
+            .double_value(&[])
+        };
+        assert!((loss(&[layer()], vec![1.0], 1.0) - 2.6).abs() < 1e-12);
+        assert!((loss(&[layer()], vec![1.0], 4.0) - 2.9).abs() < 1e-12);
+        assert!((loss(&[layer()], vec![1.0], 0.0) - 2.5).abs() < 1e-12);
+        // Layer weights scale each layer's sum; a weight of 0 drops it.
+        assert!((loss(&[layer(), exact], vec![2.0, 1.0], 1.0) - 5.2).abs() < 1e-12);
+        assert_eq!(loss(&[layer()], vec![0.0], 1.0), 0.0);
+    }
 }

@@ -6,6 +6,8 @@
 //!   [`self_update`] (4), [`position_update`] (5), [`atom_to_lattice`] (6),
 //!   [`lattice_update`] (7), composed with the geometry (1) and recording
 //!   (8) in [`network`]
+//! * [`element_features`]  physical descriptors of the elements
+//!   ([`element_table`]) for the atom embedding
 //! * [`batch`]  crystals of mixed sizes as tensors
 //! * [`checkpoint`]  model directories, parameter names, the converter of
 //!   the authors' checkpoints
@@ -14,6 +16,8 @@ pub mod atom_to_lattice;
 pub mod batch;
 pub mod checkpoint;
 pub mod config;
+pub mod element_features;
+pub mod element_table;
 pub mod lattice_to_atom;
 pub mod lattice_update;
 pub mod loss;

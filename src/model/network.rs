@@ -8,6 +8,7 @@ use tch::{Kind, Tensor};
 use super::atom_to_lattice::AtomToLattice;
 use super::batch::Batch;
 use super::config::{LatticeGeometry, LatticeUpdateKind, ModelConfig};
+use super::element_features;
 use super::lattice_to_atom::LatticeToAtom;
 use super::lattice_update::{self, LatticeUpdate};
 use super::message_passing::{cosine_cutoff, EdgeGeometry, MessagePassing};
@@ -95,9 +96,33 @@ pub struct E3Relax {
     config: ModelConfig,
     radial: RadialBasis,
     atom_embedding: Tensor,
+    element_features: Option<ElementFeatures>,
     lattice_embedding: Vec<Tensor>,
     layers: Vec<Layer>,
     volume_prior: Option<VolumePrior>,
+}
+
+/// The descriptor part of the atom embedding (`element_features`).
+#[derive(Debug)]
+struct ElementFeatures {
+    /// Encoded descriptors `[num_elements, NUM_FEATURES]`, f32 on the CPU:
+    /// constants, not parameters (moved to the batch's device and kind
+    /// when used; 19 KB).
+    table: Tensor,
+    /// `[NUM_FEATURES] -> [F]`, no bias (the learned rows are the bias).
+    projection: nn::Linear,
+}
+
+impl ElementFeatures {
+    fn embed(&self, numbers: &Tensor) -> Tensor {
+        let weight = &self.projection.ws;
+        let rows = self
+            .table
+            .to_device(numbers.device())
+            .index_select(0, numbers)
+            .to_kind(weight.kind());
+        self.projection.forward(&rows)
+    }
 }
 
 /// The composition-aware start of `volume_prior` (see [`ModelConfig`]).
@@ -148,8 +173,27 @@ impl E3Relax {
             lo: -bound,
             up: bound,
         };
+        let element_features = config.element_features.then(|| ElementFeatures {
+            table: Tensor::from_slice(&element_features::encoded_table(
+                config.num_elements as usize,
+            ))
+            .view([config.num_elements, element_features::NUM_FEATURES as i64]),
+            projection: super::nn::linear(
+                root / "element_features",
+                element_features::NUM_FEATURES as i64,
+                f,
+                false,
+            ),
+        });
+        // With descriptors, an element's own row starts at zero: it holds
+        // only what the descriptors cannot say.
+        let embedding_init = if config.element_features {
+            nn::Init::Const(0.0)
+        } else {
+            init
+        };
         let atom_embedding =
-            (root / "atom_embedding").var("weight", &[config.num_elements, f], init);
+            (root / "atom_embedding").var("weight", &[config.num_elements, f], embedding_init);
         let axes: &[&str] = if config.lattice_nodes { &AXES } else { &[] };
         let lattice_embedding = axes
             .iter()
@@ -177,6 +221,7 @@ impl E3Relax {
                 exponent: config.envelope_exponent,
             },
             atom_embedding,
+            element_features,
             lattice_embedding,
             layers,
             volume_prior,
@@ -207,6 +252,9 @@ impl E3Relax {
         let nb = batch.num_crystals() as i64;
         let options = (batch.positions.kind(), batch.positions.device());
         let mut x = self.atom_embedding.index_select(0, &batch.numbers);
+        if let Some(features) = &self.element_features {
+            x += features.embed(&batch.numbers);
+        }
         let mut v = Tensor::zeros([n, 3, f], options);
         let mut s: Vec<Tensor> = self
             .lattice_embedding

@@ -28,7 +28,7 @@ use crate::evaluate::evaluate;
 use crate::linalg;
 use crate::metrics::Metrics;
 use crate::model::checkpoint::read_safetensors;
-use crate::model::loss::layerwise_loss;
+use crate::model::loss::{layerwise_loss, LossWeights};
 use crate::model::{Batch, Model};
 use crate::relax::RelaxOptions;
 use crate::rng::SplitMix64;
@@ -330,7 +330,10 @@ pub fn train(
         ));
     }
 
-    let weights = model.config().loss_weights();
+    let weights = LossWeights {
+        layers: model.config().loss_weights(),
+        lattice: config.lattice_loss_weight,
+    };
     let eval_options = RelaxOptions {
         fixed_cell: config.fixed_cell,
         batch_size: config.batch_size.max(16),
@@ -480,7 +483,7 @@ fn optimiser_step(
     params: &BTreeMap<String, Tensor>,
     opt: &mut AdamW,
     ema: &mut Ema,
-    layer_weights: &[f64],
+    loss_weights: &LossWeights,
     batch: &crate::model::Batch,
     target_positions: &Tensor,
     target_lattice: &Tensor,
@@ -488,7 +491,7 @@ fn optimiser_step(
     lr: f64,
 ) -> StepOutcome {
     let outputs = model.network.forward(batch);
-    let loss = layerwise_loss(&outputs, target_positions, target_lattice, layer_weights);
+    let loss = layerwise_loss(&outputs, target_positions, target_lattice, loss_weights);
     for p in params.values() {
         p.shallow_clone().zero_grad();
     }
