@@ -232,11 +232,22 @@ fn assert_all_below(report: &[(String, f64)], limit: f64) {
 
 #[test]
 fn the_invariant_model_is_invariant_on_symmetric_crystals() {
-    // The network's raw output and the symmetrised prediction.
-    for seed in 0..2 {
+    // The network's raw output and the symmetrised prediction; the last
+    // model also embeds elements by descriptors and fits its bond strain.
+    let with_options = ModelConfig {
+        element_features: true,
+        bond_strain_fit: true,
+        ..small_config().invariant()
+    };
+    let configs = [
+        (small_config().invariant(), 0),
+        (small_config().invariant(), 1),
+        (with_options, 2),
+    ];
+    for (config, seed) in &configs {
         for options in [RAW, RelaxOptions::default()] {
             assert_all_below(
-                &worst_invariance_error(invariant_model(seed), options),
+                &worst_invariance_error(small_model(config, *seed), options),
                 1e-4,
             );
         }

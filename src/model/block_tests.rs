@@ -268,88 +268,257 @@ fn message_passing_matches_loops() {
     assert_close(&fast_v, &values(&slow_v), "weighted v without autograd");
 }
 
+/// Solves the dense system `a x = b` (`a` row-major `n x n`) by Gaussian
+/// elimination with partial pivoting.
+fn solve_dense(mut a: Vec<f64>, mut b: Vec<f64>) -> Vec<f64> {
+    let n = b.len();
+    for col in 0..n {
+        let pivot = (col..n)
+            .max_by(|&i, &j| a[i * n + col].abs().total_cmp(&a[j * n + col].abs()))
+            .unwrap();
+        for k in 0..n {
+            a.swap(col * n + k, pivot * n + k);
+        }
+        b.swap(col, pivot);
+        for r in col + 1..n {
+            let factor = a[r * n + col] / a[col * n + col];
+            for k in col..n {
+                a[r * n + k] -= factor * a[col * n + k];
+            }
+            b[r] -= factor * b[col];
+        }
+    }
+    let mut x = vec![0.0; n];
+    for r in (0..n).rev() {
+        let rest: f64 = (r + 1..n).map(|k| a[r * n + k] * x[k]).sum();
+        x[r] = (b[r] - rest) / a[r * n + r];
+    }
+    x
+}
+
+/// The bond strain fit written out: per crystal, the 3x3 symmetric `e`
+/// (6 unknowns exx, eyy, ezz, eyz, exz, exy) minimising
+/// `sum w (u^T e u - t)^2 / sum w + ridge |e|_F^2`, from its normal
+/// equations assembled term by term.
+fn fit_strain_loops(edges: &[(usize, [f64; 3], f64, f64)], crystals: usize) -> Vec<f64> {
+    // u^T e u = sum_pairs coefficient * unknown.
+    let basis = |u: [f64; 3]| {
+        [
+            u[0] * u[0],
+            u[1] * u[1],
+            u[2] * u[2],
+            2.0 * u[1] * u[2],
+            2.0 * u[0] * u[2],
+            2.0 * u[0] * u[1],
+        ]
+    };
+    // |e|_F^2 counts each off-diagonal entry twice.
+    let ridge_weight = [1.0, 1.0, 1.0, 2.0, 2.0, 2.0];
+    let mut out = vec![0.0; crystals * 9];
+    for c in 0..crystals {
+        let mut a = vec![0.0; 36];
+        let mut b = vec![0.0; 6];
+        let mut total = 0.0;
+        for &(edge_crystal, u, t, w) in edges {
+            if edge_crystal != c {
+                continue;
+            }
+            let g = basis(u);
+            for r in 0..6 {
+                b[r] += w * t * g[r];
+                for q in 0..6 {
+                    a[r * 6 + q] += w * g[r] * g[q];
+                }
+            }
+            total += w;
+        }
+        for r in 0..6 {
+            b[r] /= total;
+            for q in 0..6 {
+                a[r * 6 + q] /= total;
+            }
+            a[r * 6 + r] += super::virial_strain::FIT_RIDGE * ridge_weight[r];
+        }
+        let e = solve_dense(a, b);
+        let m = [[e[0], e[5], e[4]], [e[5], e[1], e[3]], [e[4], e[3], e[2]]];
+        for r in 0..3 {
+            for q in 0..3 {
+                out[c * 9 + r * 3 + q] = m[r][q];
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn virial_strain_matches_loops() {
     // More basis functions than the other blocks' tests, so that short
     // distances against a long cutoff leave some out at inference.
     const K_VIRIAL: usize = 24;
-    let mut vs = store();
-    let block = VirialStrain::new(vs.root(), F as i64, K_VIRIAL as i64);
-    vs.double();
-    let n = 5;
-    // Two crystals: atoms 0-2 and 3-4.
-    let edges_list = [
-        (0usize, 1usize, 0usize),
-        (1, 2, 0),
-        (2, 0, 0),
-        (0, 0, 0),
-        (3, 4, 1),
-        (4, 3, 1),
-    ];
-    let source = Tensor::from_slice(&edges_list.map(|e| e.0 as i64));
-    let target = Tensor::from_slice(&edges_list.map(|e| e.1 as i64));
-    let crystal = Tensor::from_slice(&edges_list.map(|e| e.2 as i64));
-    let e = edges_list.len() as i64;
-    let x = random(&[n, F as i64]);
-    let direction = random(&[e, 3]);
-    // Short distances against a long cutoff, so that the inference path
-    // leaves out the Gaussians that do not reach them.
-    let radial_basis = RadialBasis {
-        num_rbf: K_VIRIAL as i64,
-        cutoff: 30.0,
-        exponent: 5,
-    };
-    let distance = random(&[e]).abs() + 1.0;
-    assert!(radial_basis.forward_reaching(&distance).1 < K_VIRIAL as i64);
-    let rbf = radial_basis.forward(&distance);
-    let weight = random(&[e]).abs();
-    let p = Weights::of(&vs);
-    let (xs, us, rs, ws) = (
-        values(&x),
-        values(&direction),
-        values(&rbf),
-        values(&weight),
-    );
-    let a: Vec<Vec<f64>> = (0..n as usize)
-        .map(|i| p.linear("atom_proj", &row(&xs, i, F)))
-        .collect();
-    let mut want = vec![0.0; 2 * 9];
-    let mut count = [0.0; 2];
-    for (k, &(j, i, c)) in edges_list.iter().enumerate() {
-        let radial = p.linear("edge_proj", &row(&rs, k, K_VIRIAL));
-        let s: f64 = (0..F).map(|f| a[j][f] * a[i][f] * radial[f]).sum::<f64>() / F as f64 * ws[k];
-        for r in 0..3 {
-            for q in 0..3 {
-                want[c * 9 + r * 3 + q] += s * us[k * 3 + r] * us[k * 3 + q];
+    for fit in [false, true] {
+        let mut vs = store();
+        let block = VirialStrain::new(vs.root(), F as i64, K_VIRIAL as i64, fit);
+        vs.double();
+        let n = 5;
+        // Two crystals: atoms 0-2 and 3-4.
+        let edges_list = [
+            (0usize, 1usize, 0usize),
+            (1, 2, 0),
+            (2, 0, 0),
+            (0, 0, 0),
+            (3, 4, 1),
+            (4, 3, 1),
+        ];
+        let source = Tensor::from_slice(&edges_list.map(|e| e.0 as i64));
+        let target = Tensor::from_slice(&edges_list.map(|e| e.1 as i64));
+        let crystal = Tensor::from_slice(&edges_list.map(|e| e.2 as i64));
+        let e = edges_list.len() as i64;
+        let x = random(&[n, F as i64]);
+        let direction = random(&[e, 3]);
+        // Short distances against a long cutoff, so that the inference path
+        // leaves out the Gaussians that do not reach them.
+        let radial_basis = RadialBasis {
+            num_rbf: K_VIRIAL as i64,
+            cutoff: 30.0,
+            exponent: 5,
+        };
+        let distance = random(&[e]).abs() + 1.0;
+        assert!(radial_basis.forward_reaching(&distance).1 < K_VIRIAL as i64);
+        let rbf = radial_basis.forward(&distance);
+        let weight = random(&[e]).abs();
+        let p = Weights::of(&vs);
+        let (xs, us, rs, ws) = (
+            values(&x),
+            values(&direction),
+            values(&rbf),
+            values(&weight),
+        );
+        let a: Vec<Vec<f64>> = (0..n as usize)
+            .map(|i| p.linear("atom_proj", &row(&xs, i, F)))
+            .collect();
+        let scalars: Vec<f64> = edges_list
+            .iter()
+            .enumerate()
+            .map(|(k, &(j, i, _))| {
+                let radial = p.linear("edge_proj", &row(&rs, k, K_VIRIAL));
+                (0..F).map(|f| a[j][f] * a[i][f] * radial[f]).sum::<f64>() / F as f64
+            })
+            .collect();
+        let direction_of = |k: usize| [us[k * 3], us[k * 3 + 1], us[k * 3 + 2]];
+        let want = if fit {
+            let edges: Vec<_> = edges_list
+                .iter()
+                .enumerate()
+                .map(|(k, &(_, _, c))| (c, direction_of(k), scalars[k], ws[k]))
+                .collect();
+            fit_strain_loops(&edges, 2)
+        } else {
+            let mut want = vec![0.0; 2 * 9];
+            let mut count = [0.0; 2];
+            for (k, &(_, _, c)) in edges_list.iter().enumerate() {
+                let u = direction_of(k);
+                for r in 0..3 {
+                    for q in 0..3 {
+                        want[c * 9 + r * 3 + q] += scalars[k] * ws[k] * u[r] * u[q];
+                    }
+                }
+                count[c] += 1.0;
+            }
+            for c in 0..2 {
+                for entry in &mut want[c * 9..(c + 1) * 9] {
+                    *entry /= count[c];
+                }
+            }
+            want
+        };
+        let run = || {
+            block.forward(
+                &x,
+                &source,
+                &target,
+                &direction,
+                &radial_basis,
+                &distance,
+                Some(&weight),
+                &crystal,
+                2,
+            )
+        };
+        let slow = run();
+        assert!(
+            slow.requires_grad(),
+            "the reference must take the autograd path"
+        );
+        let what = if fit {
+            "bond strain fit"
+        } else {
+            "virial strain"
+        };
+        assert_close(&slow, &want, what);
+        assert_close(
+            &tch::no_grad(run),
+            &want,
+            &format!("{what} without autograd"),
+        );
+    }
+}
+
+#[test]
+fn bond_strain_fit_reads_back_a_uniform_strain_and_rotates_with_it() {
+    use super::virial_strain::fit_strain;
+    // The 26 neighbour directions of a simple cubic lattice; each bond
+    // asks for exactly the length change a strain e0 gives it.
+    let mut directions = Vec::new();
+    for i in -1i32..=1 {
+        for j in -1i32..=1 {
+            for k in -1i32..=1 {
+                if (i, j, k) != (0, 0, 0) {
+                    let v = [i, j, k].map(f64::from);
+                    let norm = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+                    directions.push(v.map(|x| x / norm));
+                }
             }
         }
-        count[c] += 1.0;
     }
-    for c in 0..2 {
-        for entry in &mut want[c * 9..(c + 1) * 9] {
-            *entry /= count[c];
-        }
-    }
-    let run = || {
-        block.forward(
-            &x,
-            &source,
-            &target,
-            &direction,
-            &radial_basis,
-            &distance,
-            Some(&weight),
-            &crystal,
-            2,
-        )
+    let e0 = [
+        [0.03, -0.01, 0.02],
+        [-0.01, -0.02, 0.005],
+        [0.02, 0.005, 0.01],
+    ];
+    let stretch = |u: &[f64; 3]| -> f64 {
+        (0..3)
+            .map(|r| (0..3).map(|q| u[r] * e0[r][q] * u[q]).sum::<f64>())
+            .sum()
     };
-    let slow = run();
-    assert!(
-        slow.requires_grad(),
-        "the reference must take the autograd path"
+    let t: Vec<f64> = directions.iter().map(stretch).collect();
+    let n = directions.len() as i64;
+    let crystal = Tensor::zeros([n], (Kind::Int64, Device::Cpu));
+    let u = Tensor::from_slice(&directions.concat()).view([n, 3]);
+    let fitted = fit_strain(&u, &Tensor::from_slice(&t), None, &crystal, 1);
+    // The ridge shrinks the answer a little (by less than 15 % here), the
+    // mean is unchanged in shape.
+    let got = values(&fitted);
+    let error: f64 = (0..9)
+        .map(|k| (got[k] - e0[k / 3][k % 3]).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let size: f64 = e0.iter().flatten().map(|v| v * v).sum::<f64>().sqrt();
+    assert!(error < 0.15 * size, "{got:?} vs {e0:?}");
+    // Equivariance: rotated bonds with the same targets give R e R^T.
+    let rotation = Tensor::from_slice(&[0.36, 0.48, -0.8, -0.8, 0.6, 0.0, 0.48, 0.64, 0.6])
+        .view([3, 3])
+        .to_kind(Kind::Double);
+    let rotated = fit_strain(
+        &u.matmul(&rotation.tr()),
+        &Tensor::from_slice(&t),
+        None,
+        &crystal,
+        1,
     );
-    assert_close(&slow, &want, "virial strain");
-    assert_close(&tch::no_grad(run), &want, "virial strain without autograd");
+    let want = rotation
+        .matmul(&fitted.squeeze_dim(0))
+        .matmul(&rotation.tr());
+    assert_close(&rotated.squeeze_dim(0), &values(&want), "rotated fit");
 }
 
 #[test]

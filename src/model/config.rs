@@ -113,6 +113,12 @@ pub struct ModelConfig {
     /// nodes' strain in every layer.
     #[serde(default)]
     pub virial_strain: bool,
+    /// With `virial_strain`, read its per-bond scalars as the relative
+    /// length change each bond asks for and fit the strain to them (ridge
+    /// least squares over the crystal's bonds) instead of averaging
+    /// `s u u^T`.
+    #[serde(default)]
+    pub bond_strain_fit: bool,
     /// The atom embedding is a learned row per element (initially zero)
     /// plus a learned linear map of the element's physical descriptors
     /// (`element_features.rs`): rare elements start from, and stay near,
@@ -183,6 +189,7 @@ impl ModelConfig {
             shell_tolerance: default_shell_tolerance(),
             volume_prior: false,
             virial_strain: false,
+            bond_strain_fit: false,
             element_features: false,
         }
     }
@@ -311,6 +318,9 @@ impl ModelConfig {
         }
         if self.virial_strain && self.lattice_update != LatticeUpdateKind::Strain {
             return bad("virial_strain needs lattice_update \"strain\"".into());
+        }
+        if self.bond_strain_fit && !self.virial_strain {
+            return bad("bond_strain_fit needs virial_strain".into());
         }
         if !self.layer_loss_weights.is_empty() && self.layer_loss_weights.len() != self.num_layers {
             return bad(format!(

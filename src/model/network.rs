@@ -62,7 +62,7 @@ impl Layer {
                 .then(|| super::nn::linear(&path / "lattice_head", f, 9, true)),
             virial_strain: config
                 .virial_strain
-                .then(|| VirialStrain::new(&path / "virial_strain", f, k)),
+                .then(|| VirialStrain::new(&path / "virial_strain", f, k, config.bond_strain_fit)),
         }
     }
 }
