@@ -18,6 +18,10 @@ use crate::relax::{predict, RelaxOptions};
 pub struct EvalRow {
     pub id: String,
     pub natoms: usize,
+    /// The pair's value of the grouping info key (`source`, `prototype`,
+    /// ...), when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     pub model: Metrics,
     pub dummy: Metrics,
     /// The volume baseline, when evaluated.
@@ -85,6 +89,60 @@ impl EvalReport {
         )
     }
 
+    /// Means per group (rows without a group value are `(none)`), groups in
+    /// alphabetical order: `(group, structures, model, dummy, baseline)`.
+    pub fn by_group(&self) -> Vec<(String, usize, Metrics, Metrics, Option<Metrics>)> {
+        let mut groups: std::collections::BTreeMap<String, Vec<&EvalRow>> = Default::default();
+        for r in &self.rows {
+            let name = r.group.clone().unwrap_or_else(|| "(none)".into());
+            groups.entry(name).or_default().push(r);
+        }
+        groups
+            .into_iter()
+            .map(|(name, rows)| {
+                let mean = |f: fn(&EvalRow) -> Option<Metrics>| {
+                    let all: Vec<Metrics> = rows.iter().filter_map(|r| f(r)).collect();
+                    (!all.is_empty()).then(|| metrics::mean(&all))
+                };
+                let model = mean(|r| Some(r.model)).unwrap_or_default();
+                let dummy = mean(|r| Some(r.dummy)).unwrap_or_default();
+                (name, rows.len(), model, dummy, mean(|r| r.baseline))
+            })
+            .collect()
+    }
+
+    /// [`EvalReport::by_group`] as text: per group, the model's numbers
+    /// with their ratios to Dummy and to the volume baseline.
+    pub fn group_table(&self, key: &str) -> String {
+        let ratio = |a: f64, b: f64| {
+            if b > 0.0 {
+                format!("{:.3}x", a / b)
+            } else {
+                "n/a".to_string()
+            }
+        };
+        let mut out = format!(
+            "{:<24} {:>5} {:>24} {:>26} {:>26}\n",
+            key, "n", "coord MAE (Å) /D /B", "shape (Å^2) /D /B", "volume (Å^3) /D /B"
+        );
+        for (name, n, model, dummy, baseline) in self.by_group() {
+            let cell = |f: fn(&Metrics) -> f64| {
+                let b = baseline
+                    .as_ref()
+                    .map(|b| ratio(f(&model), f(b)))
+                    .unwrap_or_else(|| "-".into());
+                format!("{:.4} {} {}", f(&model), ratio(f(&model), f(&dummy)), b)
+            };
+            out += &format!(
+                "{name:<24} {n:>5} {:>24} {:>26} {:>26}\n",
+                cell(|m| m.coordinate_mae),
+                cell(|m| m.shape_deviation),
+                cell(|m| m.volume_error)
+            );
+        }
+        out
+    }
+
     /// Per-structure CSV.
     pub fn csv(&self) -> String {
         let mut out = String::from("id,natoms,coordinate_mae,shape_deviation,volume_error,dummy_coordinate_mae,dummy_shape_deviation,dummy_volume_error,baseline_coordinate_mae,baseline_shape_deviation,baseline_volume_error\n");
@@ -126,6 +184,18 @@ pub fn evaluate_with_baseline(
     options: &RelaxOptions,
     volumes: Option<&ElementVolumes>,
 ) -> Result<EvalReport> {
+    evaluate_grouped(model, pairs, options, volumes, None)
+}
+
+/// [`evaluate_with_baseline`], recording each pair's value of the info
+/// key `group_by` for [`EvalReport::by_group`].
+pub fn evaluate_grouped(
+    model: &Model,
+    pairs: &[RelaxationPair],
+    options: &RelaxOptions,
+    volumes: Option<&ElementVolumes>,
+    group_by: Option<&str>,
+) -> Result<EvalReport> {
     let inputs: Vec<_> = pairs.iter().map(|p| p.unrelaxed.clone()).collect();
     let start = Instant::now();
     let predictions = predict(model, &inputs, options, 0)?;
@@ -136,6 +206,7 @@ pub fn evaluate_with_baseline(
         .map(|(pair, prediction)| EvalRow {
             id: pair.id.clone(),
             natoms: pair.unrelaxed.natoms(),
+            group: group_by.and_then(|key| pair.unrelaxed.info_value(key).map(str::to_string)),
             model: metrics::compare(
                 &prediction.relaxed.lattice,
                 &prediction.relaxed.positions,
@@ -194,5 +265,50 @@ mod tests {
             "{table}"
         );
         assert!(!table.contains("NaN") && !table.contains("inf"));
+    }
+
+    fn metrics(coordinate_mae: f64, shape_deviation: f64, volume_error: f64) -> Metrics {
+        Metrics {
+            coordinate_mae,
+            shape_deviation,
+            volume_error,
+        }
+    }
+
+    #[test]
+    fn groups_average_their_own_rows() {
+        let row = |group: Option<&str>, model: f64, dummy: f64| EvalRow {
+            id: format!("{group:?}-{model}"),
+            natoms: 2,
+            group: group.map(str::to_string),
+            model: metrics(model, 2.0 * model, 3.0 * model),
+            dummy: metrics(dummy, dummy, dummy),
+            baseline: Some(metrics(dummy / 2.0, dummy, dummy)),
+        };
+        let report = EvalReport {
+            rows: vec![
+                row(Some("random"), 0.6, 0.8),
+                row(Some("aflow"), 0.1, 0.2),
+                row(Some("random"), 0.2, 0.4),
+                row(None, 0.3, 0.3),
+            ],
+            model: Metrics::default(),
+            dummy: Metrics::default(),
+            baseline: None,
+            seconds: 1.0,
+        };
+        let groups = report.by_group();
+        let names: Vec<&str> = groups.iter().map(|g| g.0.as_str()).collect();
+        assert_eq!(names, ["(none)", "aflow", "random"]);
+        let (_, n, model, dummy, baseline) = &groups[2];
+        assert_eq!(*n, 2);
+        assert!((model.coordinate_mae - 0.4).abs() < 1e-12);
+        assert!((model.volume_error - 1.2).abs() < 1e-12);
+        assert!((dummy.coordinate_mae - 0.6).abs() < 1e-12);
+        assert!((baseline.unwrap().coordinate_mae - 0.3).abs() < 1e-12);
+        let table = report.group_table("source");
+        let line = table.lines().find(|l| l.starts_with("random")).unwrap();
+        // 0.4 Å, 0.667x of Dummy, 1.333x of the baseline.
+        assert!(line.contains("0.4000 0.667x 1.333x"), "{table}");
     }
 }

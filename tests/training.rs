@@ -204,6 +204,8 @@ fn training_lowers_the_loss_and_eval_prints_the_table() {
             fixture("bulk-small").to_str().unwrap(),
             "--csv",
             csv.to_str().unwrap(),
+            "--group-by",
+            "source",
         ])
         .output()
         .unwrap();
@@ -218,6 +220,18 @@ fn training_lowers_the_loss_and_eval_prints_the_table() {
         "{table}"
     );
     assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 25);
+    // Per source, each line with its count; the counts add up.
+    let by_source = table.split("by source").nth(1).expect("a per-source table");
+    let counts: usize = by_source
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            ["aflow", "perturb", "random", "xmno"]
+                .contains(&cells.first()?.trim())
+                .then(|| cells[1].parse::<usize>().unwrap())
+        })
+        .sum();
+    assert_eq!(counts, 24, "{table}");
 
     // Bad settings are one clear line.
     let out = e3relax()

@@ -4,7 +4,7 @@ use clap::Args;
 
 use e3relax::baseline::ElementVolumes;
 use e3relax::dataset::Dataset;
-use e3relax::evaluate::evaluate_with_baseline;
+use e3relax::evaluate::evaluate_grouped;
 use e3relax::relax::{RelaxOptions, Relaxer};
 use e3relax::runtime::DeviceRequest;
 use e3relax::{Error, Result};
@@ -38,6 +38,10 @@ pub struct EvalArgs {
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
+    /// Also print the numbers per value of this info key of the pairs
+    /// (e.g. `source`: which kinds of crystals the model helps)
+    #[arg(long, value_name = "KEY")]
+    group_by: Option<String>,
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
@@ -82,17 +86,34 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if volumes.is_none() && !args.fixed_cell {
         eprintln!("volume baseline: not evaluated (give --validation-of or --baseline-data to fit its volumes)");
     }
-    let report = evaluate_with_baseline(relaxer.model(), &pairs, &options, volumes.as_ref())?;
+    let report = evaluate_grouped(
+        relaxer.model(),
+        &pairs,
+        &options,
+        volumes.as_ref(),
+        args.group_by.as_deref(),
+    )?;
     if let Some(path) = &args.csv {
         e3relax::io::write_atomically(path, report.csv().as_bytes())?;
     }
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({"model": report.model, "dummy": report.dummy, "volume_baseline": report.baseline, "structures": report.rows.len(), "seconds": report.seconds})
-        );
+        let mut json = serde_json::json!({"model": report.model, "dummy": report.dummy, "volume_baseline": report.baseline, "structures": report.rows.len(), "seconds": report.seconds});
+        if args.group_by.is_some() {
+            json["groups"] = report
+                .by_group()
+                .into_iter()
+                .map(|(group, n, model, dummy, baseline)| {
+                    serde_json::json!({"group": group, "structures": n, "model": model, "dummy": dummy, "volume_baseline": baseline})
+                })
+                .collect();
+        }
+        println!("{json}");
     } else {
         println!("{}", report.table());
+        if let Some(key) = &args.group_by {
+            println!("\nby {key} (/D: ratio to Dummy, /B: to the volume baseline)");
+            print!("{}", report.group_table(key));
+        }
     }
     Ok(())
 }
