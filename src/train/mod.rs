@@ -378,6 +378,18 @@ pub fn train(
             ) {
                 StepOutcome::Applied { loss } => {
                     skipped_in_a_row = 0;
+                    // A finite but wild batch loss (a training input the
+                    // network maps far away) is applied, clipped; name its
+                    // pairs so that the input can be found.
+                    if b >= 10 && loss > OUTLIER_LOSS_FACTOR * loss_sum / b as f64 {
+                        let ids: Vec<&str> =
+                            chunk.iter().map(|&i| train_pairs[i].id.as_str()).collect();
+                        log(&format!(
+                            "step {}: loss {loss:.4e}, over {OUTLIER_LOSS_FACTOR}x the epoch's mean so far; pairs (input: unrelaxed or a frame, with noise): {}",
+                            state.step,
+                            ids.join(" ")
+                        ));
+                    }
                     loss_sum += loss;
                     loss
                 }
@@ -474,6 +486,10 @@ enum StepOutcome {
     /// The loss or the gradient was not finite: nothing changed.
     Skipped { loss: f64, grad_norm: f64 },
 }
+
+/// A batch loss this many times the epoch's mean so far is logged with the
+/// ids of its pairs.
+const OUTLIER_LOSS_FACTOR: f64 = 100.0;
 
 /// One optimiser step on one batch: forward pass, layer-wise loss,
 /// gradient (clipped to `grad_clip`), AdamW at `lr`, EMA update.
