@@ -91,6 +91,15 @@ pub struct TrainConfig {
     /// term, a mean over 9 entries in Å, is several times smaller than the
     /// position term for the same relative error.
     pub lattice_loss_weight: f64,
+    /// Chance that a training example's input is its pair's *relaxed*
+    /// structure, deformed by a random symmetric strain of standard
+    /// deviation `relaxed_input_strain` per entry (atoms keep their
+    /// fractional coordinates; `position_noise` still applies), with the
+    /// relaxed structure as its target: the way back to a known minimum
+    /// from nearby, for every training crystal, at no labelling cost.
+    /// 0 = off.
+    pub relaxed_input_probability: f64,
+    pub relaxed_input_strain: f64,
 }
 
 /// The learning-rate schedule of a run.
@@ -144,6 +153,8 @@ impl Default for TrainConfig {
             strain_noise: 0.0,
             frame_probability: 0.0,
             lattice_loss_weight: 1.0,
+            relaxed_input_probability: 0.0,
+            relaxed_input_strain: 0.0,
         }
     }
 }
@@ -231,6 +242,18 @@ impl TrainConfig {
             return bad(format!(
                 "frame_probability must be in [0, 1], got {}",
                 self.frame_probability
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.relaxed_input_probability) {
+            return bad(format!(
+                "relaxed_input_probability must be in [0, 1], got {}",
+                self.relaxed_input_probability
+            ));
+        }
+        if !(0.0..=0.2).contains(&self.relaxed_input_strain) {
+            return bad(format!(
+                "relaxed_input_strain must be in [0, 0.2], got {}",
+                self.relaxed_input_strain
             ));
         }
         if !(self.lattice_loss_weight >= 0.0 && self.lattice_loss_weight <= 100.0) {
@@ -357,6 +380,20 @@ mod tests {
                     ..valid()
                 },
                 "frame_probability",
+            ),
+            (
+                TrainConfig {
+                    relaxed_input_probability: 1.5,
+                    ..valid()
+                },
+                "relaxed_input_probability",
+            ),
+            (
+                TrainConfig {
+                    relaxed_input_strain: f64::NAN,
+                    ..valid()
+                },
+                "relaxed_input_strain",
             ),
             (
                 TrainConfig {

@@ -682,7 +682,8 @@ impl TrainState {
 }
 
 /// One training example drawn for `pair`: its input (the unrelaxed
-/// structure or, with `frame_probability`, one of its relaxation frames),
+/// structure or, with `frame_probability`, one of its relaxation frames,
+/// or, with `relaxed_input_probability`, the relaxed structure strained),
 /// augmented as the config asks (rotation, strain, position noise), and the
 /// target positions and lattice in the same frame of reference.
 fn training_example(
@@ -690,7 +691,7 @@ fn training_example(
     config: &TrainConfig,
     rng: &mut SplitMix64,
 ) -> (Structure, Vec<linalg::Vec3>, linalg::Mat3) {
-    let (mut input, target) = if config.frame_probability > 0.0 && !pair.frames.is_empty() {
+    let (mut input, mut target) = if config.frame_probability > 0.0 && !pair.frames.is_empty() {
         // Both draws are made for every pair with frames, so the random
         // stream does not depend on the outcome.
         let use_frame = rng.uniform() < config.frame_probability;
@@ -703,6 +704,15 @@ fn training_example(
     } else {
         (pair.unrelaxed.clone(), &pair.target)
     };
+    if config.relaxed_input_probability > 0.0 {
+        // Drawn for every pair (the strain's draws too), so the random
+        // stream does not depend on the outcome.
+        let use_relaxed = rng.uniform() < config.relaxed_input_probability;
+        let strained = with_strain_noise(relaxed_input(pair), config.relaxed_input_strain, rng);
+        if use_relaxed {
+            (input, target) = (strained, &pair.target);
+        }
+    }
     let mut positions = target.positions.clone();
     let mut lattice = target.lattice;
     if config.rotation_augmentation {
@@ -721,6 +731,15 @@ fn training_example(
         input = with_position_noise(input, config.position_noise, rng);
     }
     (input, positions, lattice)
+}
+
+/// The pair's relaxed structure as an input, positions in the images of
+/// its target (the target of this input is then the input itself).
+fn relaxed_input(pair: &RelaxationPair) -> Structure {
+    let mut relaxed = pair.unrelaxed.clone();
+    relaxed.lattice = pair.target.lattice;
+    relaxed.positions = pair.target.positions.clone();
+    relaxed
 }
 
 /// The training input deformed by `I + e`, `e` a random symmetric strain
@@ -906,6 +925,69 @@ mod tests {
         let e = load_data(&config, quiet).unwrap_err().to_string();
         assert!(e.contains("appears twice"), "{e}");
         std::fs::remove_dir_all(&extra).unwrap();
+    }
+
+    #[test]
+    fn relaxed_inputs_are_the_target_strained_with_fractional_coordinates_kept() {
+        let unrelaxed = two_atoms(2.5);
+        let mut relaxed = two_atoms(2.0);
+        relaxed.lattice = [[5.5, 0.0, 0.0], [0.0, 5.8, 0.0], [0.0, 0.0, 6.1]];
+        let pair = RelaxationPair {
+            id: "p".into(),
+            target: crate::metrics::Target::new(&unrelaxed, &relaxed),
+            unrelaxed,
+            relaxed,
+            frames: Vec::new(),
+        };
+        let fractional = |s: &Structure| {
+            let inverse = linalg::inverse(&s.lattice).unwrap();
+            s.positions
+                .iter()
+                .map(|&p| linalg::vec_mat(p, &inverse))
+                .collect::<Vec<_>>()
+        };
+        let mut rng = SplitMix64::new(9);
+        // Without strain the input is its own target.
+        let exact = TrainConfig {
+            relaxed_input_probability: 1.0,
+            ..TrainConfig::default()
+        };
+        let (input, positions, lattice) = training_example(&pair, &exact, &mut rng);
+        assert_eq!(
+            (input.positions.clone(), input.lattice),
+            (positions.clone(), lattice)
+        );
+        assert_eq!(lattice, pair.target.lattice);
+        // With strain: another cell, the same fractional coordinates and
+        // target; at probability 0.5 about half the inputs are relaxed.
+        let strained = TrainConfig {
+            relaxed_input_probability: 0.5,
+            relaxed_input_strain: 0.03,
+            ..TrainConfig::default()
+        };
+        let mut relaxed_count = 0;
+        for _ in 0..400 {
+            let (input, positions, lattice) = training_example(&pair, &strained, &mut rng);
+            assert_eq!(
+                (positions.as_slice(), lattice),
+                (pair.target.positions.as_slice(), pair.target.lattice)
+            );
+            if input.positions == pair.unrelaxed.positions {
+                continue;
+            }
+            relaxed_count += 1;
+            assert_ne!(input.lattice, lattice);
+            for (a, b) in fractional(&input)
+                .iter()
+                .zip(fractional(&relaxed_input(&pair)))
+            {
+                assert!((0..3).all(|k| (a[k] - b[k]).abs() < 1e-12));
+            }
+        }
+        assert!(
+            (160..240).contains(&relaxed_count),
+            "{relaxed_count} of 400"
+        );
     }
 
     #[test]
