@@ -61,7 +61,13 @@ pub struct TrainConfig {
     pub max_epochs: usize,
     /// Stop (after a validation round) once this much time has passed.
     pub max_minutes: Option<f64>,
+    /// Seed of the initial weights, the example order and the augmentation
+    /// draws; also of the train/validation split unless `split_seed` is set.
     pub seed: u64,
+    /// Seed of the train/validation split (default: `seed`): runs that
+    /// differ only in `seed` then share their validation pairs, which is
+    /// how run-to-run spread is measured.
+    pub split_seed: Option<u64>,
     /// cpu, cuda, cuda:K or auto.
     pub device: String,
     /// libtorch intra-op threads, 1..=1024 (default: E3RELAX_NUM_THREADS,
@@ -145,6 +151,7 @@ impl Default for TrainConfig {
             max_epochs: 1000,
             max_minutes: None,
             seed: 0,
+            split_seed: None,
             device: "cpu".into(),
             threads: None,
             rotation_augmentation: false,

@@ -122,7 +122,7 @@ pub fn load_data(
             pairs,
             &config.split_key,
             config.validation_fraction,
-            config.seed,
+            config.split_seed.unwrap_or(config.seed),
         ),
     };
     if !config.train_only_data.is_empty() {
@@ -988,6 +988,35 @@ mod tests {
             (160..240).contains(&relaxed_count),
             "{relaxed_count} of 400"
         );
+    }
+
+    #[test]
+    fn split_seed_fixes_the_validation_pairs_whatever_the_seed() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pairs/bulk-small");
+        let ids = |config: &TrainConfig| {
+            let (_, validation) = load_data(config, &mut |_: &str| {}).unwrap();
+            validation.iter().map(|p| p.id.clone()).collect::<Vec<_>>()
+        };
+        let base = TrainConfig {
+            data: vec![fixture],
+            validation_fraction: 0.25,
+            seed: 1,
+            ..TrainConfig::default()
+        };
+        let other_seed = TrainConfig {
+            seed: 2,
+            ..base.clone()
+        };
+        let pinned = TrainConfig {
+            split_seed: Some(1),
+            ..other_seed.clone()
+        };
+        assert_ne!(
+            ids(&base),
+            ids(&other_seed),
+            "the seed alone moves the split"
+        );
+        assert_eq!(ids(&base), ids(&pinned));
     }
 
     #[test]
