@@ -378,17 +378,9 @@ pub fn train(
             ) {
                 StepOutcome::Applied { loss } => {
                     skipped_in_a_row = 0;
-                    // A finite but wild batch loss (a training input the
-                    // network maps far away) is applied, clipped; name its
-                    // pairs so that the input can be found.
-                    if b >= 10 && loss > OUTLIER_LOSS_FACTOR * loss_sum / b as f64 {
-                        let ids: Vec<&str> =
-                            chunk.iter().map(|&i| train_pairs[i].id.as_str()).collect();
-                        log(&format!(
-                            "step {}: loss {loss:.4e}, over {OUTLIER_LOSS_FACTOR}x the epoch's mean so far; pairs (input: unrelaxed or a frame, with noise): {}",
-                            state.step,
-                            ids.join(" ")
-                        ));
+                    let ids = chunk.iter().map(|&i| train_pairs[i].id.as_str());
+                    if let Some(message) = outlier_batch(state.step, loss, loss_sum, b, ids) {
+                        log(&message);
                     }
                     loss_sum += loss;
                     loss
@@ -490,6 +482,27 @@ enum StepOutcome {
 /// A batch loss this many times the epoch's mean so far is logged with the
 /// ids of its pairs.
 const OUTLIER_LOSS_FACTOR: f64 = 100.0;
+
+/// The log line for a finite but wild batch loss (a training input the
+/// network maps far away: applied with its gradient clipped, but worth
+/// finding), or `None`. `loss_sum` is the sum of the `batches_before`
+/// applied losses of this epoch; the first 10 batches set no reference.
+fn outlier_batch<'a>(
+    step: i64,
+    loss: f64,
+    loss_sum: f64,
+    batches_before: usize,
+    ids: impl Iterator<Item = &'a str>,
+) -> Option<String> {
+    let wild =
+        batches_before >= 10 && loss > OUTLIER_LOSS_FACTOR * loss_sum / batches_before as f64;
+    wild.then(|| {
+        format!(
+            "step {step}: loss {loss:.4e}, over {OUTLIER_LOSS_FACTOR}x the epoch's mean so far; pairs (input: unrelaxed or a frame, with noise): {}",
+            ids.collect::<Vec<_>>().join(" ")
+        )
+    })
+}
 
 /// One optimiser step on one batch: forward pass, layer-wise loss,
 /// gradient (clipped to `grad_clip`), AdamW at `lr`, EMA update.
@@ -1017,6 +1030,20 @@ mod tests {
             "the seed alone moves the split"
         );
         assert_eq!(ids(&base), ids(&pinned));
+    }
+
+    #[test]
+    fn a_wild_batch_loss_is_named_with_its_pairs() {
+        let ids = || ["a", "b"].into_iter();
+        // Ten batches of mean 2: 150 is ordinary, 250 is not.
+        assert_eq!(outlier_batch(11, 150.0, 20.0, 10, ids()), None);
+        let line = outlier_batch(11, 250.0, 20.0, 10, ids()).unwrap();
+        assert!(
+            line.starts_with("step 11: loss 2.5000e2") && line.ends_with(": a b"),
+            "{line}"
+        );
+        // Too early in the epoch for a reference.
+        assert_eq!(outlier_batch(3, 1e9, 4.0, 2, ids()), None);
     }
 
     #[test]
