@@ -4,7 +4,6 @@ Facts per element from pymatgen's periodic table data (and ASE's covalent
 radii), as tabulated in the versions installed with the chgnet wheel. Run:
 
     /opt/chgnet-venv/bin/python tools/element_table.py > src/model/element_table.rs
-    cargo fmt
 
 Only elements up to Fm (Z = 100) get numeric descriptors: beyond, the
 libraries' entries are placeholders. A missing value is written as NaN
@@ -97,7 +96,9 @@ print("    /// electrons in the outer s, outer p, (n-1) d and (n-2) f shells.")
 print("    pub values: [f64; 11],")
 print("}")
 print()
-print("/// Z = 1..=118, index Z - 1.")
+print("/// Z = 1..=118, index Z - 1; one element per line (a table to read, not")
+print("/// code to format).")
+print("#[rustfmt::skip]")
 print("pub const ELEMENT_DESCRIPTORS: [ElementDescriptors; 118] = [")
 for z in range(1, 119):
     r = row(z)
