@@ -41,18 +41,19 @@ pub struct EvalReport {
     pub seconds: f64,
 }
 
+/// `a / b` as `0.123x`. A zero reference error (e.g. the cell of a
+/// fixed-cell set) has no ratio: say so rather than print NaN or inf.
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.3}x", a / b)
+    } else {
+        "n/a".to_string()
+    }
+}
+
 impl EvalReport {
     /// The paper's table as text.
     pub fn table(&self) -> String {
-        // A zero Dummy error (e.g. the cell of a fixed-cell set) has no
-        // ratio: say so rather than print NaN or inf.
-        let ratio = |a: f64, b: f64| {
-            if b > 0.0 {
-                format!("{:.3}x", a / b)
-            } else {
-                "n/a".to_string()
-            }
-        };
         let values = |name: &str, m: &Metrics| {
             format!(
                 "{name:<20} {:>16.4} {:>22.4} {:>18.4}\n",
@@ -114,13 +115,6 @@ impl EvalReport {
     /// [`EvalReport::by_group`] as text: per group, the model's numbers
     /// with their ratios to Dummy and to the volume baseline.
     pub fn group_table(&self, key: &str) -> String {
-        let ratio = |a: f64, b: f64| {
-            if b > 0.0 {
-                format!("{:.3}x", a / b)
-            } else {
-                "n/a".to_string()
-            }
-        };
         let mut out = format!(
             "{:<24} {:>5} {:>24} {:>26} {:>26}\n",
             key, "n", "coord MAE (Å) /D /B", "shape (Å^2) /D /B", "volume (Å^3) /D /B"
