@@ -263,7 +263,7 @@ impl TrainConfig {
                 self.relaxed_input_strain
             ));
         }
-        if !(self.lattice_loss_weight >= 0.0 && self.lattice_loss_weight <= 100.0) {
+        if !(0.0..=100.0).contains(&self.lattice_loss_weight) {
             return bad(format!(
                 "lattice_loss_weight must be in [0, 100], got {}",
                 self.lattice_loss_weight

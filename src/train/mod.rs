@@ -721,9 +721,9 @@ fn training_example(
         // Drawn for every pair (the strain's draws too), so the random
         // stream does not depend on the outcome.
         let use_relaxed = rng.uniform() < config.relaxed_input_probability;
-        let strained = with_strain_noise(relaxed_input(pair), config.relaxed_input_strain, rng);
+        let strain = random_strain(config.relaxed_input_strain, rng);
         if use_relaxed {
-            (input, target) = (strained, &pair.target);
+            (input, target) = (strained(relaxed_input(pair), &strain), &pair.target);
         }
     }
     let mut positions = target.positions.clone();
@@ -755,11 +755,14 @@ fn relaxed_input(pair: &RelaxationPair) -> Structure {
     relaxed
 }
 
-/// The training input deformed by `I + e`, `e` a random symmetric strain
-/// with entries of standard deviation `sigma`; atoms keep their fractional
-/// coordinates. Falls back to the input (draws spent) should the strained
-/// structure be invalid.
+/// The training input deformed by a random strain ([`random_strain`]).
 fn with_strain_noise(input: Structure, sigma: f64, rng: &mut SplitMix64) -> Structure {
+    strained(input, &random_strain(sigma, rng))
+}
+
+/// `I + e`, `e` a random symmetric strain with entries of standard
+/// deviation `sigma` (six draws, whatever `sigma`).
+fn random_strain(sigma: f64, rng: &mut SplitMix64) -> linalg::Mat3 {
     // Upper triangle drawn row by row, mirrored below the diagonal.
     let mut d = [[0.0; 3]; 3];
     for (a, b) in [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)] {
@@ -770,10 +773,17 @@ fn with_strain_noise(input: Structure, sigma: f64, rng: &mut SplitMix64) -> Stru
     for (a, row) in d.iter_mut().enumerate() {
         row[a] += 1.0;
     }
+    d
+}
+
+/// `input` deformed by `d` (`x -> x d`); atoms keep their fractional
+/// coordinates. Falls back to the input should the strained structure be
+/// invalid.
+fn strained(input: Structure, d: &linalg::Mat3) -> Structure {
     let mut strained = input.clone();
-    strained.lattice = linalg::matmul(&input.lattice, &d);
+    strained.lattice = linalg::matmul(&input.lattice, d);
     for p in &mut strained.positions {
-        *p = linalg::vec_mat(*p, &d);
+        *p = linalg::vec_mat(*p, d);
     }
     if strained.validate().is_ok() {
         strained
