@@ -14,6 +14,14 @@ wheel, ASE FIRE with FrechetCellFilter, fmax 0.05 eV/Å, at most 500 steps):
   ratio of atomic volumes, then a lighter rattle (0.05-0.15 Å) and strain
   (up to 5 %).
 
+With `--kind random` it makes new structure types instead, the way the
+shared data's `random` source was made: a random symmetric crystal (PyXtal,
+space group 2-230, 1-4 formula units, at most 24 atoms in the conventional
+cell, PyXtal's volume estimate scaled by 0.9-1.3) of one of the
+charge-balanced formulas that source uses. Its prototype is
+`pyxtal:spgN:FORMULA` as there, so a pair whose label a validation pair
+also has is left out by `train_only_data`.
+
 Rejected as in the shared data: not converged, atoms closer than 0.6 Å,
 volume change over 60 %, energy above 5 eV/atom. Each new pair keeps its
 parent's `prototype`, so it falls on the parent's side of any split by
@@ -25,6 +33,7 @@ it made; run again with another --seed to add more.
   /opt/chgnet-venv/bin/python tools/make_pairs.py --data ../shared/data/bulk \\
       --train-config models/default/train.json --count 400 --workers 2 \\
       --seed 1 --out data/bulk-extra
+  /opt/chgnet-venv/bin/python tools/make_pairs.py --kind random ...  # needs pyxtal
 """
 
 import argparse
@@ -42,6 +51,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from residual_steps import load_by_id, validation_ids  # noqa: E402
 
 FRAME_EVERY = 5
+# The reduced formulas of the shared bulk data's `random` source (its
+# meta.csv): charge-balanced compounds with 2-3 elements.
+RANDOM_FORMULAS = [
+    "CaF2", "Al2O3", "Li2O", "LiCoO2", "KBr", "TiN", "CuAu", "SiO2", "MgO", "SnO2",
+    "MgAl2O4", "GaN", "NaCl", "SrTiO3", "ZrO2", "BaMnO3", "ZnS", "MgMn2O4", "AlNi3",
+    "CaMn2O4", "BaTiO3", "Sr2MnO4", "TiO2",
+]
+MAX_ATOMS = 24
 NOBLE_OR_UNSTABLE = {2, 10, 18, 36, 54, 86} | set(range(84, 119))
 
 
@@ -101,6 +118,44 @@ def make_input(parent, rng, similar):
     return atoms, kind
 
 
+def random_crystal(rng):
+    """A random symmetric crystal of one of RANDOM_FORMULAS, with its
+    prototype label; None when PyXtal finds no arrangement."""
+    from pymatgen.core import Composition
+    from pyxtal import pyxtal
+
+    formula = RANDOM_FORMULAS[int(rng.integers(len(RANDOM_FORMULAS)))]
+    counts = Composition(formula).get_el_amt_dict()
+    per_unit = sum(counts.values())
+    units = int(rng.integers(1, min(4, MAX_ATOMS // per_unit) + 1))
+    group = int(rng.integers(2, 231))
+    species = list(counts)
+    crystal = pyxtal()
+    try:
+        crystal.from_random(
+            3, group, species, [int(counts[e] * units) for e in species],
+            factor=float(rng.uniform(0.9, 1.3)), random_state=int(rng.integers(2**31)),
+        )
+    except Exception:  # an incompatible composition or no placement found
+        return None
+    if not crystal.valid:
+        return None
+    atoms = crystal.to_ase()
+    if len(atoms) > MAX_ATOMS:
+        return None
+    counted = sorted(atoms.symbols.formula.count().items())
+    label = "".join(f"{e}{n if n > 1 else ''}" for e, n in counted)
+    return atoms, f"pyxtal:spg{group}:{label}"
+
+
+def make_random_input(rng, attempts=50):
+    for _ in range(attempts):
+        made = random_crystal(rng)
+        if made is not None:
+            return made
+    raise RuntimeError("PyXtal made no crystal in 50 attempts")
+
+
 def min_distance(atoms):
     if len(atoms) < 2:
         return np.inf
@@ -116,7 +171,12 @@ def relax_one(job):
     from ase.optimize import FIRE
 
     rng = np.random.default_rng(seed)
-    start, kind = make_input(parent, rng, similar)
+    if parent is None:
+        start, prototype = make_random_input(rng)
+        kind, parent_id = "random", ""
+    else:
+        start, kind = make_input(parent, rng, similar)
+        prototype, parent_id = parent.info["prototype"], parent.info["id"]
     if min_distance(start) < 0.6:
         return None, "start: atoms closer than 0.6 Å"
     atoms = start.copy()
@@ -147,12 +207,12 @@ def relax_one(job):
         return None, "volume changed by more than 60 %"
     if energy / len(relaxed) > 5:
         return None, "energy above 5 eV/atom"
-    ident = f"extra-{seed}-{parent.info['id']}"
+    ident = f"extra-{seed}-{parent_id or kind}"
     info = {
         "id": ident,
-        "parent": parent.info["id"],
+        "parent": parent_id,
         "source": f"extra-{kind}",
-        "prototype": parent.info["prototype"],
+        "prototype": prototype,
         "formula": relaxed.get_chemical_formula(),
         "natoms": len(relaxed),
         "model": "chgnet",
@@ -165,7 +225,7 @@ def relax_one(job):
     start.info = dict(info)
     relaxed.info = dict(info)
     for f in frames:
-        f.info.update({"id": ident, "prototype": parent.info["prototype"]})
+        f.info.update({"id": ident, "prototype": prototype})
     return (start, relaxed, frames), None
 
 
@@ -187,6 +247,8 @@ def main():
     parser.add_argument("--model", default="models/default")
     parser.add_argument("--e3relax", default="target/release/e3relax")
     parser.add_argument("--fixed-cell", action="store_true")
+    parser.add_argument("--kind", choices=["variations", "random"], default="variations",
+                        help="rattled/strained/substituted training pairs, or new random crystals")
     parser.add_argument("--count", type=int, default=100, help="new pairs to attempt")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
@@ -204,7 +266,8 @@ def main():
     rng = random.Random(args.seed)
     similar = similar_elements()
     jobs = [
-        (rng.choice(parents), args.seed * 1_000_000 + k, similar) for k in range(args.count)
+        (None if args.kind == "random" else rng.choice(parents), args.seed * 1_000_000 + k, similar)
+        for k in range(args.count)
     ]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
