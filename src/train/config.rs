@@ -18,6 +18,11 @@ pub struct TrainConfig {
     /// which are left out (and counted in the log). For pairs made from the
     /// training pairs (`tools/make_pairs.py`).
     pub train_only_data: Vec<PathBuf>,
+    /// Training pairs to leave out by an info value, e.g. `{"source":
+    /// ["random"]}`: applied to the training side after the split (and
+    /// after `train_only_data`), so the validation pairs stay the same. For
+    /// pairs whose labels the input does not decide (`tools/label_noise.py`).
+    pub exclude_from_training: std::collections::BTreeMap<String, Vec<String>>,
     /// A validation dataset folder; without one, `validation_fraction` of
     /// the data is held out by `split_key` groups.
     pub validation: Option<PathBuf>,
@@ -127,6 +132,7 @@ impl Default for TrainConfig {
         TrainConfig {
             data: Vec::new(),
             train_only_data: Vec::new(),
+            exclude_from_training: Default::default(),
             validation: None,
             validation_fraction: 0.1,
             split_key: "prototype".into(),
@@ -200,6 +206,15 @@ impl TrainConfig {
             return bad(
                 "give a model config (model) or a model directory to fine-tune (init_from)".into(),
             );
+        }
+        if let Some((key, _)) = self
+            .exclude_from_training
+            .iter()
+            .find(|(key, values)| key.is_empty() || values.is_empty())
+        {
+            return bad(format!(
+                "exclude_from_training: key {key:?} needs a name and at least one value"
+            ));
         }
         if self.batch_size == 0 {
             return bad("batch_size must be at least 1".into());

@@ -154,6 +154,22 @@ pub fn load_data(
             offered - left_out
         ));
     }
+    if !config.exclude_from_training.is_empty() {
+        let excluded = |p: &RelaxationPair| {
+            config.exclude_from_training.iter().any(|(key, values)| {
+                p.unrelaxed
+                    .info_value(key)
+                    .is_some_and(|v| values.iter().any(|x| x == v))
+            })
+        };
+        let before = train.len();
+        train.retain(|p| !excluded(p));
+        log(&format!(
+            "exclude_from_training: {} training pairs left out ({} kept)",
+            before - train.len(),
+            train.len()
+        ));
+    }
     if train.is_empty() || validation.is_empty() {
         return Err(Error::InvalidArgument(format!(
             "training needs pairs on both sides: {} training, {} validation",
@@ -948,6 +964,46 @@ mod tests {
         let e = load_data(&config, quiet).unwrap_err().to_string();
         assert!(e.contains("appears twice"), "{e}");
         std::fs::remove_dir_all(&extra).unwrap();
+    }
+
+    #[test]
+    fn exclude_from_training_leaves_out_training_pairs_only() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pairs/bulk-small");
+        let mut config = TrainConfig {
+            data: vec![fixture],
+            validation_fraction: 0.25,
+            model: Some(crate::model::ModelConfig::published()),
+            ..TrainConfig::default()
+        };
+        let quiet = &mut |_: &str| {};
+        let (base_train, base_validation) = load_data(&config, quiet).unwrap();
+        let source = |p: &RelaxationPair| p.unrelaxed.info_value("source").unwrap().to_string();
+        let dropped = source(&base_train[0]);
+        config.exclude_from_training = [("source".to_string(), vec![dropped.clone()])].into();
+        config.validate().unwrap();
+        let mut logged = Vec::new();
+        let (train, validation) =
+            load_data(&config, &mut |l: &str| logged.push(l.to_string())).unwrap();
+        let ids = |pairs: &[RelaxationPair]| pairs.iter().map(|p| p.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&validation), ids(&base_validation), "the split moved");
+        let kept: Vec<_> = base_train
+            .iter()
+            .filter(|p| source(p) != dropped)
+            .cloned()
+            .collect();
+        assert_eq!(ids(&train), ids(&kept));
+        assert!(train.len() < base_train.len());
+        let gone = base_train.len() - train.len();
+        assert!(
+            logged
+                .iter()
+                .any(|l| l.contains(&format!("{gone} training pairs left out"))),
+            "{logged:?}"
+        );
+        // A key without values would silently do nothing: an error.
+        config.exclude_from_training = [("source".to_string(), vec![])].into();
+        let e = config.validate().unwrap_err().to_string();
+        assert!(e.contains("exclude_from_training"), "{e}");
     }
 
     #[test]
