@@ -50,7 +50,8 @@ def metrics(lattice, positions, target_lattice, target_positions):
     return {
         "coordinate_mae": float(np.abs(positions - target_positions).mean()),
         "shape_deviation": float(np.linalg.norm(gram)),
-        "volume_error": float(abs(abs(np.linalg.det(lattice)) - abs(np.linalg.det(target_lattice)))),
+        "volume_error": float(abs(abs(np.linalg.det(lattice))
+                                  - abs(np.linalg.det(target_lattice)))),
     }
 
 
@@ -104,7 +105,8 @@ def main():
     for ident in sorted(model_rows):
         groups[str(unrelaxed[ident].info.get(args.group_by, ""))].append(ident)
     rng = random.Random(args.seed)
-    chosen = [i for ids in groups.values() for i in sorted(rng.sample(ids, min(args.per_group, len(ids))))]
+    chosen = [i for ids in groups.values()
+              for i in sorted(rng.sample(ids, min(args.per_group, len(ids))))]
     print(f"relaxing {len(chosen)} validation inputs with BFGS", flush=True)
     with multiprocessing.Pool(args.workers, initializer=init_worker) as pool:
         results = pool.map(relax_bfgs, [unrelaxed[i] for i in chosen])
@@ -122,8 +124,8 @@ def main():
         row["bfgs"] = metrics(lattice, mine, np.array(label.cell[:]), target)
         m = model_rows[ident]
         row["model"] = {k: float(m[k]) for k in ("coordinate_mae", "shape_deviation", "volume_error")}
-        row["dummy"] = {k: float(m["dummy_" + k]) for k in ("coordinate_mae", "shape_deviation",
-                                                            "volume_error")}
+        row["dummy"] = {k: float(m["dummy_" + k])
+                        for k in ("coordinate_mae", "shape_deviation", "volume_error")}
         rows.append(row)
 
     print(f"{'group':<12} {'n':>3}   {'coord MAE (Å): dummy / model / BFGS':<38}"
