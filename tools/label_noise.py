@@ -31,6 +31,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from residual_steps import load_by_id  # noqa: E402
 
+METRICS = ("coordinate_mae", "shape_deviation", "volume_error")
+
 
 def unwrapped_next_to(positions, lattice, reference):
     """Each target atom's periodic image nearest its reference position
@@ -123,9 +125,8 @@ def main():
         mine = unwrapped_next_to(positions, lattice, reference)
         row["bfgs"] = metrics(lattice, mine, np.array(label.cell[:]), target)
         m = model_rows[ident]
-        row["model"] = {k: float(m[k]) for k in ("coordinate_mae", "shape_deviation", "volume_error")}
-        row["dummy"] = {k: float(m["dummy_" + k])
-                        for k in ("coordinate_mae", "shape_deviation", "volume_error")}
+        row["model"] = {k: float(m[k]) for k in METRICS}
+        row["dummy"] = {k: float(m["dummy_" + k]) for k in METRICS}
         rows.append(row)
 
     print(f"{'group':<12} {'n':>3}   {'coord MAE (Å): dummy / model / BFGS':<38}"
@@ -133,7 +134,7 @@ def main():
     for name in sorted({r["group"] for r in rows}) + ["all"]:
         part = [r for r in rows if name in ("all", r["group"])]
         cells = []
-        for key in ("coordinate_mae", "shape_deviation", "volume_error"):
+        for key in METRICS:
             mean = {who: np.mean([r[who][key] for r in part]) for who in ("dummy", "model", "bfgs")}
             cells.append(f"{mean['dummy']:.3f} / {mean['model']:.3f} / {mean['bfgs']:.3f}")
         print(f"{name:<12} {len(part):>3}   {cells[0]:<38}{cells[1]:<26}{cells[2]}")
