@@ -30,10 +30,15 @@ fn loss(model: &Model, batch: &Batch, tp: &Tensor, tl: &Tensor) -> Tensor {
         &outputs,
         tp,
         tl,
+        &batch.atom_crystal,
+        &batch.atom_counts,
         &LossWeights {
             layers: model.config().loss_weights(),
             // Not 1, so that the gradient check covers the weight.
             lattice: 2.5,
+            // The two crystals have different sizes: the per-crystal
+            // weights are checked too.
+            per_crystal: true,
         },
     )
 }

@@ -12,28 +12,47 @@ pub struct LossWeights {
     /// `lambda`, the lattice term against the position term (1 in the
     /// paper).
     pub lattice: f64,
+    /// Position term as a mean over crystals of each crystal's mean over
+    /// its atoms (how the coordinate MAE is averaged), instead of the
+    /// paper's mean over all atoms of the batch, in which a 24-atom cell
+    /// counts six times as much as a 4-atom one.
+    pub per_crystal: bool,
 }
 
 /// `sum_t w_t ( mean over atoms of |pos_t - pos*|_2 + lambda * mean over
 /// the 9 lattice entries of |L_t - L*| )`, means over the whole batch.
 /// `target_positions [N,3]` are the relaxed positions unwrapped next to the
-/// unrelaxed ones; `target_lattice [B,3,3]`.
+/// unrelaxed ones; `target_lattice [B,3,3]`; `atom_crystal [N]` and
+/// `atom_counts [B]` (the batch's) are read only with
+/// [`LossWeights::per_crystal`].
 pub fn layerwise_loss(
     outputs: &[LayerOutput],
     target_positions: &Tensor,
     target_lattice: &Tensor,
+    atom_crystal: &Tensor,
+    atom_counts: &Tensor,
     weights: &LossWeights,
 ) -> Tensor {
     let mut total = Tensor::zeros([], (target_positions.kind(), target_positions.device()));
+    // Each atom's share of the position term: 1/N, or 1/(B n_crystal).
+    let atom_share = if weights.per_crystal {
+        let crystals = atom_counts.size()[0] as f64;
+        Some(atom_counts.index_select(0, atom_crystal).reciprocal() / crystals)
+    } else {
+        None
+    };
     for (out, &w) in outputs.iter().zip(&weights.layers) {
         if w == 0.0 {
             continue;
         }
-        let position_error = (&out.positions - target_positions)
+        let distances = (&out.positions - target_positions)
             .square()
             .sum_dim_intlist(-1, false, None)
-            .sqrt()
-            .mean(None);
+            .sqrt();
+        let position_error = match &atom_share {
+            Some(share) => (distances * share).sum(None),
+            None => distances.mean(None),
+        };
         let lattice_error = (&out.lattice - target_lattice).abs().mean(None);
         total += (position_error + lattice_error * weights.lattice) * w;
     }
@@ -65,12 +84,20 @@ mod tests {
             )
         };
         let exact = output(&[0.0; 6], &[4.0, 0.0, 0.0, 0.0, 4.0, 0.0, 0.0, 0.0, 4.0]);
+        let atom_crystal = Tensor::from_slice(&[0i64, 0]);
+        let atom_counts = Tensor::from_slice(&[2.0f64]);
         let loss = |outputs: &[LayerOutput], layers: Vec<f64>, lattice: f64| {
             layerwise_loss(
                 outputs,
                 &target_positions,
                 &target_lattice,
-                &LossWeights { layers, lattice },
+                &atom_crystal,
+                &atom_counts,
+                &LossWeights {
+                    layers,
+                    lattice,
+                    per_crystal: false,
+                },
             )
             .double_value(&[])
         };
@@ -80,5 +107,39 @@ mod tests {
         // Layer weights scale each layer's sum; a weight of 0 drops it.
         assert!((loss(&[layer(), exact], vec![2.0, 1.0], 1.0) - 5.2).abs() < 1e-12);
         assert_eq!(loss(&[layer()], vec![0.0], 1.0), 0.0);
+    }
+
+    #[test]
+    fn per_crystal_position_term_averages_each_crystal_first() {
+        // Crystal 0: one atom 4 Å off. Crystal 1: three atoms, one 1 Å off.
+        // Over atoms: (4 + 1) / 4 = 1.25; per crystal: (4 + 1/3) / 2.
+        let positions = [4.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        let eye = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
+        let out = LayerOutput {
+            positions: Tensor::from_slice(&positions).view([4, 3]),
+            lattice: Tensor::from_slice(&[eye, eye].concat()).view([2, 3, 3]),
+        };
+        let target_positions = Tensor::zeros([4, 3], (Kind::Double, Device::Cpu));
+        let target_lattice = out.lattice.copy();
+        let atom_crystal = Tensor::from_slice(&[0i64, 1, 1, 1]);
+        let atom_counts = Tensor::from_slice(&[1.0f64, 3.0]);
+        let loss = |per_crystal: bool| {
+            let weights = LossWeights {
+                layers: vec![1.0],
+                lattice: 1.0,
+                per_crystal,
+            };
+            layerwise_loss(
+                std::slice::from_ref(&out),
+                &target_positions,
+                &target_lattice,
+                &atom_crystal,
+                &atom_counts,
+                &weights,
+            )
+            .double_value(&[])
+        };
+        assert!((loss(false) - 1.25).abs() < 1e-12);
+        assert!((loss(true) - (4.0 + 1.0 / 3.0) / 2.0).abs() < 1e-12);
     }
 }

@@ -102,6 +102,10 @@ pub struct TrainConfig {
     /// term, a mean over 9 entries in Å, is several times smaller than the
     /// position term for the same relative error.
     pub lattice_loss_weight: f64,
+    /// The position term of the loss as a mean over crystals of their
+    /// per-atom means (how the coordinate MAE is averaged) instead of a
+    /// mean over the batch's atoms (the paper's; the default).
+    pub per_crystal_position_loss: bool,
     /// Chance that a training example's input is its pair's *relaxed*
     /// structure, deformed by a random symmetric strain of standard
     /// deviation `relaxed_input_strain` per entry (atoms keep their
@@ -166,6 +170,7 @@ impl Default for TrainConfig {
             strain_noise: 0.0,
             frame_probability: 0.0,
             lattice_loss_weight: 1.0,
+            per_crystal_position_loss: false,
             relaxed_input_probability: 0.0,
             relaxed_input_strain: 0.0,
         }

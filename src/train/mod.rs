@@ -349,6 +349,7 @@ pub fn train(
     let weights = LossWeights {
         layers: model.config().loss_weights(),
         lattice: config.lattice_loss_weight,
+        per_crystal: config.per_crystal_position_loss,
     };
     let eval_options = RelaxOptions {
         fixed_cell: config.fixed_cell,
@@ -536,7 +537,14 @@ fn optimiser_step(
     lr: f64,
 ) -> StepOutcome {
     let outputs = model.network.forward(batch);
-    let loss = layerwise_loss(&outputs, target_positions, target_lattice, loss_weights);
+    let loss = layerwise_loss(
+        &outputs,
+        target_positions,
+        target_lattice,
+        &batch.atom_crystal,
+        &batch.atom_counts,
+        loss_weights,
+    );
     for p in params.values() {
         p.shallow_clone().zero_grad();
     }
