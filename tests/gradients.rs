@@ -24,7 +24,8 @@ fn setup_with(config: ModelConfig) -> (Model, Batch, Tensor, Tensor) {
     (model, batch, target_pos, target_lat)
 }
 
-fn loss(model: &Model, batch: &Batch, tp: &Tensor, tl: &Tensor) -> Tensor {
+/// The layer-wise loss; `per_crystal` as in [`LossWeights`].
+fn loss(model: &Model, batch: &Batch, tp: &Tensor, tl: &Tensor, per_crystal: bool) -> Tensor {
     let outputs = model.network.forward(batch);
     layerwise_loss(
         &outputs,
@@ -36,9 +37,7 @@ fn loss(model: &Model, batch: &Batch, tp: &Tensor, tl: &Tensor) -> Tensor {
             layers: model.config().loss_weights(),
             // Not 1, so that the gradient check covers the weight.
             lattice: 2.5,
-            // The two crystals have different sizes: the per-crystal
-            // weights are checked too.
-            per_crystal: true,
+            per_crystal,
         },
     )
 }
@@ -51,6 +50,7 @@ fn numeric(
     tl: &Tensor,
     tensor: &Tensor,
     index: &[i64],
+    per_crystal: bool,
 ) -> f64 {
     let h = 1e-6;
     let entry = |t: &Tensor| index.iter().fold(t.shallow_clone(), |acc, &i| acc.get(i));
@@ -58,7 +58,7 @@ fn numeric(
     let at = |value: f64| {
         tch::no_grad(|| {
             let _ = entry(tensor).fill_(value);
-            loss(model, batch, tp, tl).double_value(&[])
+            loss(model, batch, tp, tl, per_crystal).double_value(&[])
         })
     };
     let up = at(original + h);
@@ -70,7 +70,7 @@ fn numeric(
 #[test]
 fn parameter_gradients_match_finite_differences() {
     let (model, batch, tp, tl) = setup();
-    let value = loss(&model, &batch, &tp, &tl);
+    let value = loss(&model, &batch, &tp, &tl, false);
     value.backward();
     let params = model.named_parameters();
     let checks: [(&str, &[i64]); 6] = [
@@ -87,7 +87,7 @@ fn parameter_gradients_match_finite_differences() {
             .iter()
             .fold(p.grad(), |acc, &i| acc.get(i))
             .double_value(&[]);
-        let fd = numeric(&model, &batch, &tp, &tl, p, index);
+        let fd = numeric(&model, &batch, &tp, &tl, p, index, false);
         assert!(
             (grad - fd).abs() < 1e-6 * (1.0 + fd.abs()),
             "{name}{index:?}: autograd {grad} vs finite difference {fd}"
@@ -102,7 +102,7 @@ fn element_descriptor_gradients_match_finite_differences() {
         element_features: true,
         ..small_config().invariant()
     });
-    let value = loss(&model, &batch, &tp, &tl);
+    let value = loss(&model, &batch, &tp, &tl, false);
     value.backward();
     let params = model.named_parameters();
     // The learned rows start at zero; their gradient is the descriptor
@@ -120,7 +120,7 @@ fn element_descriptor_gradients_match_finite_differences() {
     ] {
         let p = &params[name];
         let grad = p.grad().get(index[0]).get(index[1]).double_value(&[]);
-        let fd = numeric(&model, &batch, &tp, &tl, p, &index);
+        let fd = numeric(&model, &batch, &tp, &tl, p, &index, false);
         assert!(
             (grad - fd).abs() < 1e-6 * (1.0 + fd.abs()),
             "{name}{index:?}: autograd {grad} vs finite difference {fd}"
@@ -134,7 +134,9 @@ fn input_gradients_match_finite_differences() {
     let (model, mut batch, tp, tl) = setup();
     batch.positions = batch.positions.set_requires_grad(true);
     batch.lattice = batch.lattice.set_requires_grad(true);
-    let value = loss(&model, &batch, &tp, &tl);
+    // With the loss averaged per crystal: the two crystals (5 and 4 atoms)
+    // weigh their atoms differently, which the check then covers too.
+    let value = loss(&model, &batch, &tp, &tl, true);
     value.backward();
     for (tensor, index) in [
         (&batch.positions, vec![2i64, 1]),
@@ -145,7 +147,7 @@ fn input_gradients_match_finite_differences() {
             .iter()
             .fold(tensor.grad(), |acc, &i| acc.get(i))
             .double_value(&[]);
-        let fd = numeric(&model, &batch, &tp, &tl, tensor, &index);
+        let fd = numeric(&model, &batch, &tp, &tl, tensor, &index, true);
         assert!(
             (grad - fd).abs() < 1e-6 * (1.0 + fd.abs()),
             "input {index:?}: autograd {grad} vs finite difference {fd}"
