@@ -22,14 +22,13 @@ import multiprocessing
 import random
 import sys
 import tempfile
-import warnings
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from residual_steps import load_by_id  # noqa: E402
+from residual_steps import eval_rows, label_calculator, load_by_id  # noqa: E402
 
 METRICS = ("coordinate_mae", "shape_deviation", "volume_error")
 
@@ -38,10 +37,10 @@ def unwrapped_next_to(positions, lattice, reference):
     """Each target atom's periodic image nearest its reference position
     (the metric's unwrap: rounded fractional shift, then the 27 neighbours)."""
     inverse = np.linalg.inv(lattice)
+    shifts = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)])
     out = []
     for p, r in zip(positions, reference):
         base = p + np.round((r - p) @ inverse) @ lattice
-        shifts = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)])
         candidates = base + shifts @ lattice
         out.append(candidates[np.argmin(np.linalg.norm(candidates - r, axis=1))])
     return np.array(out)
@@ -69,13 +68,7 @@ def relax_bfgs(atoms):
 
 def init_worker():
     global CALCULATOR
-    warnings.filterwarnings("ignore")
-    import torch
-    from chgnet.model.dynamics import CHGNetCalculator
-    from chgnet.model.model import CHGNet
-
-    torch.set_num_threads(1)
-    CALCULATOR = CHGNetCalculator(CHGNet.load(verbose=False), use_device="cpu")
+    CALCULATOR = label_calculator(1)
 
 
 def main():
@@ -90,14 +83,9 @@ def main():
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
-    import csv
-    import subprocess
-
     with tempfile.TemporaryDirectory() as tmp:
-        table = Path(tmp) / "eval.csv"
-        subprocess.run([args.e3relax, "eval", "--model", args.model, "--validation-of",
-                        args.train_config, "--csv", str(table)], check=True, capture_output=True)
-        model_rows = {row["id"]: row for row in csv.DictReader(table.open())}
+        _, rows = eval_rows(args.e3relax, args.model, args.train_config, tmp)
+        model_rows = {row["id"]: row for row in rows}
     config = json.loads(Path(args.train_config).read_text())
     unrelaxed, relaxed = {}, {}
     for folder in config["data"]:

@@ -45,10 +45,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from ase.io import read, write
+from ase.io import write
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from residual_steps import load_by_id, validation_ids  # noqa: E402
+from residual_steps import label_calculator, load_by_id, validation_ids  # noqa: E402
 
 FRAME_EVERY = 5
 # The reduced formulas of the shared bulk data's `random` source (its
@@ -231,13 +231,7 @@ def relax_one(job):
 
 def init_worker():
     global CALCULATOR
-    warnings.filterwarnings("ignore")
-    import torch
-    from chgnet.model.dynamics import CHGNetCalculator
-    from chgnet.model.model import CHGNet
-
-    torch.set_num_threads(1)
-    CALCULATOR = CHGNetCalculator(CHGNet.load(verbose=False), use_device="cpu")
+    CALCULATOR = label_calculator(1)
 
 
 def main():

@@ -37,17 +37,37 @@ from ase.io import read, write
 SAME_MINIMUM_EV = 0.005  # eV/atom
 
 
-def validation_ids(args, tmp):
-    """The validation split of the training config, as `e3relax eval` makes it."""
-    csv = tmp / "eval.csv"
-    cmd = [args.e3relax, "eval", "--model", args.model, "--validation-of",
-           args.train_config, "--csv", str(csv)]
-    if args.fixed_cell:
+def eval_rows(e3relax, model, train_config, tmp, fixed_cell=False):
+    """`e3relax eval --validation-of`: its printed table and its per-pair
+    CSV rows (dicts keyed by the header), for the run's validation split."""
+    import csv
+
+    table_csv = Path(tmp) / "eval.csv"
+    cmd = [e3relax, "eval", "--model", model, "--validation-of", train_config,
+           "--csv", str(table_csv)]
+    if fixed_cell:
         cmd.append("--fixed-cell")
     table = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return table, list(csv.DictReader(table_csv.open()))
+
+
+def validation_ids(args, tmp):
+    """The validation split of the training config, as `e3relax eval` makes it."""
+    table, rows = eval_rows(args.e3relax, args.model, args.train_config, tmp, args.fixed_cell)
     print(table)
-    lines = csv.read_text().splitlines()[1:]
-    return [line.split(",")[0] for line in lines]
+    return [row["id"] for row in rows]
+
+
+def label_calculator(threads):
+    """The potential that made the labels (CHGNet 0.3.0 weights of the
+    chgnet wheel) as an ASE calculator on the CPU."""
+    warnings.filterwarnings("ignore")
+    import torch
+    from chgnet.model.dynamics import CHGNetCalculator
+    from chgnet.model.model import CHGNet
+
+    torch.set_num_threads(threads)
+    return CHGNetCalculator(CHGNet.load(verbose=False), use_device="cpu")
 
 
 def load_by_id(folder, stem):
@@ -142,12 +162,7 @@ def main():
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
-    warnings.filterwarnings("ignore")
-    import torch
-    from chgnet.model import CHGNet
-    from chgnet.model.dynamics import CHGNetCalculator
-
-    torch.set_num_threads(args.threads)
+    calculator = label_calculator(args.threads)
     config = json.loads(Path(args.train_config).read_text())
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -173,7 +188,6 @@ def main():
         train_ids = set(relaxed) - set(ids)
         starts["volume baseline"] = volume_baseline(inputs, [relaxed[i] for i in train_ids])
     labels = {i: label_energy(relaxed[i]) for i in chosen}
-    calculator = CHGNetCalculator(model=CHGNet.load(verbose=False), use_device="cpu")
     results = {"pairs": chosen, "e3relax_seconds": e3relax_seconds, "runs": {}, "summary": {}}
     for optimizer in args.optimizers.split(","):
         for name, structures in starts.items():
