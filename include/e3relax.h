@@ -23,7 +23,7 @@
 #include <stddef.h>
 
 #define E3RELAX_VERSION "0.1.0"
-#define E3RELAX_ABI_VERSION 2
+#define E3RELAX_ABI_VERSION 3
 #define E3RELAX_TORCH_VERSION "2.11.0"
 /* Limits (checked; larger values are an E3RELAX_INVALID_ARGUMENT or
    E3RELAX_INVALID_STRUCTURE with a message): threads per process, atoms
@@ -31,6 +31,12 @@
 #define E3RELAX_MAX_THREADS 1024
 #define E3RELAX_MAX_ATOMS 20000
 #define E3RELAX_MAX_TEXT_BYTES 1073741824
+/* What the flags of a move mask (e3relax_predict_frozen) refer to: the
+   Cartesian axes x, y, z (ASE FixCartesian, Quantum ESPRESSO if_pos,
+   LAMMPS), or the lattice vectors, i.e. fractional coordinates (VASP
+   selective dynamics, pymatgen). */
+#define E3RELAX_AXES_CARTESIAN 0
+#define E3RELAX_AXES_LATTICE 1
 
 
 /*
@@ -200,6 +206,27 @@ e3relax_status_t e3relax_predict(const e3relax_model_t *model,
                                  double *out_lattice);
 
 /*
+ `e3relax_predict` with frozen coordinates: `move_mask[natoms][3]`, 1
+ where atom i may move along axis k and 0 where it is frozen (NULL: all
+ free); `mask_axes` says what the axes are (`E3RELAX_AXES_CARTESIAN` or
+ `E3RELAX_AXES_LATTICE`). With `fixed_cell`, frozen coordinates come back
+ bit for bit; with a variable cell, a frozen atom keeps its fractional
+ coordinates (it follows the cell's deformation, as in a DFT code's
+ variable-cell relaxation). Free atoms keep their predicted positions
+ relative to the frozen ones; symmetrisation uses only operations that
+ map frozen atoms onto atoms frozen the same way.
+ */
+e3relax_status_t e3relax_predict_frozen(const e3relax_model_t *model,
+                                        int32_t natoms,
+                                        const int32_t *numbers,
+                                        const double *positions,
+                                        const double *lattice,
+                                        const int32_t *move_mask,
+                                        int32_t mask_axes,
+                                        double *out_positions,
+                                        double *out_lattice);
+
+/*
  The number of layers of a model (the structures `e3relax_predict_layers`
  returns), written to `layers`.
  */
@@ -233,6 +260,22 @@ e3relax_status_t e3relax_predict_batch(const e3relax_model_t *model,
                                        const double *lattices,
                                        double *out_positions,
                                        double *out_lattices);
+
+/*
+ `e3relax_predict_batch` with frozen coordinates: `move_mask` holds the
+ structures' `[natoms][3]` masks concatenated (as `positions`), NULL for
+ none; flags and `mask_axes` as in `e3relax_predict_frozen`.
+ */
+e3relax_status_t e3relax_predict_batch_frozen(const e3relax_model_t *model,
+                                              int32_t nstructures,
+                                              const int32_t *natoms,
+                                              const int32_t *numbers,
+                                              const double *positions,
+                                              const double *lattices,
+                                              const int32_t *move_mask,
+                                              int32_t mask_axes,
+                                              double *out_positions,
+                                              double *out_lattices);
 
 /*
  Trains (or fine-tunes) a model as `e3relax train` does. `config_json` is

@@ -108,12 +108,41 @@ inline void train(const std::string& config_json, bool resume = false,
 using Vector3 = std::array<double, 3>;
 using Lattice = std::array<Vector3, 3>;
 
-/// A crystal: lattice rows are lattice vectors.
+/// What the flags of a move mask refer to.
+enum class MaskAxes : int32_t {
+    cartesian = E3RELAX_AXES_CARTESIAN,  ///< x, y, z (ASE, Quantum ESPRESSO, LAMMPS)
+    lattice = E3RELAX_AXES_LATTICE,      ///< lattice vectors: fractional coordinates (VASP)
+};
+
+/// Per-axis move flags of one atom: true = may move, false = frozen.
+using MoveFlags = std::array<bool, 3>;
+
+/// A crystal: lattice rows are lattice vectors. `move_mask` is empty (every
+/// atom free) or holds one MoveFlags per atom; frozen coordinates come back
+/// as given (fixed cell) or with the atom's fractional coordinates kept
+/// (variable cell).
 struct Structure {
     std::vector<int32_t> numbers;
     std::vector<Vector3> positions;
     Lattice lattice;
+    std::vector<MoveFlags> move_mask{};
+    MaskAxes mask_axes = MaskAxes::cartesian;
 };
+
+namespace details {
+/// A Structure's move mask as the C ABI's int32 flags (empty: none).
+inline std::vector<int32_t> mask_flags(const Structure& s) {
+    std::vector<int32_t> flags;
+    if (s.move_mask.empty()) return flags;
+    if (s.move_mask.size() != s.numbers.size()) {
+        throw Error(E3RELAX_INVALID_ARGUMENT, "move_mask and numbers have different lengths");
+    }
+    for (const auto& atom : s.move_mask) {
+        for (bool may_move : atom) flags.push_back(may_move ? 1 : 0);
+    }
+    return flags;
+}
+}  // namespace details
 
 /// A loaded model. Move-only; one Model may be used from several threads.
 class Model {
@@ -160,21 +189,47 @@ public:
                 out_positions.data()->data(), out_lattice.data()->data());
     }
 
-    /// One structure in, the relaxed structure out.
+    /// Raw arrays with frozen coordinates: move_mask[natoms][3] (1 = may
+    /// move, 0 = frozen; nullptr = all free), axes as `mask_axes`.
+    void predict_frozen(int32_t natoms, const int32_t* numbers, const double* positions, const double* lattice,
+                        const int32_t* move_mask, MaskAxes mask_axes, double* out_positions,
+                        double* out_lattice) const {
+        details::check(e3relax_predict_frozen(model_, natoms, numbers, positions, lattice, move_mask,
+                                              static_cast<int32_t>(mask_axes), out_positions, out_lattice));
+    }
+
+    /// One structure in, the relaxed structure out (its move mask honoured
+    /// and carried over).
     Structure predict(const Structure& structure) const {
-        Structure out;
-        out.numbers = structure.numbers;
-        predict(structure.numbers, structure.positions, structure.lattice, out.positions, out.lattice);
+        if (structure.numbers.size() != structure.positions.size()) {
+            throw Error(E3RELAX_INVALID_ARGUMENT, "numbers and positions have different lengths");
+        }
+        Structure out = structure;
+        std::vector<int32_t> flags = details::mask_flags(structure);
+        predict_frozen(static_cast<int32_t>(structure.numbers.size()), structure.numbers.data(),
+                       structure.positions.data()->data(), structure.lattice.data()->data(),
+                       flags.empty() ? nullptr : flags.data(), structure.mask_axes, out.positions.data()->data(),
+                       out.lattice.data()->data());
         return out;
     }
 
     /// Many structures of different sizes in one call.
     std::vector<Structure> predict_batch(const std::vector<Structure>& structures) const {
-        std::vector<int32_t> natoms, numbers;
+        std::vector<int32_t> natoms, numbers, flags;
         std::vector<double> positions, lattices;
+        bool any_mask = false;
+        for (const auto& s : structures) any_mask = any_mask || !s.move_mask.empty();
         for (const auto& s : structures) {
             if (s.numbers.size() != s.positions.size()) {
                 throw Error(E3RELAX_INVALID_ARGUMENT, "numbers and positions have different lengths");
+            }
+            if (any_mask && s.mask_axes != structures.front().mask_axes) {
+                throw Error(E3RELAX_INVALID_ARGUMENT, "the structures of one batch must share mask_axes");
+            }
+            if (any_mask) {
+                std::vector<int32_t> own = details::mask_flags(s);
+                if (own.empty()) own.assign(3 * s.numbers.size(), 1);
+                flags.insert(flags.end(), own.begin(), own.end());
             }
             natoms.push_back(static_cast<int32_t>(s.numbers.size()));
             numbers.insert(numbers.end(), s.numbers.begin(), s.numbers.end());
@@ -182,13 +237,17 @@ public:
             for (const auto& row : s.lattice) lattices.insert(lattices.end(), row.begin(), row.end());
         }
         std::vector<double> out_positions(positions.size()), out_lattices(lattices.size());
-        details::check(e3relax_predict_batch(model_, static_cast<int32_t>(structures.size()), natoms.data(),
-                                             numbers.data(), positions.data(), lattices.data(), out_positions.data(),
-                                             out_lattices.data()));
+        MaskAxes axes = structures.empty() ? MaskAxes::cartesian : structures.front().mask_axes;
+        details::check(e3relax_predict_batch_frozen(
+            model_, static_cast<int32_t>(structures.size()), natoms.data(), numbers.data(), positions.data(),
+            lattices.data(), any_mask ? flags.data() : nullptr, static_cast<int32_t>(axes), out_positions.data(),
+            out_lattices.data()));
         std::vector<Structure> result(structures.size());
         size_t atom = 0;
         for (size_t k = 0; k < structures.size(); ++k) {
             result[k].numbers = structures[k].numbers;
+            result[k].move_mask = structures[k].move_mask;
+            result[k].mask_axes = structures[k].mask_axes;
             for (size_t i = 0; i < structures[k].numbers.size(); ++i, ++atom) {
                 result[k].positions.push_back({out_positions[3 * atom], out_positions[3 * atom + 1], out_positions[3 * atom + 2]});
             }
@@ -210,6 +269,11 @@ public:
     std::vector<Structure> predict_layers(const Structure& structure) const {
         if (structure.numbers.size() != structure.positions.size()) {
             throw Error(E3RELAX_INVALID_ARGUMENT, "numbers and positions have different lengths");
+        }
+        if (!structure.move_mask.empty()) {
+            throw Error(E3RELAX_INVALID_ARGUMENT,
+                        "predict_layers does not take a move mask (the layers' structures are the raw network "
+                        "output); use predict for frozen atoms");
         }
         const size_t natoms = structure.numbers.size();
         const size_t layers = static_cast<size_t>(num_layers());

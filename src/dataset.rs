@@ -26,6 +26,18 @@ pub struct RelaxationPair {
     pub frames: Vec<Frame>,
 }
 
+impl RelaxationPair {
+    /// The relaxed structure as an input (the unrelaxed one's metadata,
+    /// the target's cell and positions, unwrapped next to the unrelaxed
+    /// atoms): a relaxation of it should give it back.
+    pub fn relaxed_as_input(&self) -> Structure {
+        let mut relaxed = self.unrelaxed.clone();
+        relaxed.lattice = self.target.lattice;
+        relaxed.positions = self.target.positions.clone();
+        relaxed
+    }
+}
+
 /// One intermediate relaxation frame and its target (the pair's relaxed
 /// structure, unwrapped next to this frame's positions).
 #[derive(Debug, Clone)]

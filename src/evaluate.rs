@@ -226,6 +226,163 @@ pub fn evaluate_grouped(
     })
 }
 
+/// Standard deviation (Å, per Cartesian component) of the round-off-sized
+/// rattle of the fixed-point report's near-equilibrium inputs: 0.01 Å is
+/// what a structure written with five decimals of fractional coordinates
+/// in a 10 Å cell, or relaxed by another code to a loose force threshold,
+/// carries.
+pub const NEAR_EQUILIBRIUM_RATTLE: f64 = 0.01;
+
+/// One relaxed structure fed back as an input.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FixedPointRow {
+    pub id: String,
+    pub natoms: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The prediction against the input itself (the ideal is zero).
+    pub exact: Metrics,
+    /// Signed relative volume change of the prediction, `V'/V - 1`.
+    pub volume_change: f64,
+    /// The prediction for the input rattled by [`NEAR_EQUILIBRIUM_RATTLE`]
+    /// against the relaxed structure, and the rattled input's own numbers.
+    pub rattled: Metrics,
+    pub rattled_dummy: Metrics,
+}
+
+/// How far a model moves crystals that are already relaxed: a relaxation of
+/// a relaxed structure is the identity, so every number here is ideally 0
+/// (the rattled inputs' ideal is the relaxed structure itself, below their
+/// Dummy row).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FixedPointReport {
+    pub rows: Vec<FixedPointRow>,
+    /// Means of the exact relaxed inputs.
+    pub exact: Metrics,
+    /// Means over crystals of `|V'/V - 1|`, its median, 95th percentile and
+    /// largest value, and the shares of crystals above 3 % and 5 %.
+    pub volume_change_mean: f64,
+    pub volume_change_median: f64,
+    pub volume_change_p95: f64,
+    pub volume_change_max: f64,
+    pub share_over_3_percent: f64,
+    pub share_over_5_percent: f64,
+    pub rattled: Metrics,
+    pub rattled_dummy: Metrics,
+}
+
+/// The `q`-quantile (0..=1) of sorted values, nearest rank.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Relaxes each pair's *relaxed* structure, as it is and rattled by
+/// [`NEAR_EQUILIBRIUM_RATTLE`] (seeded, so every model sees the same
+/// rattles), and scores how far the model moves it.
+pub fn fixed_point(
+    model: &Model,
+    pairs: &[RelaxationPair],
+    options: &RelaxOptions,
+    group_by: Option<&str>,
+) -> Result<FixedPointReport> {
+    let exact: Vec<_> = pairs.iter().map(|p| p.relaxed_as_input()).collect();
+    let mut rng = crate::rng::SplitMix64::new(0x5eed_f1ed);
+    let rattled: Vec<_> = exact
+        .iter()
+        .map(|s| {
+            let mut r = s.clone();
+            for p in &mut r.positions {
+                for x in p.iter_mut() {
+                    *x += NEAR_EQUILIBRIUM_RATTLE * rng.normal();
+                }
+            }
+            r
+        })
+        .collect();
+    let exact_predictions = predict(model, &exact, options, 0)?;
+    let rattled_predictions = predict(model, &rattled, options, 0)?;
+    let rows: Vec<FixedPointRow> = pairs
+        .iter()
+        .zip(exact.iter().zip(&exact_predictions))
+        .zip(rattled.iter().zip(&rattled_predictions))
+        .map(
+            |((pair, (input, prediction)), (rattled_input, rattled_prediction))| {
+                let relaxed = &prediction.relaxed;
+                FixedPointRow {
+                    id: pair.id.clone(),
+                    natoms: input.natoms(),
+                    group: group_by
+                        .and_then(|key| pair.unrelaxed.info_value(key).map(str::to_string)),
+                    exact: metrics::compare(&relaxed.lattice, &relaxed.positions, &pair.target),
+                    volume_change: relaxed.volume() / input.volume() - 1.0,
+                    rattled: metrics::compare(
+                        &rattled_prediction.relaxed.lattice,
+                        &rattled_prediction.relaxed.positions,
+                        &pair.target,
+                    ),
+                    rattled_dummy: metrics::dummy(rattled_input, &pair.target),
+                }
+            },
+        )
+        .collect();
+    let mut changes: Vec<f64> = rows.iter().map(|r| r.volume_change.abs()).collect();
+    changes.sort_by(f64::total_cmp);
+    let n = changes.len().max(1) as f64;
+    let share = |limit: f64| changes.iter().filter(|&&c| c > limit).count() as f64 / n;
+    let mean_of =
+        |f: fn(&FixedPointRow) -> Metrics| metrics::mean(&rows.iter().map(f).collect::<Vec<_>>());
+    Ok(FixedPointReport {
+        exact: mean_of(|r| r.exact),
+        volume_change_mean: changes.iter().sum::<f64>() / n,
+        volume_change_median: quantile(&changes, 0.5),
+        volume_change_p95: quantile(&changes, 0.95),
+        volume_change_max: changes.last().copied().unwrap_or(0.0),
+        share_over_3_percent: share(0.03),
+        share_over_5_percent: share(0.05),
+        rattled: mean_of(|r| r.rattled),
+        rattled_dummy: mean_of(|r| r.rattled_dummy),
+        rows,
+    })
+}
+
+impl FixedPointReport {
+    /// The report as text, in the units of the main table.
+    pub fn table(&self) -> String {
+        let line = |name: &str, m: &Metrics| {
+            format!(
+                "{name:<34} {:>10.4} {:>12.4} {:>12.4}\n",
+                m.coordinate_mae, m.shape_deviation, m.volume_error
+            )
+        };
+        let mut out = format!(
+            "fixed point: relaxed structures as inputs (ideal: 0)\n{:<34} {:>10} {:>12} {:>12}\n",
+            "input", "coord (Å)", "shape (Å^2)", "volume (Å^3)"
+        );
+        out += &line("relaxed", &self.exact);
+        out += &line(
+            &format!("relaxed + {NEAR_EQUILIBRIUM_RATTLE} Å rattle: E3Relax"),
+            &self.rattled,
+        );
+        out += &line(
+            &format!("relaxed + {NEAR_EQUILIBRIUM_RATTLE} Å rattle: Dummy"),
+            &self.rattled_dummy,
+        );
+        out + &format!(
+            "volume change |V'/V - 1| of relaxed inputs: mean {:.2} %, median {:.2} %, 95th percentile {:.2} %, largest {:.2} %; over 3 %: {:.1} % of crystals, over 5 %: {:.1} %",
+            100.0 * self.volume_change_mean,
+            100.0 * self.volume_change_median,
+            100.0 * self.volume_change_p95,
+            100.0 * self.volume_change_max,
+            100.0 * self.share_over_3_percent,
+            100.0 * self.share_over_5_percent,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,5 +461,15 @@ mod tests {
         let line = table.lines().find(|l| l.starts_with("random")).unwrap();
         // 0.4 Å, 0.667x of Dummy, 1.333x of the baseline.
         assert!(line.contains("0.4000 0.667x 1.333x"), "{table}");
+    }
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let sorted: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert_eq!(quantile(&sorted, 0.5), 10.0);
+        assert_eq!(quantile(&sorted, 0.95), 19.0);
+        assert_eq!(quantile(&sorted, 1.0), 20.0);
+        assert_eq!(quantile(&sorted, 0.0), 1.0);
+        assert_eq!(quantile(&[], 0.5), 0.0);
     }
 }

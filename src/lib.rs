@@ -48,6 +48,7 @@ pub mod evaluate;
 /// library, not part of the Rust API (Rust tests declare it as C code does,
 /// `tests/common/c_decl.rs`).
 mod ffi;
+pub mod frozen;
 pub mod graph;
 pub mod io;
 pub mod linalg;

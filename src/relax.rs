@@ -318,10 +318,11 @@ fn assemble(
             if let Some(t) = layer {
                 s.set_info("e3relax_layer", (t + 1).to_string());
             }
-            match &group {
+            let s = match &group {
                 Some(g) => g.symmetrize(input, &s),
                 None => s,
-            }
+            };
+            crate::frozen::honour(input, s, options.fixed_cell)
         };
         // A prediction is checked before anyone can write or return it:
         // NaN, infinity or an absurd size must surface as an error, never

@@ -39,8 +39,13 @@ pub struct Structure {
     pub info: Vec<(String, String)>,
     /// Extra per-atom columns kept from extended XYZ files.
     pub atom_properties: Vec<AtomProperty>,
-    /// VASP selective dynamics flags (`true` = may move), one per atom.
+    /// Per-atom, per-axis move flags (`true` = may move): VASP selective
+    /// dynamics, an extended XYZ `move_mask`. A prediction honours them
+    /// (see [`crate::frozen`]).
     pub selective_dynamics: Option<Vec<[bool; 3]>>,
+    /// What the flags' axes are: Cartesian axes (extended XYZ, ASE) or
+    /// lattice vectors (POSCAR, as VASP reads them).
+    pub selective_dynamics_axes: crate::frozen::AxisFrame,
 }
 
 /// Limits applied by [`Structure::validate_with`].
@@ -99,6 +104,7 @@ impl Structure {
             info: Vec::new(),
             atom_properties: Vec::new(),
             selective_dynamics: None,
+            selective_dynamics_axes: Default::default(),
         }
     }
 

@@ -47,15 +47,24 @@ impl SpaceGroup {
     /// The space group of `s` at tolerance `symprec` (Å), or `None` when the
     /// search finds nothing beyond the identity (or fails: symmetrising is
     /// then simply not done).
+    ///
+    /// Frozen atoms (`selective_dynamics`) are told apart from free ones:
+    /// an operation must map every atom onto one of the same species
+    /// frozen the same way, and where some atom is frozen along some axes
+    /// only, the operation must also map those axes onto themselves (it
+    /// commutes with the projection onto the free axes, in the frame the
+    /// flags refer to). What remains is a subgroup, and a symmetrised
+    /// prediction then leaves frozen coordinates frozen.
     pub fn find(s: &Structure, symprec: f64) -> Option<SpaceGroup> {
         let fractional = s.fractional_positions();
+        let labels = atom_labels(s);
         let cell = Cell::new(
             Lattice::new(to_nalgebra(&s.lattice)),
             fractional
                 .iter()
                 .map(|f| Vector3::new(f[0], f[1], f[2]))
                 .collect(),
-            s.numbers.iter().map(|&z| z as i32).collect(),
+            labels.clone(),
         );
         // The search may panic on degenerate input deep inside; a failed
         // search only means no symmetrisation.
@@ -78,9 +87,15 @@ impl SpaceGroup {
         for op in &dataset.operations {
             let w: Mat3 = [0, 1, 2].map(|r| [0, 1, 2].map(|c| f64::from(op.rotation[(r, c)])));
             let t = [op.translation[0], op.translation[1], op.translation[2]];
-            let permutation = map_atoms(s, &fractional, &w, t, symprec)?;
+            if !keeps_partial_masks(s, &w) {
+                continue;
+            }
+            let permutation = map_atoms(s, &labels, &fractional, &w, t, symprec)?;
             rotations.push(w);
             permutations.push(permutation);
+        }
+        if rotations.len() <= 1 {
+            return None;
         }
         Some(SpaceGroup {
             number: dataset.number,
@@ -143,11 +158,69 @@ impl SpaceGroup {
     }
 }
 
+/// The symmetry search's atom types: the atomic number, and for a
+/// structure with frozen coordinates also which axes each atom may move
+/// along (three bits), so that frozen atoms map only onto frozen atoms.
+fn atom_labels(s: &Structure) -> Vec<i32> {
+    let frozen = crate::frozen::has_frozen(s);
+    s.numbers
+        .iter()
+        .enumerate()
+        .map(|(i, &z)| {
+            let mask = match (&s.selective_dynamics, frozen) {
+                (Some(flags), true) => flags[i]
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &m)| i32::from(m) << k)
+                    .sum::<i32>(),
+                _ => 0,
+            };
+            z as i32 * 8 + mask
+        })
+        .collect()
+}
+
+/// Whether the fractional rotation `W` maps the frozen axes of every partly
+/// frozen atom onto themselves: `P M = M P` for the projection `P` onto the
+/// free axes and `M` the rotation in the flags' frame (`W` acting on
+/// fractional displacements, or the Cartesian `L^T W L^-T`).
+fn keeps_partial_masks(s: &Structure, w: &Mat3) -> bool {
+    let Some(flags) = &s.selective_dynamics else {
+        return true;
+    };
+    let partial = |f: &&[bool; 3]| f.iter().any(|&m| m) && f.iter().any(|&m| !m);
+    let mut masks: Vec<[bool; 3]> = flags.iter().filter(partial).copied().collect();
+    masks.dedup();
+    if masks.is_empty() {
+        return true;
+    }
+    let m = match s.selective_dynamics_axes {
+        crate::frozen::AxisFrame::Lattice => *w,
+        crate::frozen::AxisFrame::Cartesian => {
+            let lt = linalg::transpose(&s.lattice);
+            linalg::matmul(
+                &linalg::matmul(&lt, w),
+                &linalg::inverse(&lt).expect("valid lattice"),
+            )
+        }
+    };
+    masks.iter().all(|mask| {
+        (0..3).all(|r| {
+            (0..3).all(|c| {
+                // (P M)[r][c] = p_r M[r][c]; (M P)[r][c] = M[r][c] p_c.
+                let p = |k: usize| if mask[k] { 1.0 } else { 0.0 };
+                (p(r) * m[r][c] - m[r][c] * p(c)).abs() < 1e-6
+            })
+        })
+    })
+}
+
 /// For `f -> W f + t`, the atom each atom lands on (same species, within a
 /// few `symprec` in Cartesian distance, any periodic image); `None` if some
 /// atom has no partner.
 fn map_atoms(
     s: &Structure,
+    labels: &[i32],
     fractional: &[Vec3],
     w: &Mat3,
     t: Vec3,
@@ -160,7 +233,7 @@ fn map_atoms(
         .map(|(i, &f)| {
             let image = linalg::add(apply(w, f), t);
             (0..fractional.len())
-                .filter(|&j| s.numbers[j] == s.numbers[i])
+                .filter(|&j| labels[j] == labels[i])
                 .map(|j| {
                     let diff = linalg::sub(image, fractional[j]).map(|x| x - x.round());
                     (j, linalg::norm(linalg::vec_mat(diff, &s.lattice)))

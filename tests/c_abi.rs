@@ -481,7 +481,7 @@ fn bad_input_catalogue() {
         .to_str()
         .unwrap();
     assert_eq!(version, env!("CARGO_PKG_VERSION"));
-    assert_eq!(e3relax_abi_version(), 2);
+    assert_eq!(e3relax_abi_version(), 3);
     assert_eq!(
         unsafe { CStr::from_ptr(e3relax_torch_version()) }
             .to_str()
@@ -521,6 +521,9 @@ fn header_limits_are_the_enforced_ones() {
         e3relax::ABI_VERSION.to_string()
     );
     assert_eq!(define("E3RELAX_VERSION"), env!("CARGO_PKG_VERSION"));
+    // The move-mask axes src/ffi accepts (0 and 1, see the frozen test).
+    assert_eq!(define("E3RELAX_AXES_CARTESIAN"), "0");
+    assert_eq!(define("E3RELAX_AXES_LATTICE"), "1");
     assert_eq!(
         define("E3RELAX_TORCH_VERSION"),
         e3relax::runtime::LIBTORCH_VERSION
@@ -685,4 +688,145 @@ fn train_through_the_c_abi_reports_progress() {
     assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
     assert_eq!(rounds(&events), 4);
     assert!(dir.path().join("run/best/model.safetensors").is_file());
+}
+
+/// `e3relax_predict_frozen`: one prediction with a move mask through the C
+/// ABI, fixed cell and variable cell, single and batched.
+fn predict_frozen(
+    model: *const e3relax_model_t,
+    numbers: &[i32],
+    positions: &[f64],
+    lattice: &[f64],
+    mask: &[i32],
+    axes: i32,
+) -> (e3relax_status_t, Vec<f64>, Vec<f64>) {
+    let mut out_pos = vec![0.0; positions.len()];
+    let mut out_lat = vec![0.0; 9];
+    let status = unsafe {
+        e3relax_predict_frozen(
+            model,
+            numbers.len() as i32,
+            numbers.as_ptr(),
+            positions.as_ptr(),
+            lattice.as_ptr(),
+            mask.as_ptr(),
+            axes,
+            out_pos.as_mut_ptr(),
+            out_lat.as_mut_ptr(),
+        )
+    };
+    (status, out_pos, out_lat)
+}
+
+#[test]
+fn frozen_atoms_stay_put_through_the_c_abi() {
+    let f = fixture();
+    let (numbers, positions, lattice) = arrays(&f.crystal);
+    let n = numbers.len();
+    // Atoms 1 and 3 frozen, atom 2 frozen along z only.
+    let mut mask = vec![1; 3 * n];
+    mask[0..3].fill(0);
+    mask[6..9].fill(0);
+    mask[5] = 0;
+    let (status, fixed) = load(&f.path, Some(r#"{"fixed_cell": true}"#));
+    assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+    let (status, pos, lat) = predict_frozen(fixed, &numbers, &positions, &lattice, &mask, 0);
+    assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+    assert_eq!(lat, lattice);
+    for k in 0..3 * n {
+        if mask[k] == 0 {
+            assert_eq!(pos[k].to_bits(), positions[k].to_bits(), "coordinate {k}");
+        }
+    }
+    let (_, free, _) = predict(fixed, &numbers, &positions, &lattice);
+    assert!(
+        (free[0] - positions[0]).abs() > 1e-6,
+        "the model moves atom 1 when free"
+    );
+    assert!(
+        (pos[3] - positions[3]).abs() > 1e-6,
+        "free atoms still move"
+    );
+    // NULL mask: the plain prediction.
+    let mut none = vec![0.0; 3 * n];
+    let status = unsafe {
+        e3relax_predict_frozen(
+            fixed,
+            n as i32,
+            numbers.as_ptr(),
+            positions.as_ptr(),
+            lattice.as_ptr(),
+            null(),
+            0,
+            none.as_mut_ptr(),
+            null_mut(),
+        )
+    };
+    assert_eq!(status, E3RELAX_SUCCESS);
+    assert_eq!(none, free);
+    // Axes other than 0 and 1 are refused, naming the argument.
+    let (status, _, _) = predict_frozen(fixed, &numbers, &positions, &lattice, &mask, 7);
+    assert_eq!(status, E3RELAX_INVALID_ARGUMENT);
+    assert!(last_error().contains("mask_axes"), "{}", last_error());
+    unsafe { e3relax_free(fixed) };
+
+    // Variable cell: frozen atoms keep their fractional coordinates.
+    let (status, model) = load(&f.path, None);
+    assert_eq!(status, E3RELAX_SUCCESS);
+    let all_frozen_rows: Vec<i32> = (0..3 * n).map(|k| i32::from(k >= 9)).collect();
+    for axes in [0, 1] {
+        let (status, pos, lat) = predict_frozen(
+            model,
+            &numbers,
+            &positions,
+            &lattice,
+            &all_frozen_rows,
+            axes,
+        );
+        assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+        let lat: [[f64; 3]; 3] = [0, 1, 2].map(|r| [lat[3 * r], lat[3 * r + 1], lat[3 * r + 2]]);
+        let out = e3relax::Structure::new(
+            lat,
+            pos.chunks(3).map(|c| [c[0], c[1], c[2]]).collect(),
+            f.crystal.numbers.clone(),
+        )
+        .unwrap();
+        let before = f.crystal.fractional_positions();
+        let after = out.fractional_positions();
+        for i in 0..3 {
+            for k in 0..3 {
+                assert!(
+                    (before[i][k] - after[i][k]).abs() < 1e-12,
+                    "atom {i}, axes {axes}"
+                );
+            }
+        }
+        // Batched: the same answer for the same structure twice.
+        let counts = [n as i32, n as i32];
+        let numbers2 = [numbers.clone(), numbers.clone()].concat();
+        let positions2 = [positions.clone(), positions.clone()].concat();
+        let lattices2 = [lattice.clone(), lattice.clone()].concat();
+        let masks2 = [vec![1; 3 * n], all_frozen_rows.clone()].concat();
+        let mut out_pos = vec![0.0; 6 * n];
+        let status = unsafe {
+            e3relax_predict_batch_frozen(
+                model,
+                2,
+                counts.as_ptr(),
+                numbers2.as_ptr(),
+                positions2.as_ptr(),
+                lattices2.as_ptr(),
+                masks2.as_ptr(),
+                axes,
+                out_pos.as_mut_ptr(),
+                null_mut(),
+            )
+        };
+        assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+        assert!(close(&out_pos[3 * n..], &pos));
+        let (_, free, _) = predict(model, &numbers, &positions, &lattice);
+        assert!(close(&out_pos[..3 * n], &free));
+    }
+    unsafe { e3relax_free(model) };
 }

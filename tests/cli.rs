@@ -214,3 +214,100 @@ fn bench_profile_lists_every_stage_once() {
         last = at;
     }
 }
+
+/// A rattled rock-salt cell (atoms at the origin and on cell faces) as a
+/// POSCAR with selective dynamics: atoms 1 and 3 frozen, atom 5 frozen
+/// along the third lattice vector only.
+const FROZEN_POSCAR: &str = "NaCl rattled, partly frozen
+1.0
+5.70 0.00 0.00
+0.00 5.60 0.00
+0.00 0.00 5.65
+Na Cl
+4 4
+Selective dynamics
+Direct
+0.010 0.000 0.000 F F F
+0.000 0.520 0.490 T T T
+0.500 0.010 0.500 F F F
+0.490 0.500 0.000 T T T
+0.500 0.000 0.020 T T F
+0.000 0.490 0.000 T T T
+0.000 0.000 0.510 T T T
+0.510 0.500 0.500 T T T
+";
+
+#[test]
+fn frozen_atoms_come_back_unmoved_and_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("POSCAR");
+    std::fs::write(&input, FROZEN_POSCAR).unwrap();
+    let given = e3relax::io::read_file(&input, None).unwrap().remove(0);
+    let flags = given.selective_dynamics.clone().unwrap();
+
+    // Fixed cell: frozen coordinates bit for bit, flags written back.
+    let output = dir.path().join("CONTCAR");
+    let out = e3relax(&["relax", s(&input), "-o", s(&output), "--fixed-cell"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let relaxed = e3relax::io::read_file(&output, None).unwrap().remove(0);
+    assert_eq!(relaxed.selective_dynamics.as_ref(), Some(&flags));
+    assert_eq!(relaxed.lattice, given.lattice);
+    for i in [0, 2] {
+        assert_eq!(relaxed.positions[i], given.positions[i], "atom {}", i + 1);
+    }
+    assert_eq!(relaxed.positions[4][2], given.positions[4][2]);
+    let moved = |i: usize| {
+        (0..3)
+            .map(|k| (relaxed.positions[i][k] - given.positions[i][k]).abs())
+            .fold(0.0, f64::max)
+    };
+    assert!(moved(1) > 1e-4 && moved(4) > 1e-4, "free atoms move");
+
+    // Variable cell, extended XYZ move_mask (Cartesian axes): frozen atoms
+    // keep their fractional coordinates in the new cell.
+    let xyz = dir.path().join("in.extxyz");
+    let out = e3relax(&["convert", s(&input), s(&xyz)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read_to_string(&xyz)
+        .unwrap()
+        .contains("move_mask:L:3"));
+    let xyz_out = dir.path().join("out.extxyz");
+    let out = e3relax(&["relax", s(&xyz), "-o", s(&xyz_out)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let relaxed = e3relax::io::read_file(&xyz_out, None).unwrap().remove(0);
+    assert_ne!(relaxed.lattice, given.lattice, "the cell relaxes");
+    let (before, after) = (given.fractional_positions(), relaxed.fractional_positions());
+    for i in [0, 2] {
+        for k in 0..3 {
+            assert!((before[i][k] - after[i][k]).abs() < 1e-12, "atom {}", i + 1);
+        }
+    }
+    assert_eq!(relaxed.selective_dynamics.as_ref(), Some(&flags));
+}
+
+#[test]
+fn a_partial_mask_that_changes_meaning_between_formats_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // Hexagonal cell: lattice vector 1 is not along x's reciprocal.
+    let input = dir.path().join("POSCAR");
+    std::fs::write(
+        &input,
+        "C\n1.0\n2.46 0 0\n-1.23 2.13042 0\n0 0 6.7\nC\n2\nSelective dynamics\nDirect\n0 0 0.25 F T T\n0.3333 0.6667 0.25 T T T\n",
+    )
+    .unwrap();
+    let out = e3relax(&["convert", s(&input), s(&dir.path().join("out.extxyz"))]);
+    assert_one_line_error(&out, &["atom 1", "lattice vector 1"]);
+    assert!(!dir.path().join("out.extxyz").exists());
+}

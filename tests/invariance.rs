@@ -335,3 +335,68 @@ fn the_shipped_models_are_invariant() {
         }
     }
 }
+
+/// With atoms frozen (the first atom, at the origin, on every axis), the
+/// prediction keeps them in place, stays symmetric under the operations
+/// that map frozen atoms onto frozen atoms, and is still invariant to a
+/// rotation and a permutation of the input.
+#[test]
+fn frozen_atoms_keep_the_prediction_symmetric_and_invariant() {
+    use e3relax::symmetry::SpaceGroup;
+    let relaxer = Relaxer::from_model(invariant_model(3));
+    let relax = |s: &Structure| relaxer.relax(s).unwrap();
+    let r = {
+        let (a, b) = (0.7f64, -1.1f64);
+        let rz = [
+            [a.cos(), -a.sin(), 0.0],
+            [a.sin(), a.cos(), 0.0],
+            [0.0, 0.0, 1.0],
+        ];
+        let rx = [
+            [1.0, 0.0, 0.0],
+            [0.0, b.cos(), -b.sin()],
+            [0.0, b.sin(), b.cos()],
+        ];
+        linalg::matmul(&rz, &rx)
+    };
+    for (name, mut s) in symmetric_crystals() {
+        let mut flags = vec![[true; 3]; s.natoms()];
+        flags[0] = [false; 3];
+        s.selective_dynamics = Some(flags);
+        let out = relax(&s);
+        let (before, after) = (s.fractional_positions(), out.fractional_positions());
+        assert!(max_abs_diff(&before[..1], &after[..1]) < 1e-12, "{name}");
+        let expected = SpaceGroup::find(&s, 1e-3).map_or(1, |g| g.number);
+        let got = SpaceGroup::find(&out, 1e-3).map_or(1, |g| g.number);
+        assert_eq!(got, expected, "{name}: the frozen crystal's group is kept");
+
+        let rotated = relax(&s.rotated(&r));
+        let back = out.rotated(&r);
+        assert!(
+            max_abs_diff(&back.positions, &rotated.positions) < 1e-4,
+            "{name}: rotation"
+        );
+        assert!(
+            max_abs_diff(&back.lattice, &rotated.lattice) < 1e-4,
+            "{name}: rotation"
+        );
+
+        let n = s.natoms();
+        let order: Vec<usize> = (0..n).rev().collect();
+        let mut permuted = s.clone();
+        permuted.positions = order.iter().map(|&i| s.positions[i]).collect();
+        permuted.numbers = order.iter().map(|&i| s.numbers[i]).collect();
+        permuted.selective_dynamics = Some(
+            order
+                .iter()
+                .map(|&i| s.selective_dynamics.as_ref().unwrap()[i])
+                .collect(),
+        );
+        let p = relax(&permuted);
+        let unpermuted: Vec<Vec3> = (0..n).map(|i| p.positions[n - 1 - i]).collect();
+        assert!(
+            max_abs_diff(&unpermuted, &out.positions) < 1e-4,
+            "{name}: permutation"
+        );
+    }
+}

@@ -232,6 +232,44 @@ fn training_lowers_the_loss_and_eval_prints_the_table() {
         })
         .sum();
     assert_eq!(counts, 24, "{table}");
+    assert!(
+        table.contains("fixed point: relaxed structures as inputs"),
+        "{table}"
+    );
+
+    // The fixed-point report: the relaxed structures fed back, as they are
+    // and rattled by 0.01 Å (whose Dummy error is then 0.01 sqrt(2/pi)).
+    let out = e3relax()
+        .args([
+            "eval",
+            "--model",
+            run.join("best").to_str().unwrap(),
+            "--data",
+            fixture("bulk-small").to_str().unwrap(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fixed = &json["fixed_point"];
+    let get = |key: &str| {
+        fixed[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {fixed}"))
+    };
+    let rattle = fixed["rattled_dummy"]["coordinate_mae"].as_f64().unwrap();
+    let expected = 0.01 * (2.0 / std::f64::consts::PI).sqrt();
+    assert!(
+        (rattle - expected).abs() < 0.15 * expected,
+        "{rattle} vs {expected}"
+    );
+    assert_eq!(fixed["rattled_dummy"]["volume_error"].as_f64(), Some(0.0));
+    assert!(get("volume_change_median") <= get("volume_change_p95"));
+    assert!(get("volume_change_p95") <= get("volume_change_max"));
+    assert!((0.0..=1.0).contains(&get("share_over_3_percent")));
+    assert!(get("share_over_5_percent") <= get("share_over_3_percent"));
+    assert!(fixed["exact"]["coordinate_mae"].as_f64().unwrap() >= 0.0);
 
     // Bad settings are one clear line.
     let out = e3relax()

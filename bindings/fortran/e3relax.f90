@@ -38,7 +38,7 @@ module e3relax
     integer, parameter :: E3RELAX_INTERNAL_ERROR = 8
     !> The C ABI this module was written for (checked before every call
     !> that needs the library; tests check it against the header).
-    integer(c_int32_t), parameter :: E3RELAX_FORTRAN_ABI_VERSION = 2
+    integer(c_int32_t), parameter :: E3RELAX_FORTRAN_ABI_VERSION = 3
 
     abstract interface
         !> A training progress callback: gets each event as JSON (a C string)
@@ -80,6 +80,17 @@ module e3relax
             real(c_double), dimension(*), intent(out) :: out_positions, out_lattice
             integer(c_int32_t) :: status
         end function c_predict
+
+        function c_predict_frozen(model, natoms, numbers, positions, lattice, move_mask, mask_axes, &
+                out_positions, out_lattice) bind(C, name="e3relax_predict_frozen") result(status)
+            import :: c_ptr, c_int32_t, c_double
+            type(c_ptr), value :: model
+            integer(c_int32_t), value :: natoms, mask_axes
+            integer(c_int32_t), dimension(*), intent(in) :: numbers, move_mask
+            real(c_double), dimension(*), intent(in) :: positions, lattice
+            real(c_double), dimension(*), intent(out) :: out_positions, out_lattice
+            integer(c_int32_t) :: status
+        end function c_predict_frozen
 
         function c_predict_batch(model, nstructures, natoms, numbers, positions, lattices, out_positions, out_lattices) &
                 bind(C, name="e3relax_predict_batch") result(status)
@@ -395,17 +406,36 @@ contains
     end subroutine e3relax_free
 
     !> Predicts the relaxed positions and lattice of one crystal.
-    subroutine e3relax_predict(model, natoms, numbers, positions, lattice, new_positions, new_lattice, ierr)
+    !> move_mask(3, natoms) (optional): .false. where atom i is frozen
+    !> along axis k, e.g. Quantum ESPRESSO's if_pos == 0. The axes are
+    !> Cartesian, or the lattice vectors with lattice_axes=.true. (VASP's
+    !> selective dynamics). Frozen coordinates come back as given with a
+    !> fixed cell; with a variable cell a frozen atom keeps its fractional
+    !> coordinates.
+    subroutine e3relax_predict(model, natoms, numbers, positions, lattice, new_positions, new_lattice, ierr, &
+            move_mask, lattice_axes)
         type(e3relax_model), intent(in) :: model
         integer, intent(in) :: natoms
         integer, intent(in) :: numbers(natoms)
         real(c_double), intent(in) :: positions(3, natoms), lattice(3, 3)
         real(c_double), intent(out) :: new_positions(3, natoms), new_lattice(3, 3)
         integer, optional, intent(out) :: ierr
-        integer(c_int32_t) :: status
-        integer(c_int32_t) :: z(natoms)
+        logical, optional, intent(in) :: move_mask(3, natoms)
+        logical, optional, intent(in) :: lattice_axes
+        integer(c_int32_t) :: status, axes
+        integer(c_int32_t) :: z(natoms), flags(3, natoms)
         z = int(numbers, c_int32_t)
-        status = c_predict(model%handle, int(natoms, c_int32_t), z, positions, lattice, new_positions, new_lattice)
+        if (present(move_mask)) then
+            flags = merge(1_c_int32_t, 0_c_int32_t, move_mask)
+            axes = 0
+            if (present(lattice_axes)) then
+                if (lattice_axes) axes = 1
+            end if
+            status = c_predict_frozen(model%handle, int(natoms, c_int32_t), z, positions, lattice, flags, axes, &
+                new_positions, new_lattice)
+        else
+            status = c_predict(model%handle, int(natoms, c_int32_t), z, positions, lattice, new_positions, new_lattice)
+        end if
         call finish(status, ierr)
     end subroutine e3relax_predict
 

@@ -4,7 +4,7 @@ use clap::Args;
 
 use e3relax::baseline::ElementVolumes;
 use e3relax::dataset::Dataset;
-use e3relax::evaluate::evaluate_grouped;
+use e3relax::evaluate::{evaluate_grouped, fixed_point};
 use e3relax::relax::{RelaxOptions, Relaxer};
 use e3relax::runtime::DeviceRequest;
 use e3relax::{Error, Result};
@@ -42,6 +42,10 @@ pub struct EvalArgs {
     /// (e.g. `source`: which kinds of crystals the model helps)
     #[arg(long, value_name = "KEY")]
     group_by: Option<String>,
+    /// Leave out the fixed-point report (the pairs' relaxed structures fed
+    /// back as inputs, as they are and rattled by 0.01 Å)
+    #[arg(long)]
+    no_fixed_point: bool,
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
@@ -93,6 +97,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
         volumes.as_ref(),
         args.group_by.as_deref(),
     )?;
+    let fixed = if args.no_fixed_point {
+        None
+    } else {
+        Some(fixed_point(
+            relaxer.model(),
+            &pairs,
+            &options,
+            args.group_by.as_deref(),
+        )?)
+    };
     if let Some(path) = &args.csv {
         e3relax::io::write_atomically(path, report.csv().as_bytes())?;
     }
@@ -107,12 +121,29 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 })
                 .collect();
         }
+        if let Some(fixed) = &fixed {
+            json["fixed_point"] = serde_json::json!({
+                "exact": fixed.exact,
+                "rattle_angstrom": e3relax::evaluate::NEAR_EQUILIBRIUM_RATTLE,
+                "rattled": fixed.rattled,
+                "rattled_dummy": fixed.rattled_dummy,
+                "volume_change_mean": fixed.volume_change_mean,
+                "volume_change_median": fixed.volume_change_median,
+                "volume_change_p95": fixed.volume_change_p95,
+                "volume_change_max": fixed.volume_change_max,
+                "share_over_3_percent": fixed.share_over_3_percent,
+                "share_over_5_percent": fixed.share_over_5_percent,
+            });
+        }
         println!("{json}");
     } else {
         println!("{}", report.table());
         if let Some(key) = &args.group_by {
             println!("\nby {key} (/D: ratio to Dummy, /B: to the volume baseline)");
             print!("{}", report.group_table(key));
+        }
+        if let Some(fixed) = &fixed {
+            println!("\n{}", fixed.table());
         }
     }
     Ok(())

@@ -44,6 +44,13 @@ pub enum e3relax_status_t {
 
 use e3relax_status_t::*;
 
+/// Flags of `move_mask` refer to the Cartesian axes x, y, z (ASE
+/// `FixCartesian`, Quantum ESPRESSO `if_pos`, LAMMPS).
+pub const E3RELAX_AXES_CARTESIAN: i32 = 0;
+/// Flags of `move_mask` refer to the lattice vectors: flag k freezes
+/// fractional coordinate k (VASP selective dynamics, pymatgen).
+pub const E3RELAX_AXES_LATTICE: i32 = 1;
+
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }

@@ -6,8 +6,11 @@ use std::sync::Mutex;
 
 use serde::Deserialize;
 
-use super::{e3relax_status_t, guard, null, read_str};
+use super::{
+    e3relax_status_t, guard, null, read_str, E3RELAX_AXES_CARTESIAN, E3RELAX_AXES_LATTICE,
+};
 use crate::error::Error;
+use crate::frozen::AxisFrame;
 use crate::linalg::{self, Mat3};
 use crate::relax::{RelaxOptions, Relaxation, Relaxer};
 use crate::runtime::DeviceRequest;
@@ -277,7 +280,68 @@ pub unsafe extern "C" fn e3relax_predict(
     out_lattice: *mut f64,
 ) -> e3relax_status_t {
     guard(|| {
-        let (handle, relaxation) = relax_one(model, natoms, numbers, positions, lattice, false)?;
+        let (handle, relaxation) =
+            relax_one(model, natoms, numbers, positions, lattice, None, false)?;
+        write_out(handle, &relaxation.relaxed, out_positions, out_lattice);
+        Ok(())
+    })
+}
+
+/// Reads a caller's move mask (`natoms` x 3 flags, non-zero = may move)
+/// into the structure; NULL leaves every atom free.
+unsafe fn attach_mask(
+    s: &mut Structure,
+    move_mask: *const i32,
+    mask_axes: i32,
+) -> Result<(), Error> {
+    if move_mask.is_null() {
+        return Ok(());
+    }
+    let raw = std::slice::from_raw_parts(move_mask, 3 * s.natoms());
+    s.selective_dynamics = Some(
+        raw.chunks(3)
+            .map(|c| [c[0] != 0, c[1] != 0, c[2] != 0])
+            .collect(),
+    );
+    s.selective_dynamics_axes = axes_of(mask_axes)?;
+    Ok(())
+}
+
+fn axes_of(mask_axes: i32) -> Result<AxisFrame, Error> {
+    match mask_axes {
+        E3RELAX_AXES_CARTESIAN => Ok(AxisFrame::Cartesian),
+        E3RELAX_AXES_LATTICE => Ok(AxisFrame::Lattice),
+        other => Err(Error::InvalidArgument(format!(
+            "mask_axes must be E3RELAX_AXES_CARTESIAN (0) or E3RELAX_AXES_LATTICE (1), got {other}"
+        ))),
+    }
+}
+
+/// `e3relax_predict` with frozen coordinates: `move_mask[natoms][3]`, 1
+/// where atom i may move along axis k and 0 where it is frozen (NULL: all
+/// free); `mask_axes` says what the axes are (`E3RELAX_AXES_CARTESIAN` or
+/// `E3RELAX_AXES_LATTICE`). With `fixed_cell`, frozen coordinates come back
+/// bit for bit; with a variable cell, a frozen atom keeps its fractional
+/// coordinates (it follows the cell's deformation, as in a DFT code's
+/// variable-cell relaxation). Free atoms keep their predicted positions
+/// relative to the frozen ones; symmetrisation uses only operations that
+/// map frozen atoms onto atoms frozen the same way.
+#[no_mangle]
+pub unsafe extern "C" fn e3relax_predict_frozen(
+    model: *const e3relax_model_t,
+    natoms: i32,
+    numbers: *const i32,
+    positions: *const f64,
+    lattice: *const f64,
+    move_mask: *const i32,
+    mask_axes: i32,
+    out_positions: *mut f64,
+    out_lattice: *mut f64,
+) -> e3relax_status_t {
+    guard(|| {
+        let mask = Some((move_mask, mask_axes));
+        let (handle, relaxation) =
+            relax_one(model, natoms, numbers, positions, lattice, mask, false)?;
         write_out(handle, &relaxation.relaxed, out_positions, out_lattice);
         Ok(())
     })
@@ -293,6 +357,7 @@ unsafe fn relax_one<'a>(
     numbers: *const i32,
     positions: *const f64,
     lattice: *const f64,
+    mask: Option<(*const i32, i32)>,
     keep_trajectory: bool,
 ) -> Result<(&'a e3relax_model_t, Relaxation), Error> {
     let handle = model.as_ref().ok_or_else(|| null("model"))?;
@@ -306,7 +371,10 @@ unsafe fn relax_one<'a>(
     if lattice.is_null() {
         return Err(null("lattice"));
     }
-    let s = structure_from(handle, n, numbers, positions, lattice, "")?;
+    let mut s = structure_from(handle, n, numbers, positions, lattice, "")?;
+    if let Some((move_mask, mask_axes)) = mask {
+        attach_mask(&mut s, move_mask, mask_axes)?;
+    }
     let relaxer = handle.relaxer.lock().unwrap_or_else(|e| e.into_inner());
     let options = RelaxOptions {
         keep_trajectory,
@@ -351,7 +419,8 @@ pub unsafe extern "C" fn e3relax_predict_layers(
     out_lattices: *mut f64,
 ) -> e3relax_status_t {
     guard(|| {
-        let (handle, relaxation) = relax_one(model, natoms, numbers, positions, lattice, true)?;
+        let (handle, relaxation) =
+            relax_one(model, natoms, numbers, positions, lattice, None, true)?;
         let n = relaxation.relaxed.natoms();
         let layers = relaxation.trajectory;
         for (t, layer) in layers.iter().enumerate() {
@@ -386,6 +455,36 @@ pub unsafe extern "C" fn e3relax_predict_batch(
     out_positions: *mut f64,
     out_lattices: *mut f64,
 ) -> e3relax_status_t {
+    e3relax_predict_batch_frozen(
+        model,
+        nstructures,
+        natoms,
+        numbers,
+        positions,
+        lattices,
+        std::ptr::null(),
+        E3RELAX_AXES_CARTESIAN,
+        out_positions,
+        out_lattices,
+    )
+}
+
+/// `e3relax_predict_batch` with frozen coordinates: `move_mask` holds the
+/// structures' `[natoms][3]` masks concatenated (as `positions`), NULL for
+/// none; flags and `mask_axes` as in `e3relax_predict_frozen`.
+#[no_mangle]
+pub unsafe extern "C" fn e3relax_predict_batch_frozen(
+    model: *const e3relax_model_t,
+    nstructures: i32,
+    natoms: *const i32,
+    numbers: *const i32,
+    positions: *const f64,
+    lattices: *const f64,
+    move_mask: *const i32,
+    mask_axes: i32,
+    out_positions: *mut f64,
+    out_lattices: *mut f64,
+) -> e3relax_status_t {
     guard(|| {
         let handle = model.as_ref().ok_or_else(|| null("model"))?;
         let count = check_count(nstructures, "nstructures")?;
@@ -404,14 +503,21 @@ pub unsafe extern "C" fn e3relax_predict_batch(
         let mut first = 0usize;
         for (k, &c) in counts.iter().enumerate() {
             let n = check_count(c, &format!("natoms[{k}]"))?;
-            structures.push(structure_from(
+            let mut s = structure_from(
                 handle,
                 n,
                 numbers.add(first),
                 positions.add(3 * first),
                 lattices.add(9 * k),
                 &format!("structure {k}: "),
-            )?);
+            )?;
+            let mask = if move_mask.is_null() {
+                move_mask
+            } else {
+                move_mask.add(3 * first)
+            };
+            attach_mask(&mut s, mask, mask_axes)?;
+            structures.push(s);
             first += n;
         }
         let results = {

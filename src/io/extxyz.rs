@@ -420,9 +420,14 @@ fn quote(value: &str) -> String {
 
 /// Writes frames as extended XYZ. Numbers are written in Rust's shortest
 /// round-trip form, so reading the file back gives the same `f64`s.
-pub fn write(frames: &[Structure]) -> String {
+pub fn write(frames: &[Structure]) -> Result<String> {
     let mut out = String::new();
     for s in frames {
+        crate::frozen::check_frame_conversion(
+            s,
+            crate::frozen::AxisFrame::Cartesian,
+            "extended XYZ move_mask",
+        )?;
         out.push_str(&format!("{}\n", s.natoms()));
         let lattice: Vec<String> = s.lattice.iter().flatten().map(|v| v.to_string()).collect();
         let mut props = String::from("species:S:1:pos:R:3");
@@ -465,7 +470,7 @@ pub fn write(frames: &[Structure]) -> String {
             out.push('\n');
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -501,7 +506,7 @@ Cl 2.0 2.05 2.1 -0.1 -0.2 -0.3
         frames[0].selective_dynamics = Some(vec![[true, false, true], [false; 3]]);
         frames.push(frames[0].clone());
         frames[1].id = Some("second \"quoted\"".into());
-        let text = write(&frames);
+        let text = write(&frames).unwrap();
         let back = read(&text).unwrap();
         assert_eq!(back, frames);
     }
@@ -518,7 +523,7 @@ Cl 2.0 2.05 2.1 -0.1 -0.2 -0.3
         let e = read(&frame("T X T")).unwrap_err().to_string();
         assert!(e.contains("is not three of T/F"), "{e}");
         let slab = read(&frame("T T F")).unwrap().remove(0);
-        assert!(write(&[slab]).contains("pbc=\"T T F\""));
+        assert!(write(&[slab]).unwrap().contains("pbc=\"T T F\""));
         let e = read("1\nLattice=\"4 0 0 0 4 0 0 0 4\"\nUue 0 0 0\n")
             .unwrap_err()
             .to_string();

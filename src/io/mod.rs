@@ -241,13 +241,13 @@ pub fn read_file_with(
 pub fn render(frames: &[Structure], format: Format) -> Result<String> {
     match format {
         Format::Poscar => match frames {
-            [one] => Ok(poscar::write(one)),
+            [one] => poscar::write(one),
             _ => Err(Error::InvalidArgument(format!(
                 "POSCAR holds one structure, but there are {}; write extxyz or cif instead",
                 frames.len()
             ))),
         },
-        Format::ExtXyz => Ok(extxyz::write(frames)),
+        Format::ExtXyz => extxyz::write(frames),
         Format::Cif => Ok(cif::write(frames)),
     }
 }

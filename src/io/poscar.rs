@@ -225,6 +225,8 @@ pub fn read(text: &str) -> Result<Structure> {
     }
     if selective {
         s.selective_dynamics = Some(flags);
+        // VASP's flags refer to the lattice vectors.
+        s.selective_dynamics_axes = crate::frozen::AxisFrame::Lattice;
     }
     Ok(s)
 }
@@ -233,7 +235,12 @@ pub fn read(text: &str) -> Result<Structure> {
 /// kept: a species that reappears later gets a block of its own on the
 /// species line, which VASP accepts. The comment line is the id, else the
 /// `comment` info key, else the formula.
-pub fn write(s: &Structure) -> String {
+pub fn write(s: &Structure) -> Result<String> {
+    crate::frozen::check_frame_conversion(
+        s,
+        crate::frozen::AxisFrame::Lattice,
+        "POSCAR selective-dynamics",
+    )?;
     let mut out = String::new();
     let comment =
         s.id.clone()
@@ -270,7 +277,7 @@ pub fn write(s: &Structure) -> String {
         }
         out.push('\n');
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -328,7 +335,7 @@ Cartesian
             s.selective_dynamics.as_ref().unwrap()[0],
             [true, true, false]
         );
-        let again = read(&write(&s)).unwrap();
+        let again = read(&write(&s).unwrap()).unwrap();
         assert_eq!(again.positions, s.positions);
         assert_eq!(again.lattice, s.lattice);
         assert_eq!(again.selective_dynamics, s.selective_dynamics);
@@ -340,7 +347,7 @@ Cartesian
         s.numbers = vec![11, 17];
         s.positions.push([1.0, 1.0, 1.0]);
         s.numbers.push(11);
-        let text = write(&s);
+        let text = write(&s).unwrap();
         assert!(text.contains("Na   Cl   Na"));
         assert_eq!(read(&text).unwrap().numbers, vec![11, 17, 11]);
     }

@@ -747,7 +747,7 @@ fn training_example(
         let use_relaxed = rng.uniform() < config.relaxed_input_probability;
         let strain = random_strain(config.relaxed_input_strain, rng);
         if use_relaxed {
-            (input, target) = (strained(relaxed_input(pair), &strain), &pair.target);
+            (input, target) = (strained(pair.relaxed_as_input(), &strain), &pair.target);
         }
     }
     let mut positions = target.positions.clone();
@@ -768,15 +768,6 @@ fn training_example(
         input = with_position_noise(input, config.position_noise, rng);
     }
     (input, positions, lattice)
-}
-
-/// The pair's relaxed structure as an input, positions in the images of
-/// its target (the target of this input is then the input itself).
-fn relaxed_input(pair: &RelaxationPair) -> Structure {
-    let mut relaxed = pair.unrelaxed.clone();
-    relaxed.lattice = pair.target.lattice;
-    relaxed.positions = pair.target.positions.clone();
-    relaxed
 }
 
 /// The training input deformed by a random strain ([`random_strain`]).
@@ -1066,7 +1057,7 @@ mod tests {
             assert_ne!(input.lattice, lattice);
             for (a, b) in fractional(&input)
                 .iter()
-                .zip(fractional(&relaxed_input(&pair)))
+                .zip(fractional(&pair.relaxed_as_input()))
             {
                 assert!((0..3).all(|k| (a[k] - b[k]).abs() < 1e-12));
             }

@@ -51,6 +51,52 @@ int main(int argc, char** argv) {
     const auto batch = model.predict_batch({crystal, crystal});
     CHECK(batch.size() == 2 && batch[1].positions.size() == 3);
 
+    // Frozen atoms: atom 1 on every axis, atom 3 along z. With a variable
+    // cell they keep their fractional coordinates; the mask comes back.
+    e3relax::Structure frozen = crystal;
+    frozen.move_mask = {{{false, false, false}}, {{true, true, true}}, {{true, true, false}}};
+    const e3relax::Structure kept = model.predict(frozen);
+    CHECK(kept.move_mask.size() == 3 && !kept.move_mask[0][1]);
+    // Atom 1 at fractional f: f = x L^-1, so x' = f L' must be its position.
+    double frozen_error = 0.0;
+    {
+        const auto& L = crystal.lattice;
+        const auto& Lp = kept.lattice;
+        // Solve f L = x for the lower-triangular-free general 3x3 by Cramer's rule.
+        const double det = L[0][0] * (L[1][1] * L[2][2] - L[1][2] * L[2][1]) -
+                           L[0][1] * (L[1][0] * L[2][2] - L[1][2] * L[2][0]) +
+                           L[0][2] * (L[1][0] * L[2][1] - L[1][1] * L[2][0]);
+        const auto& x = crystal.positions[0];
+        double f[3];
+        for (int c = 0; c < 3; ++c) {
+            e3relax::Lattice m = L;
+            m[c] = x;  // replace row c: f_c = det(L with row c = x) / det(L)
+            f[c] = (m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) -
+                    m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+                    m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])) /
+                   det;
+        }
+        for (int a = 0; a < 3; ++a) {
+            const double expected = f[0] * Lp[0][a] + f[1] * Lp[1][a] + f[2] * Lp[2][a];
+            frozen_error = std::fmax(frozen_error, std::fabs(kept.positions[0][a] - expected));
+        }
+    }
+    CHECK(frozen_error < 1e-10);
+    const auto frozen_batch = model.predict_batch({crystal, frozen});
+    CHECK(std::fabs(frozen_batch[1].positions[0][2] - kept.positions[0][2]) < 1e-5);
+    CHECK(std::fabs(frozen_batch[0].positions[1][0] - relaxed.positions[1][0]) < 1e-5);
+    try {
+        model.predict_layers(frozen);
+        CHECK(false);
+    } catch (const e3relax::Error& e) {
+        CHECK(e.status() == E3RELAX_INVALID_ARGUMENT);
+    }
+    e3relax::Model fixed_cell(model_dir, R"({"fixed_cell": true})");
+    const e3relax::Structure pinned = fixed_cell.predict(frozen);
+    CHECK(pinned.positions[0] == crystal.positions[0]);
+    CHECK(pinned.positions[2][2] == crystal.positions[2][2]);
+    CHECK(pinned.positions[1] != crystal.positions[1]);
+
     // The shipped default model ("" path).
     e3relax::Model shipped;
     CHECK(shipped.num_layers() == 4);

@@ -33,6 +33,7 @@ program api_coverage
     integer :: numbers(3)
     real(c_double) :: positions(3, 3), lattice(3, 3), new_positions(3, 3), new_lattice(3, 3)
     real(c_double), allocatable :: all_positions(:, :, :), all_lattices(:, :, :)
+    logical :: move_mask(3, 3)
 
     failures = 0
     call get_command_argument(1, model_dir)
@@ -70,6 +71,21 @@ program api_coverage
     call e3relax_predict_layers(model, 3, numbers, positions, lattice, all_positions, all_lattices)
     call expect(maxval(abs(all_positions(:, :, layers) - new_positions)) < 1d-12, 'last layer = prediction')
     call expect(maxval(abs(all_lattices(:, :, layers) - new_lattice)) < 1d-12, 'last lattice = prediction')
+    call e3relax_free(model)
+
+    ! Frozen atoms (Quantum ESPRESSO's if_pos = 0): atom 1 on every axis,
+    ! atom 3 along z; with a fixed cell they come back bit for bit.
+    call e3relax_load(model, trim(model_dir), fixed_cell=.true.)
+    move_mask = .true.
+    move_mask(:, 1) = .false.
+    move_mask(3, 3) = .false.
+    call e3relax_predict(model, 3, numbers, positions, lattice, new_positions, new_lattice, move_mask=move_mask)
+    call expect(all(new_positions(:, 1) == positions(:, 1)), 'frozen atom unmoved')
+    call expect(new_positions(3, 3) == positions(3, 3), 'frozen axis unmoved')
+    call expect(any(new_positions(:, 2) /= positions(:, 2)), 'free atom moves')
+    call e3relax_predict(model, 3, numbers, positions, lattice, new_positions, new_lattice, move_mask=move_mask, &
+        lattice_axes=.true.)
+    call expect(all(new_positions(:, 1) == positions(:, 1)), 'frozen atom unmoved (lattice axes)')
     call e3relax_free(model)
 
     call e3relax_load(shipped, '')

@@ -53,6 +53,29 @@ unsafe extern "C" {
         out_positions: *mut f64,
         out_lattice: *mut f64,
     ) -> e3relax_status_t;
+    pub fn e3relax_predict_frozen(
+        model: *const e3relax_model_t,
+        natoms: i32,
+        numbers: *const i32,
+        positions: *const f64,
+        lattice: *const f64,
+        move_mask: *const i32,
+        mask_axes: i32,
+        out_positions: *mut f64,
+        out_lattice: *mut f64,
+    ) -> e3relax_status_t;
+    pub fn e3relax_predict_batch_frozen(
+        model: *const e3relax_model_t,
+        nstructures: i32,
+        natoms: *const i32,
+        numbers: *const i32,
+        positions: *const f64,
+        lattices: *const f64,
+        move_mask: *const i32,
+        mask_axes: i32,
+        out_positions: *mut f64,
+        out_lattices: *mut f64,
+    ) -> e3relax_status_t;
     pub fn e3relax_predict_layers(
         model: *const e3relax_model_t,
         natoms: i32,
