@@ -125,12 +125,74 @@ def _arrays_of(item):
     )
 
 
+def _move_mask_of(item):
+    """The frozen coordinates of an ASE Atoms (``FixAtoms``,
+    ``FixCartesian``: Cartesian axes; ``FixScaled``: lattice vectors) or a
+    pymatgen Structure (``selective_dynamics`` site property, as VASP: lattice
+    vectors), as ``(mask[n, 3] int32 with 1 = may move, axes)``, or
+    ``(None, AXES_CARTESIAN)`` when nothing is frozen. A constraint e3relax
+    cannot honour is an error naming it, never silently dropped."""
+    n = len(item)
+    if _is_ase(item):
+        from ase.constraints import FixAtoms, FixCartesian, FixScaled
+
+        cartesian = np.ones((n, 3), dtype=np.int32)
+        lattice = np.ones((n, 3), dtype=np.int32)
+        for constraint in item.constraints:
+            if isinstance(constraint, FixAtoms):
+                cartesian[constraint.get_indices()] = 0
+            elif isinstance(constraint, (FixCartesian, FixScaled)):
+                target = lattice if isinstance(constraint, FixScaled) else cartesian
+                index = np.atleast_1d(np.asarray(getattr(constraint, "index", getattr(constraint, "a", []))))
+                fixed = np.asarray(constraint.mask, dtype=bool)
+                if fixed.ndim == 1:
+                    fixed = np.broadcast_to(fixed, (len(index), 3))
+                for atom, axes in zip(index, fixed):
+                    target[atom][axes] = 0
+            else:
+                raise InvalidArgumentError(
+                    f"the ASE constraint {type(constraint).__name__} cannot be honoured by e3relax "
+                    "(FixAtoms, FixCartesian and FixScaled can); remove it before relaxing"
+                )
+        if (lattice == 0).any() and (cartesian == 0).any():
+            # Fully frozen atoms mean the same in both frames.
+            partly_cartesian = (cartesian == 0).any(axis=1) & ~(cartesian == 0).all(axis=1)
+            if partly_cartesian.any():
+                raise InvalidArgumentError(
+                    "FixScaled together with a per-axis FixCartesian: e3relax takes one kind of axes per structure"
+                )
+            lattice[(cartesian == 0).all(axis=1)] = 0
+            return lattice, _capi.AXES_LATTICE
+        if (lattice == 0).any():
+            return lattice, _capi.AXES_LATTICE
+        if (cartesian == 0).any():
+            return cartesian, _capi.AXES_CARTESIAN
+        return None, _capi.AXES_CARTESIAN
+    flags = (item.site_properties or {}).get("selective_dynamics")
+    if flags is None:
+        return None, _capi.AXES_CARTESIAN
+    mask = np.ones((n, 3), dtype=np.int32)
+    for i, f in enumerate(flags):
+        if f is None:
+            continue
+        values = np.asarray(f, dtype=bool).reshape(-1)
+        if values.shape != (3,):
+            raise InvalidArgumentError(f"selective_dynamics of site {i} is {f!r}, expected three booleans")
+        mask[i] = values.astype(np.int32)
+    if mask.all():
+        return None, _capi.AXES_CARTESIAN
+    return mask, _capi.AXES_LATTICE
+
+
 def _rebuilt(item, positions, lattice, layer=None):
     """A copy of `item` (same type, metadata kept) with a new geometry."""
     if _is_ase(item):
         out = item.copy()
         out.set_cell(lattice, scale_atoms=False)
-        out.set_positions(positions)
+        # The prediction already honours the constraints (frozen atoms in
+        # place, or following the cell): ASE must not re-apply them against
+        # the old cell.
+        out.set_positions(positions, apply_constraint=False)
         if layer is not None:
             out.info["e3relax_layer"] = layer
         return out
@@ -206,11 +268,16 @@ class Model:
         _capi.check(_capi.num_layers(self._handle(False), ctypes.byref(count)))
         return count.value
 
-    def relax_arrays(self, numbers, positions, lattice, fixed_cell=False, layers=False):
+    def relax_arrays(self, numbers, positions, lattice, fixed_cell=False, layers=False, move_mask=None,
+                     lattice_axes=False):
         """Relaxes one crystal given as arrays: ``numbers[n]`` atomic numbers,
         ``positions[n, 3]`` Cartesian Å, ``lattice[3, 3]`` rows = lattice
         vectors. Returns ``(positions, lattice)``, or with ``layers=True``
-        arrays ``[layers, n, 3]`` and ``[layers, 3, 3]``."""
+        arrays ``[layers, n, 3]`` and ``[layers, 3, 3]``. ``move_mask[n, 3]``
+        (True = may move) freezes coordinates along Cartesian axes, or along
+        the lattice vectors with ``lattice_axes=True``: frozen coordinates
+        come back as given with ``fixed_cell``, else the frozen atoms keep
+        their fractional coordinates."""
         numbers = np.asarray(numbers)
         n = numbers.shape[0] if numbers.ndim == 1 else -1
         if n <= 0:
@@ -219,6 +286,14 @@ class Model:
         positions, positions_p = _c_array(positions, ctypes.c_double, (n, 3))
         lattice, lattice_p = _c_array(lattice, ctypes.c_double, (3, 3))
         handle = self._handle(fixed_cell)
+        mask = None
+        if move_mask is not None:
+            mask = np.asarray(move_mask)
+            if mask.shape != (n, 3):
+                raise InvalidArgumentError(f"move_mask must have shape {(n, 3)}, got {mask.shape}")
+            mask = mask.astype(bool).astype(np.int32)
+            if layers:
+                raise InvalidArgumentError("layers=True does not take a move_mask (the raw layers ignore it)")
         if layers:
             t = self.num_layers
             out_positions = np.empty((t, n, 3))
@@ -231,10 +306,31 @@ class Model:
                 )
             )
             return out_positions, out_lattices
-        out = self._predict_batch(handle, [(numbers, positions, lattice)])
+        axes = _capi.AXES_LATTICE if lattice_axes else _capi.AXES_CARTESIAN
+        out = self._predict_batch(handle, [(numbers, positions, lattice)], [(mask, axes)])
         return out[0]
 
-    def _predict_batch(self, handle, arrays):
+    def _predict_batch(self, handle, arrays, masks=None):
+        """One batched call; ``masks``: per structure ``(mask or None, axes)``.
+        Structures whose masks use different axes go in separate calls."""
+        if masks is not None and any(m is not None for m, _ in masks):
+            first = next(axes for m, axes in masks if m is not None)
+            groups = {}
+            for k, (m, axes) in enumerate(masks):
+                groups.setdefault(axes if m is not None else first, []).append(k)
+            results = [None] * len(arrays)
+            for axes, chosen in groups.items():
+                flags = [
+                    masks[k][0] if masks[k][0] is not None else np.ones((len(arrays[k][0]), 3), np.int32)
+                    for k in chosen
+                ]
+                part = self._predict_batch_with(handle, [arrays[k] for k in chosen], flags, axes)
+                for k, r in zip(chosen, part):
+                    results[k] = r
+            return results
+        return self._predict_batch_with(handle, arrays, None, _capi.AXES_CARTESIAN)
+
+    def _predict_batch_with(self, handle, arrays, flags, axes):
         counts = np.array([len(a[0]) for a in arrays], dtype=np.int32)
         numbers = np.ascontiguousarray(np.concatenate([a[0] for a in arrays]), dtype=np.int32)
         positions = np.ascontiguousarray(np.concatenate([a[1] for a in arrays]), dtype=np.float64)
@@ -242,14 +338,18 @@ class Model:
         out_positions = np.empty_like(positions)
         out_lattices = np.empty_like(lattices)
         double_p = ctypes.POINTER(ctypes.c_double)
+        int_p = ctypes.POINTER(ctypes.c_int32)
+        mask = None if flags is None else np.ascontiguousarray(np.concatenate(flags), dtype=np.int32)
         _capi.check(
-            _capi.predict_batch(
+            _capi.predict_batch_frozen(
                 handle,
                 len(arrays),
-                counts.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
-                numbers.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
+                counts.ctypes.data_as(int_p),
+                numbers.ctypes.data_as(int_p),
                 positions.ctypes.data_as(double_p),
                 lattices.ctypes.data_as(double_p),
+                None if mask is None else mask.ctypes.data_as(int_p),
+                axes,
                 out_positions.ctypes.data_as(double_p),
                 out_lattices.ctypes.data_as(double_p),
             )
@@ -275,7 +375,13 @@ class Model:
             numbers, positions, lattice = _arrays_of(item)
             arrays.append((np.asarray(numbers, dtype=np.int32), np.asarray(positions, dtype=np.float64),
                            np.asarray(lattice, dtype=np.float64)))
+        masks = [_move_mask_of(item) for item in items]
         if layers:
+            if any(m is not None for m, _ in masks):
+                raise InvalidArgumentError(
+                    "layers=True returns the network's raw layers, which do not honour frozen atoms; "
+                    "relax without layers=True, or remove the constraints"
+                )
             results = []
             for item, (numbers, positions, lattice) in zip(items, arrays):
                 all_positions, all_lattices = self.relax_arrays(numbers, positions, lattice, fixed_cell, layers=True)
@@ -283,6 +389,6 @@ class Model:
                     [_rebuilt(item, p, l, layer=t + 1) for t, (p, l) in enumerate(zip(all_positions, all_lattices))]
                 )
         else:
-            predicted = self._predict_batch(self._handle(fixed_cell), arrays)
+            predicted = self._predict_batch(self._handle(fixed_cell), arrays, masks)
             results = [_rebuilt(item, p, l) for item, (p, l) in zip(items, predicted)]
         return results[0] if single else results

@@ -115,6 +115,15 @@ predict_batch = _declare(
     "e3relax_predict_batch",
     [ctypes.c_void_p, ctypes.c_int32, _c_int_p, _c_int_p, _c_double_p, _c_double_p, _c_double_p, _c_double_p],
 )
+predict_batch_frozen = _declare(
+    "e3relax_predict_batch_frozen",
+    [
+        ctypes.c_void_p, ctypes.c_int32, _c_int_p, _c_int_p, _c_double_p, _c_double_p, _c_int_p, ctypes.c_int32,
+        _c_double_p, _c_double_p,
+    ],
+)
+AXES_CARTESIAN = 0
+AXES_LATTICE = 1
 train = _declare("e3relax_train", [ctypes.c_char_p, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p])
 
 if abi_version() != ABI_VERSION or version().decode() != VERSION:

@@ -158,3 +158,54 @@ def test_training_reports_rounds_and_stops_when_asked(tmp_path):
         e3relax.train(dict(config, output=str(tmp_path / "failed")), progress=fail)
     with pytest.raises(e3relax.InvalidArgumentError):
         e3relax.train("{")
+
+
+def test_frozen_atoms_ase_constraints(model):
+    from ase.constraints import FixAtoms, FixCartesian, FixBondLength
+
+    atoms = crystals()[1]
+    atoms.set_constraint([FixAtoms(indices=[0, 2]), FixCartesian(4, mask=(False, False, True))])
+    # Fixed cell: frozen coordinates come back bit for bit.
+    fixed = model.relax(atoms, fixed_cell=True)
+    assert np.array_equal(fixed.positions[[0, 2]], atoms.positions[[0, 2]])
+    assert fixed.positions[4, 2] == atoms.positions[4, 2]
+    assert np.abs(fixed.positions[1] - atoms.positions[1]).max() > 1e-4
+    assert len(fixed.constraints) == 2
+    free = model.relax(crystals()[1], fixed_cell=True)
+    assert np.abs(free.positions[0] - atoms.positions[0]).max() > 1e-4, "the model moves atom 0 when free"
+    # Variable cell: frozen atoms keep their fractional coordinates, and the
+    # returned Atoms is consistent (ASE did not re-apply FixAtoms against
+    # the old cell).
+    relaxed = model.relax(atoms)
+    assert not np.allclose(relaxed.cell[:], atoms.cell[:])
+    before = atoms.get_scaled_positions(wrap=False)
+    after = relaxed.get_scaled_positions(wrap=False)
+    assert np.abs(after[[0, 2]] - before[[0, 2]]).max() < 1e-12
+    # Same through the arrays API.
+    mask = np.ones((len(atoms), 3), bool)
+    mask[[0, 2]] = False
+    mask[4, 2] = False
+    positions, _ = model.relax_arrays(atoms.numbers, atoms.positions, atoms.cell[:], fixed_cell=True,
+                                      move_mask=mask)
+    assert np.array_equal(positions, fixed.positions)
+    # A constraint e3relax cannot honour is refused, never dropped.
+    other = crystals()[1]
+    other.set_constraint(FixBondLength(0, 1))
+    with pytest.raises(e3relax.InvalidArgumentError, match="FixBondLength"):
+        model.relax(other)
+    with pytest.raises(e3relax.InvalidArgumentError, match="layers"):
+        model.relax(atoms, layers=True)
+
+
+def test_frozen_atoms_pymatgen_selective_dynamics(model):
+    pymatgen = pytest.importorskip("pymatgen.io.ase")
+    atoms = crystals()[2]
+    structure = pymatgen.AseAtomsAdaptor().get_structure(atoms)
+    flags = [[True] * 3 for _ in range(len(structure))]
+    flags[0] = [False] * 3
+    structure.add_site_property("selective_dynamics", flags)
+    relaxed = model.relax(structure, fixed_cell=True)
+    assert np.array_equal(relaxed.cart_coords[0], structure.cart_coords[0])
+    assert relaxed.site_properties["selective_dynamics"][0] == [False] * 3
+    moved = model.relax(structure)
+    assert np.abs(moved.frac_coords[0] - structure.frac_coords[0]).max() < 1e-12
