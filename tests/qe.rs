@@ -61,6 +61,45 @@ fn pw_x_relaxes_from_the_prediction_to_the_same_energy() {
     for (a, b) in cell(&fixed).iter().zip(cell(&original)) {
         assert!((a - b).abs() < 1e-9, "the fixed cell moved: {a} vs {b}");
     }
+    // if_pos: the first atom frozen (0 0 0) keeps its line as written, in a
+    // relax and (crystal coordinates) in a vc-relax; the second, frozen
+    // along z only, keeps z.
+    let frozen_input = work.path().join("frozen.in");
+    let frozen_text = original
+        .replace("  Si 0.00 0.00 0.00\n", "  Si 0.00 0.00 0.00 0 0 0\n")
+        .replace("  Si 0.27 0.24 0.26\n", "  Si 0.27 0.24 0.26 1 1 0\n");
+    assert_ne!(frozen_text, original);
+    std::fs::write(&frozen_input, &frozen_text).unwrap();
+    for extra in [None, Some("--fixed-cell")] {
+        let written = work.path().join("frozen.pwi");
+        let mut command = Command::new(&exe);
+        command.arg(&frozen_input).arg(&written).arg("");
+        if let Some(flag) = extra {
+            command.arg(flag);
+        }
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = std::fs::read_to_string(&written).unwrap();
+        assert!(text.contains("\n  Si 0.00 0.00 0.00 0 0 0\n"), "{extra:?}: {text}");
+        let second = text
+            .lines()
+            .find(|l| l.trim_end().ends_with("1 1 0"))
+            .expect("the second atom keeps its flags");
+        let values: Vec<f64> = second
+            .split_whitespace()
+            .skip(1)
+            .take(3)
+            .map(|v| v.parse().unwrap())
+            .collect();
+        if extra.is_some() {
+            // Fixed cell: the Cartesian z (if_pos is per Cartesian axis) of
+            // the unchanged cell, rows (0, 2.85, 2.85), (2.8, 0, 2.8), ...
+            let z = |f: &[f64]| f[0] * 2.85 + f[1] * 2.8;
+            assert!((z(&values) - z(&[0.27, 0.24])).abs() < 1e-9, "{second}");
+            assert!((values[0] - 0.27).abs() > 1e-6, "the atom moves in x and y");
+        }
+    }
+
     // A bad input: a clear error, no output.
     let bad = work.path().join("bad.pwi");
     std::fs::write(&bad, original.replace("ibrav = 0", "ibrav = 2")).unwrap();

@@ -8,7 +8,11 @@
 ! the predicted cell and positions, in the input's own units, and
 ! calculation = 'vc-relax' (or 'relax' with --fixed-cell, which keeps the
 ! cell); every other line is copied unchanged. MODEL_DIR '' or absent: the
-! shipped model.
+! shipped model. Atoms with if_pos flags (0 = frozen, per Cartesian force
+! component, as pw.x reads them) are frozen in the prediction too: an atom
+! frozen on all three axes keeps its line unchanged (in a 'relax', and with
+! crystal coordinates also in a 'vc-relax', where it keeps its fractional
+! coordinates); a partly frozen atom keeps the frozen components.
 program qe_prerelax
     use, intrinsic :: iso_c_binding
     use e3relax
@@ -22,7 +26,8 @@ program qe_prerelax
     character(len=128), allocatable :: flags(:)
     integer :: nlines, nat, cell_line, position_line, i, k, unit_number, status
     integer, allocatable :: numbers(:)
-    logical :: fixed_cell
+    logical :: fixed_cell, any_frozen
+    logical, allocatable :: move_mask(:, :)
     real(c_double) :: alat, lattice(3, 3), new_lattice(3, 3), scale
     real(c_double), allocatable :: positions(:, :), new_positions(:, :), fractional(:, :)
     type(e3relax_model) :: model
@@ -78,8 +83,10 @@ program qe_prerelax
     lattice = lattice * scale
 
     allocate (labels(nat), flags(nat), numbers(nat), positions(3, nat), new_positions(3, nat), fractional(3, nat))
+    allocate (move_mask(3, nat))
     do i = 1, nat
         call split_position(lines(position_line + i), labels(i), positions(:, i), flags(i))
+        move_mask(:, i) = if_pos(flags(i), lines(position_line + i))
         numbers(i) = atomic_number(labels(i))
         if (numbers(i) == 0) call fail('unknown element in ATOMIC_POSITIONS label '//trim(labels(i)))
     end do
@@ -91,7 +98,12 @@ program qe_prerelax
 
     ! Predict.
     call e3relax_load(model, trim(model_dir), fixed_cell=fixed_cell)
-    call e3relax_predict(model, nat, numbers, positions, lattice, new_positions, new_lattice)
+    any_frozen = .not. all(move_mask)
+    if (any_frozen) then
+        call e3relax_predict(model, nat, numbers, positions, lattice, new_positions, new_lattice, move_mask=move_mask)
+    else
+        call e3relax_predict(model, nat, numbers, positions, lattice, new_positions, new_lattice)
+    end if
     call e3relax_free(model)
 
     ! Write the prediction back in the input's units.
@@ -105,6 +117,9 @@ program qe_prerelax
         fractional = new_positions / unit_scale(position_unit, alat, 'ATOMIC_POSITIONS')
     end if
     do i = 1, nat
+        ! A fully frozen atom whose written coordinates cannot have changed
+        ! keeps its line as the user wrote it, to the last digit.
+        if (.not. any(move_mask(:, i)) .and. (fixed_cell .or. trim(position_unit) == 'crystal')) cycle
         write (lines(position_line + i), '(2x, a, 3f20.12, 1x, a)') trim(labels(i)), fractional(:, i), trim(flags(i))
     end do
     call set_calculation(merge('relax   ', 'vc-relax', fixed_cell))
@@ -225,6 +240,19 @@ contains
             unit_scale = 1d0
         end select
     end function unit_scale
+
+    !> The move mask of an ATOMIC_POSITIONS line's if_pos flags (none: all
+    !> free; otherwise three integers, 0 = frozen).
+    function if_pos(rest, line) result(mask)
+        character(len=*), intent(in) :: rest, line
+        logical :: mask(3)
+        integer :: values(3), ios
+        mask = .true.
+        if (len_trim(rest) == 0) return
+        read (rest, *, iostat=ios) values
+        if (ios /= 0) call fail('if_pos flags must be three integers: '//trim(line))
+        mask = values /= 0
+    end function if_pos
 
     !> Label, three coordinates and any trailing if_pos flags of a line.
     subroutine split_position(line, label, xyz, rest)
