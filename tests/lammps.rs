@@ -117,4 +117,37 @@ fn lammps_minimises_from_the_prediction_to_the_same_minimum() {
         );
         eprintln!("{input}: {both:?}");
     }
+
+    // A frozen group (the first eight Si atoms): held by e3relax (their
+    // fractional coordinates unchanged) and by both minimisations, which
+    // reach the same minimum.
+    let frozen_input = work.path().join("si-frozen.lmp");
+    let si = std::fs::read_to_string(source().join("examples/lammps/si.lmp")).unwrap();
+    std::fs::write(&frozen_input, format!("{si}group bottom id 1:8\n")).unwrap();
+    let out = Command::new(&exe)
+        .args(["", frozen_input.to_str().unwrap(), "1:Si", "both", "bottom"])
+        .env_remove("E3RELAX_MODEL")
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let both = rows(&String::from_utf8_lossy(&out.stdout));
+    assert!((both[0].2 - both[1].2).abs() < 1e-6, "frozen group: {both:?}");
+    let change: f64 = stderr
+        .split("largest fractional change ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no frozen report: {stderr}"));
+    assert!(stderr.contains("8 atoms"), "{stderr}");
+    assert!(change < 1e-12, "{stderr}");
+    eprintln!("frozen group: {both:?}");
+    // A group that does not exist is one clear error.
+    let out = Command::new(&exe)
+        .args(["", frozen_input.to_str().unwrap(), "1:Si", "e3relax", "nosuch"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no LAMMPS group named nosuch"));
 }

@@ -1,7 +1,7 @@
 // Pre-relax a LAMMPS system with e3relax, then minimise it with LAMMPS
 // (fix box/relax tri) from the input and from the prediction.
 //
-//   lammps_prerelax MODEL_DIR INPUT.lmp TYPEMAP [START]
+//   lammps_prerelax MODEL_DIR INPUT.lmp TYPEMAP [START] [FROZEN_GROUP]
 //
 // INPUT.lmp builds the system (a triclinic box, `atom_modify map array`)
 // and sets the potential; TYPEMAP names each LAMMPS type's element
@@ -10,10 +10,15 @@
 // through the box conversion) or `input-rotated` (the same, after an
 // arbitrary rotation: it must minimise identically to `input-converted`).
 // Prints, per start, the minimiser iterations, the energy per atom and the
-// volume.
+// volume. FROZEN_GROUP (a group the input defines) is held fixed: e3relax
+// freezes its atoms (they keep their fractional coordinates, as `fix
+// box/relax` keeps them when it rescales the box) and every minimisation
+// holds them with `fix setforce 0 0 0`; the e3relax start then also prints
+// the largest change of a frozen atom's fractional coordinates.
 #include <lammps/library.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
@@ -95,8 +100,47 @@ void write_system(Lammps& lammps, const lmp::Matrix3& lattice, const std::vector
     lammps_scatter_atoms(lammps.get(), const_cast<char*>("x"), 1, 3, x.data());
 }
 
-Result minimise(Lammps& lammps) {
+/// Which atoms (in atom-id order, as lammps_gather_atoms returns them)
+/// belong to the LAMMPS group `name`.
+std::vector<bool> group_members(Lammps& lammps, const std::string& name) {
+    int index = -1;
+    char buffer[256];
+    for (int k = 0; k < lammps_id_count(lammps.get(), "group"); ++k) {
+        if (lammps_id_name(lammps.get(), "group", k, buffer, sizeof buffer) && name == buffer) index = k;
+    }
+    if (index < 0) throw std::runtime_error("no LAMMPS group named " + name);
+    const int natoms = static_cast<int>(lammps_get_natoms(lammps.get()));
+    std::vector<int> mask(natoms);
+    lammps_gather_atoms(lammps.get(), const_cast<char*>("mask"), 0, 1, mask.data());
+    std::vector<bool> members(natoms);
+    for (int i = 0; i < natoms; ++i) members[i] = (mask[i] >> index) & 1;
+    return members;
+}
+
+/// Fractional coordinates of Cartesian positions in a lattice (rows).
+std::vector<lmp::Vector3> fractional(const lmp::Matrix3& l, const std::vector<lmp::Vector3>& positions) {
+    const double det = l[0][0] * (l[1][1] * l[2][2] - l[1][2] * l[2][1]) -
+                       l[0][1] * (l[1][0] * l[2][2] - l[1][2] * l[2][0]) +
+                       l[0][2] * (l[1][0] * l[2][1] - l[1][1] * l[2][0]);
+    std::vector<lmp::Vector3> out;
+    for (const auto& x : positions) {
+        lmp::Vector3 f;
+        for (int c = 0; c < 3; ++c) {
+            lmp::Matrix3 m = l;
+            m[c] = x;  // Cramer's rule for f L = x: row c replaced by x
+            f[c] = (m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) -
+                    m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+                    m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])) /
+                   det;
+        }
+        out.push_back(f);
+    }
+    return out;
+}
+
+Result minimise(Lammps& lammps, const std::string& frozen_group) {
     const auto start = std::chrono::steady_clock::now();
+    if (!frozen_group.empty()) lammps.command("fix freeze " + frozen_group + " setforce 0.0 0.0 0.0");
     lammps.command("reset_timestep 0");
     lammps.command("thermo_modify norm no");
     lammps.command("min_style cg");
@@ -117,9 +161,10 @@ Result minimise(Lammps& lammps) {
 }
 
 Result run(const std::string& start, const std::string& model_dir, const std::string& input,
-           const lmp::TypeMap& type_map, double& e3relax_seconds) {
+           const lmp::TypeMap& type_map, const std::string& frozen_group, double& e3relax_seconds) {
     Lammps lammps;
     lammps.file(input);
+    auto minimise = [&](Lammps& l) { return ::minimise(l, frozen_group); };
     if (start == "input") return minimise(lammps);
     lmp::Matrix3 lattice;
     std::vector<lmp::Vector3> positions;
@@ -160,8 +205,25 @@ Result run(const std::string& start, const std::string& model_dir, const std::st
         structure.positions.push_back(positions[i]);
     }
     structure.lattice = lattice;
+    std::vector<bool> frozen;
+    if (!frozen_group.empty()) {
+        frozen = group_members(lammps, frozen_group);
+        for (bool f : frozen) structure.move_mask.push_back({{!f, !f, !f}});
+    }
     const e3relax::Structure predicted = model.predict(structure);
     e3relax_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!frozen.empty()) {
+        const auto before = fractional(lattice, positions), after = fractional(predicted.lattice, predicted.positions);
+        double largest = 0.0;
+        std::size_t count = 0;
+        for (std::size_t i = 0; i < frozen.size(); ++i) {
+            if (!frozen[i]) continue;
+            ++count;
+            for (int k = 0; k < 3; ++k) largest = std::fmax(largest, std::fabs(after[i][k] - before[i][k]));
+        }
+        std::fprintf(stderr, "frozen group %s: %zu atoms, largest fractional change %.3e\n", frozen_group.c_str(),
+                     count, largest);
+    }
     write_system(lammps, predicted.lattice, predicted.positions);
     return minimise(lammps);
 }
@@ -170,11 +232,15 @@ Result run(const std::string& start, const std::string& model_dir, const std::st
 
 int main(int argc, char** argv) {
     if (argc < 4) {
-        std::fprintf(stderr, "usage: %s MODEL_DIR INPUT.lmp TYPEMAP [both|input|e3relax|input-converted|input-rotated]\n", argv[0]);
+        std::fprintf(stderr,
+                     "usage: %s MODEL_DIR INPUT.lmp TYPEMAP [both|input|e3relax|input-converted|input-rotated] "
+                     "[FROZEN_GROUP]\n",
+                     argv[0]);
         return 2;
     }
     const std::string model_dir = argv[1], input = argv[2];
     const std::string which = argc > 4 ? argv[4] : "both";
+    const std::string frozen_group = argc > 5 ? argv[5] : "";
     try {
         const lmp::TypeMap type_map(argv[3]);
         std::vector<std::string> starts;
@@ -187,7 +253,7 @@ int main(int argc, char** argv) {
                     "time (s)");
         for (const auto& start : starts) {
             double e3relax_seconds = 0.0;
-            const Result r = run(start, model_dir, input, type_map, e3relax_seconds);
+            const Result r = run(start, model_dir, input, type_map, frozen_group, e3relax_seconds);
             std::printf("%-14s %10ld %16.10f %12.4f %9.3f\n", start.c_str(), r.iterations, r.energy_per_atom, r.volume,
                         r.seconds + e3relax_seconds);
         }
