@@ -239,10 +239,15 @@ fn the_invariant_model_is_invariant_on_symmetric_crystals() {
         bond_strain_fit: true,
         ..small_config().invariant()
     };
+    let with_bond_prior = ModelConfig {
+        bond_volume_prior: true,
+        ..with_options.clone()
+    };
     let configs = [
         (small_config().invariant(), 0),
         (small_config().invariant(), 1),
         (with_options, 2),
+        (with_bond_prior, 3),
     ];
     for (config, seed) in &configs {
         for options in [RAW, RelaxOptions::default()] {

@@ -133,7 +133,10 @@ fn lammps_minimises_from_the_prediction_to_the_same_minimum() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let both = rows(&String::from_utf8_lossy(&out.stdout));
-    assert!((both[0].2 - both[1].2).abs() < 1e-6, "frozen group: {both:?}");
+    assert!(
+        (both[0].2 - both[1].2).abs() < 1e-6,
+        "frozen group: {both:?}"
+    );
     let change: f64 = stderr
         .split("largest fractional change ")
         .nth(1)
@@ -145,7 +148,13 @@ fn lammps_minimises_from_the_prediction_to_the_same_minimum() {
     eprintln!("frozen group: {both:?}");
     // A group that does not exist is one clear error.
     let out = Command::new(&exe)
-        .args(["", frozen_input.to_str().unwrap(), "1:Si", "e3relax", "nosuch"])
+        .args([
+            "",
+            frozen_input.to_str().unwrap(),
+            "1:Si",
+            "e3relax",
+            "nosuch",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

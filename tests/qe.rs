@@ -78,9 +78,16 @@ fn pw_x_relaxes_from_the_prediction_to_the_same_energy() {
             command.arg(flag);
         }
         let out = command.output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = std::fs::read_to_string(&written).unwrap();
-        assert!(text.contains("\n  Si 0.00 0.00 0.00 0 0 0\n"), "{extra:?}: {text}");
+        assert!(
+            text.contains("\n  Si 0.00 0.00 0.00 0 0 0\n"),
+            "{extra:?}: {text}"
+        );
         let second = text
             .lines()
             .find(|l| l.trim_end().ends_with("1 1 0"))

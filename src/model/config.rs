@@ -107,6 +107,16 @@ pub struct ModelConfig {
     /// fit on the training pairs) and the learned weight `g` (initially 0.5).
     #[serde(default)]
     pub volume_prior: bool,
+    /// With `volume_prior`, the reference volume comes from the input's
+    /// own bonds instead of its composition: `V_ref = V_in exp(-3 m)`, `m`
+    /// the crystal's mean over atoms of a soft minimum over its bonds of
+    /// `ln(d / (r_i + r_j))`, with learned per-element radii
+    /// (`volume_prior.log_radius`, initially covalent radii). An input
+    /// whose nearest bonds already have their typical lengths is left
+    /// alone; the composition prior scales every input towards one volume
+    /// per composition, relaxed or not.
+    #[serde(default)]
+    pub bond_volume_prior: bool,
     /// With `lattice_update: "strain"`, add the virial strain head's
     /// deformation (a learned scalar per bond times the outer product of the
     /// bond direction, averaged over the crystal's bonds) to the lattice
@@ -188,6 +198,7 @@ impl ModelConfig {
             symmetric_graph: false,
             shell_tolerance: default_shell_tolerance(),
             volume_prior: false,
+            bond_volume_prior: false,
             virial_strain: false,
             bond_strain_fit: false,
             element_features: false,
@@ -318,6 +329,9 @@ impl ModelConfig {
         }
         if self.virial_strain && self.lattice_update != LatticeUpdateKind::Strain {
             return bad("virial_strain needs lattice_update \"strain\"".into());
+        }
+        if self.bond_volume_prior && !self.volume_prior {
+            return bad("bond_volume_prior needs volume_prior".into());
         }
         if self.bond_strain_fit && !self.virial_strain {
             return bad("bond_strain_fit needs virial_strain".into());

@@ -128,11 +128,22 @@ impl ElementFeatures {
 /// The composition-aware start of `volume_prior` (see [`ModelConfig`]).
 #[derive(Debug)]
 struct VolumePrior {
-    /// ln of each element's volume per atom, Å^3 `[num_elements]`.
-    log_volume: Tensor,
+    /// ln of each element's volume per atom, Å^3 `[num_elements]`
+    /// (composition reference).
+    log_volume: Option<Tensor>,
+    /// ln of each element's bond radius, Å `[num_elements]`
+    /// (`bond_volume_prior`).
+    log_radius: Option<Tensor>,
     /// Weight `g` of the reference volume `[1]`.
     weight: Tensor,
 }
+
+/// Sharpness of the soft minimum over an atom's bonds of `ln(d / (r_i +
+/// r_j))`: bonds 5 % longer than the shortest weigh e^-1 as much.
+const BOND_SOFTMIN_SHARPNESS: f64 = 20.0;
+
+/// Radius (Å) of an element without a tabulated covalent radius.
+const DEFAULT_BOND_RADIUS: f64 = 1.5;
 
 /// Default per-atom volume (Å^3) before a fit; a typical inorganic value.
 pub const DEFAULT_ATOM_VOLUME: f64 = 18.0;
@@ -140,18 +151,74 @@ pub const DEFAULT_ATOM_VOLUME: f64 = 18.0;
 impl VolumePrior {
     /// The factor by which each crystal's cell is scaled `[B]`:
     /// `(V_ref / V_in)^(g/3)`.
-    fn scale(&self, batch: &Batch, lattice: &Tensor) -> Tensor {
-        let nb = batch.num_crystals() as i64;
-        let per_atom = self.log_volume.index_select(0, &batch.numbers).exp();
-        let reference = Tensor::zeros([nb], (per_atom.kind(), per_atom.device())).index_add(
-            0,
-            &batch.atom_crystal,
-            &per_atom,
-        );
-        let input = lattice.det().abs();
+    fn scale(&self, batch: &Batch, lattice: &Tensor, positions: &Tensor, radius: f64) -> Tensor {
+        let log_ratio = match (&self.log_volume, &self.log_radius) {
+            (_, Some(log_radius)) => {
+                -3.0 * bond_mismatch(batch, lattice, positions, log_radius, radius)
+            }
+            (Some(log_volume), None) => {
+                let nb = batch.num_crystals() as i64;
+                let per_atom = log_volume.index_select(0, &batch.numbers).exp();
+                let reference = Tensor::zeros([nb], (per_atom.kind(), per_atom.device()))
+                    .index_add(0, &batch.atom_crystal, &per_atom);
+                reference.log() - lattice.det().abs().log()
+            }
+            (None, None) => unreachable!("a volume prior has a reference"),
+        };
         // At most a factor e (2.7) in volume either way.
-        (((reference.log() - input.log()) * &self.weight).clamp(-1.0, 1.0) / 3.0).exp()
+        ((log_ratio * &self.weight).clamp(-1.0, 1.0) / 3.0).exp()
     }
+}
+
+/// Per crystal `[B]`: the mean over atoms of a soft minimum over each
+/// atom's bonds of `ln(d / (r_i + r_j))` (0 when the nearest bonds have
+/// their typical lengths; an atom without bonds counts 0). Invariant to
+/// rotation, origin, images and permutation, as the graph is.
+fn bond_mismatch(
+    batch: &Batch,
+    lattice: &Tensor,
+    positions: &Tensor,
+    log_radius: &Tensor,
+    graph_radius: f64,
+) -> Tensor {
+    let n = batch.numbers.size()[0];
+    let nb = batch.num_crystals() as i64;
+    let options = (positions.kind(), positions.device());
+    let edge_lattice = lattice.index_select(0, &batch.edge_crystal);
+    let shift = batch
+        .edge_offset
+        .unsqueeze(1)
+        .bmm(&edge_lattice)
+        .squeeze_dim(1);
+    let r = positions.index_select(0, &batch.edge_source) + shift
+        - positions.index_select(0, &batch.edge_target);
+    let distance = geometric_norm(&r);
+    let radius = log_radius.exp();
+    let typical = radius.index_select(0, &batch.numbers.index_select(0, &batch.edge_source))
+        + radius.index_select(0, &batch.numbers.index_select(0, &batch.edge_target));
+    let log_ratio = distance.log() - typical.log();
+    // Soft minimum per target atom, shifted by the atom's smallest value
+    // (exact: the soft minimum does not depend on the shift).
+    let smallest = tch::no_grad(|| {
+        Tensor::full([n], 1e6, options).index_reduce(
+            0,
+            &batch.edge_target,
+            &log_ratio,
+            "amin",
+            true,
+        )
+    });
+    let weight = (-(&log_ratio - smallest.index_select(0, &batch.edge_target))
+        * BOND_SOFTMIN_SHARPNESS)
+        .exp()
+        * cosine_cutoff(&distance, graph_radius);
+    let total = Tensor::zeros([n], options).index_add(0, &batch.edge_target, &weight);
+    let weighted =
+        Tensor::zeros([n], options).index_add(0, &batch.edge_target, &(&weight * &log_ratio));
+    let per_atom = weighted / total.clamp_min(1e-12);
+    let atoms =
+        Tensor::zeros([nb], options).index_add(0, &batch.atom_crystal, &Tensor::ones([n], options));
+    Tensor::zeros([nb], options).index_add(0, &batch.atom_crystal, &per_atom) / atoms
 }
 
 /// Applies a per-crystal deformation `d [B,3,3]` (row vectors: `x -> x d`)
@@ -204,12 +271,42 @@ impl E3Relax {
             .collect();
         let volume_prior = config.volume_prior.then(|| {
             let path = root / "volume_prior";
-            VolumePrior {
-                log_volume: path.var(
+            let (log_volume, log_radius) = if config.bond_volume_prior {
+                let radii: Vec<f32> = (0..config.num_elements as usize)
+                    .map(|k| {
+                        let covalent = super::element_table::ELEMENT_DESCRIPTORS
+                            .get(k)
+                            .map_or(f64::NAN, |d| d.values[1]);
+                        let radius = if covalent.is_finite() {
+                            covalent
+                        } else {
+                            DEFAULT_BOND_RADIUS
+                        };
+                        radius.ln() as f32
+                    })
+                    .collect();
+                let log_radius = path.var(
+                    "log_radius",
+                    &[config.num_elements],
+                    nn::Init::Const(DEFAULT_BOND_RADIUS.ln()),
+                );
+                tch::no_grad(|| {
+                    log_radius
+                        .shallow_clone()
+                        .copy_(&Tensor::from_slice(&radii).to_kind(log_radius.kind()))
+                });
+                (None, Some(log_radius))
+            } else {
+                let log_volume = path.var(
                     "log_volume",
                     &[config.num_elements],
                     nn::Init::Const(DEFAULT_ATOM_VOLUME.ln()),
-                ),
+                );
+                (Some(log_volume), None)
+            };
+            VolumePrior {
+                log_volume,
+                log_radius,
                 weight: path.var("weight", &[1], nn::Init::Const(0.5)),
             }
         });
@@ -231,12 +328,16 @@ impl E3Relax {
     /// Sets the volume prior's per-element volumes (Å^3 per atom, indexed
     /// by atomic number); a no-op for a model without it.
     pub fn set_element_volumes(&self, volumes: &[f64]) {
-        if let Some(prior) = &self.volume_prior {
+        if let Some(log_volume) = self
+            .volume_prior
+            .as_ref()
+            .and_then(|p| p.log_volume.as_ref())
+        {
             let logs: Vec<f64> = volumes.iter().map(|v| v.ln()).collect();
             let t = Tensor::from_slice(&logs)
-                .to_kind(prior.log_volume.kind())
-                .to_device(prior.log_volume.device());
-            tch::no_grad(|| prior.log_volume.shallow_clone().copy_(&t));
+                .to_kind(log_volume.kind())
+                .to_device(log_volume.device());
+            tch::no_grad(|| log_volume.shallow_clone().copy_(&t));
         }
     }
 
@@ -269,7 +370,7 @@ impl E3Relax {
         if let (Some(prior), false) = (&self.volume_prior, batch.fixed_cell) {
             // Scaling about the origin is the deformation s*I; atoms keep
             // their fractional coordinates.
-            let scale = prior.scale(batch, &lattice);
+            let scale = prior.scale(batch, &lattice, &pos, self.config.graph_radius);
             lattice = &lattice * scale.view([nb, 1, 1]);
             pos = &pos * scale.index_select(0, &batch.atom_crystal).unsqueeze(-1);
         }
@@ -446,5 +547,63 @@ impl E3Relax {
     /// Floating-point kind of the parameters.
     pub fn kind(&self) -> Kind {
         self.atom_embedding.kind()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::structure::Structure;
+
+    fn fcc(a: f64) -> Structure {
+        let lattice = [[a, 0.0, 0.0], [0.0, a, 0.0], [0.0, 0.0, a]];
+        let sites = [
+            [0.0, 0.0, 0.0],
+            [0.0, 0.5, 0.5],
+            [0.5, 0.0, 0.5],
+            [0.5, 0.5, 0.0],
+        ];
+        let positions = sites
+            .iter()
+            .map(|f| crate::linalg::vec_mat(*f, &lattice))
+            .collect();
+        Structure::new(lattice, positions, vec![29; 4]).unwrap()
+    }
+
+    /// The bond mismatch of fcc Cu whose radius is half the nearest
+    /// distance is ~0 (the second shell, 41 % longer, weighs ~1e-3), and a
+    /// uniform scaling by f shifts it by ln f.
+    #[test]
+    fn bond_mismatch_reads_the_nearest_bonds_against_the_radii() {
+        let config = ModelConfig {
+            bond_volume_prior: true,
+            ..ModelConfig::published().invariant()
+        };
+        let a = 3.6;
+        let radius = a / 2f64.sqrt() / 2.0;
+        let log_radius = Tensor::full(
+            [config.num_elements],
+            radius.ln(),
+            (Kind::Double, tch::Device::Cpu),
+        );
+        let mismatch = |s: &Structure| {
+            let batch = Batch::new(&[s], &config, tch::Device::Cpu, Kind::Double, false).unwrap();
+            bond_mismatch(
+                &batch,
+                &batch.lattice,
+                &batch.positions,
+                &log_radius,
+                config.graph_radius,
+            )
+            .double_value(&[0])
+        };
+        let at_rest = mismatch(&fcc(a));
+        assert!(at_rest.abs() < 2e-3, "{at_rest}");
+        let stretched = mismatch(&fcc(a * 1.05));
+        assert!(
+            // Not exact: the cutoff reweighs the far shells a little.
+            (stretched - at_rest - 1.05f64.ln()).abs() < 1e-4,
+            "{stretched} vs {at_rest}"
+        );
     }
 }
