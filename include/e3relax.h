@@ -109,6 +109,14 @@ typedef int32_t e3relax_status_t;
 typedef struct e3relax_model_t e3relax_model_t;
 
 /*
+ Called by the batched prediction after each batch: `done` of `total`
+ structures relaxed so far in this call, and the `user_data` given to
+ `e3relax_set_predict_progress`. It runs on the calling thread, between
+ batches, and must not call back into the same handle.
+ */
+typedef void (*e3relax_predict_progress_t)(int32_t done, int32_t total, void *user_data);
+
+/*
  Receives one JSON object per event: `{"event": "round", ...}` after each
  validation round, `{"event": "log", "message": ...}` for messages, and
  `{"event": "done", ...}` at the end (with `"stopped_by_caller"`). The
@@ -160,6 +168,17 @@ e3relax_status_t e3relax_set_num_threads(int32_t threads, int32_t interop_thread
  to `count`.
  */
 e3relax_status_t e3relax_cuda_device_count(int32_t *count);
+
+/*
+ Sets (or, with a NULL callback, removes) the progress callback of the
+ batched predictions made with this handle (`e3relax_predict_batch`,
+ `e3relax_predict_batch_frozen`): a long batch can drive a progress bar.
+ The handle keeps `user_data` until the callback is replaced or the
+ handle is freed; the library never dereferences it.
+ */
+e3relax_status_t e3relax_set_predict_progress(e3relax_model_t *model,
+                                              e3relax_predict_progress_t callback,
+                                              void *user_data);
 
 /*
  Loads a model directory (`config.json` + `model.safetensors`); `path`

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -160,15 +161,32 @@ public:
     Model(const Model&) = delete;
     Model& operator=(const Model&) = delete;
 
-    Model(Model&& other) noexcept : model_(other.model_) { other.model_ = nullptr; }
+    Model(Model&& other) noexcept : model_(other.model_), progress_(std::move(other.progress_)) {
+        other.model_ = nullptr;
+    }
 
     Model& operator=(Model&& other) noexcept {
         if (this != &other) {
             e3relax_free(model_);
             model_ = other.model_;
+            progress_ = std::move(other.progress_);
             other.model_ = nullptr;
         }
         return *this;
+    }
+
+    /// Calls `callback(done, total)` after each batch of predict_batch (an
+    /// empty function removes it). It must not throw (it is called from C).
+    void on_batch_progress(std::function<void(int32_t, int32_t)> callback) {
+        if (!callback) {
+            details::check(e3relax_set_predict_progress(model_, nullptr, nullptr));
+            progress_.reset();
+            return;
+        }
+        auto owned = std::unique_ptr<std::function<void(int32_t, int32_t)>>(
+            new std::function<void(int32_t, int32_t)>(std::move(callback)));
+        details::check(e3relax_set_predict_progress(model_, &Model::forward_progress, owned.get()));
+        progress_ = std::move(owned);
     }
 
     /// Raw arrays: numbers[natoms], positions[natoms][3], lattice[3][3];
@@ -300,7 +318,13 @@ public:
     const e3relax_model_t* get() const noexcept { return model_; }
 
 private:
+    static void forward_progress(int32_t done, int32_t total, void* user_data) {
+        (*static_cast<std::function<void(int32_t, int32_t)>*>(user_data))(done, total);
+    }
+
     e3relax_model_t* model_ = nullptr;
+    /// The progress callback's owner (a stable address across moves).
+    std::unique_ptr<std::function<void(int32_t, int32_t)>> progress_;
 };
 
 }  // namespace e3relax

@@ -11,7 +11,7 @@ use crate::dataset::RelaxationPair;
 use crate::error::Result;
 use crate::metrics::{self, Metrics};
 use crate::model::Model;
-use crate::relax::{predict, RelaxOptions};
+use crate::relax::{predict_with_progress, RelaxOptions};
 
 /// One structure's numbers.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -178,21 +178,23 @@ pub fn evaluate_with_baseline(
     options: &RelaxOptions,
     volumes: Option<&ElementVolumes>,
 ) -> Result<EvalReport> {
-    evaluate_grouped(model, pairs, options, volumes, None)
+    evaluate_grouped(model, pairs, options, volumes, None, &|_| {})
 }
 
 /// [`evaluate_with_baseline`], recording each pair's value of the info
-/// key `group_by` for [`EvalReport::by_group`].
+/// key `group_by` for [`EvalReport::by_group`]; `on_batch(n)` is called
+/// with the size of each batch once it is relaxed.
 pub fn evaluate_grouped(
     model: &Model,
     pairs: &[RelaxationPair],
     options: &RelaxOptions,
     volumes: Option<&ElementVolumes>,
     group_by: Option<&str>,
+    on_batch: &(dyn Fn(usize) + Sync),
 ) -> Result<EvalReport> {
     let inputs: Vec<_> = pairs.iter().map(|p| p.unrelaxed.clone()).collect();
     let start = Instant::now();
-    let predictions = predict(model, &inputs, options, 0)?;
+    let predictions = predict_with_progress(model, &inputs, options, 0, on_batch)?;
     let seconds = start.elapsed().as_secs_f64();
     let rows: Vec<EvalRow> = pairs
         .iter()
@@ -282,12 +284,14 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 
 /// Relaxes each pair's *relaxed* structure, as it is and rattled by
 /// [`NEAR_EQUILIBRIUM_RATTLE`] (seeded, so every model sees the same
-/// rattles), and scores how far the model moves it.
+/// rattles), and scores how far the model moves it (`on_batch` as in
+/// [`evaluate_grouped`], two predictions per pair).
 pub fn fixed_point(
     model: &Model,
     pairs: &[RelaxationPair],
     options: &RelaxOptions,
     group_by: Option<&str>,
+    on_batch: &(dyn Fn(usize) + Sync),
 ) -> Result<FixedPointReport> {
     let exact: Vec<_> = pairs.iter().map(|p| p.relaxed_as_input()).collect();
     let mut rng = crate::rng::SplitMix64::new(0x5eed_f1ed);
@@ -303,8 +307,8 @@ pub fn fixed_point(
             r
         })
         .collect();
-    let exact_predictions = predict(model, &exact, options, 0)?;
-    let rattled_predictions = predict(model, &rattled, options, 0)?;
+    let exact_predictions = predict_with_progress(model, &exact, options, 0, on_batch)?;
+    let rattled_predictions = predict_with_progress(model, &rattled, options, 0, on_batch)?;
     let rows: Vec<FixedPointRow> = pairs
         .iter()
         .zip(exact.iter().zip(&exact_predictions))

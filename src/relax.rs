@@ -165,11 +165,30 @@ impl Relaxer {
         options: &RelaxOptions,
         workers: usize,
     ) -> Result<Vec<Relaxation>> {
+        self.relax_many_with_progress(structures, options, workers, &|_| {})
+    }
+
+    /// [`Relaxer::relax_many_parallel`], calling `on_batch(done)` after each
+    /// batch with the number of structures relaxed so far (from whichever
+    /// worker finished it; `done` only grows). Long runs report progress
+    /// this way (the CLI's bar, the C ABI's callback).
+    pub fn relax_many_with_progress(
+        &self,
+        structures: &[Structure],
+        options: &RelaxOptions,
+        workers: usize,
+        on_batch: &(dyn Fn(usize) + Sync),
+    ) -> Result<Vec<Relaxation>> {
         let batch_size = options.batch_size.max(1);
         let batches = structures.len().div_ceil(batch_size);
         let workers = workers.clamp(1, batches.max(1));
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let count = |n: usize| {
+            let total = done.fetch_add(n, std::sync::atomic::Ordering::SeqCst) + n;
+            on_batch(total);
+        };
         if workers == 1 || self.model.device() != Device::Cpu {
-            return self.relax_many(structures, options);
+            return predict_with_progress(&self.model, structures, options, 0, &count);
         }
         // Shares of whole batches, so that every structure is batched with
         // the same neighbours as in the serial run.
@@ -185,10 +204,17 @@ impl Relaxer {
                 .enumerate()
                 .map(|(k, (model, part))| {
                     let offset = (k + 1) * share;
-                    scope.spawn(move || predict(&model, part, options, offset))
+                    let count = &count;
+                    scope.spawn(move || predict_with_progress(&model, part, options, offset, count))
                 })
                 .collect();
-            let mut results = vec![predict(&self.model, parts[0], options, 0)];
+            let mut results = vec![predict_with_progress(
+                &self.model,
+                parts[0],
+                options,
+                0,
+                &count,
+            )];
             results.extend(handles.into_iter().map(|h| {
                 h.join()
                     .unwrap_or_else(|_| Err(Error::Model("a prediction thread panicked".into())))
@@ -209,6 +235,18 @@ pub fn predict(
     structures: &[Structure],
     options: &RelaxOptions,
     first_index: usize,
+) -> Result<Vec<Relaxation>> {
+    predict_with_progress(model, structures, options, first_index, &|_| {})
+}
+
+/// [`predict`], calling `on_batch(n)` with the size of each batch once it
+/// is relaxed.
+pub fn predict_with_progress(
+    model: &Model,
+    structures: &[Structure],
+    options: &RelaxOptions,
+    first_index: usize,
+    on_batch: &(dyn Fn(usize) + Sync),
 ) -> Result<Vec<Relaxation>> {
     if options.batch_size == 0 {
         return Err(Error::InvalidArgument(
@@ -241,6 +279,7 @@ pub fn predict(
             )
         })?;
         results.extend(relaxed);
+        on_batch(chunk.len());
     }
     Ok(results)
 }

@@ -830,3 +830,53 @@ fn frozen_atoms_stay_put_through_the_c_abi() {
     }
     unsafe { e3relax_free(model) };
 }
+
+#[test]
+fn batched_predictions_report_progress_to_the_callback() {
+    unsafe extern "C" fn record(done: i32, total: i32, user_data: *mut std::ffi::c_void) {
+        let calls = unsafe { &mut *(user_data as *mut Vec<(i32, i32)>) };
+        calls.push((done, total));
+    }
+    let f = fixture();
+    let (numbers, positions, lattice) = arrays(&f.crystal);
+    let n = numbers.len();
+    let (status, model) = load(&f.path, Some(r#"{"batch_size": 2}"#));
+    assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+    let mut calls: Vec<(i32, i32)> = Vec::new();
+    let user_data = &mut calls as *mut Vec<(i32, i32)> as *mut std::ffi::c_void;
+    assert_eq!(
+        unsafe { e3relax_set_predict_progress(model, Some(record), user_data) },
+        E3RELAX_SUCCESS
+    );
+    let batch = |model| {
+        let counts = vec![n as i32; 5];
+        let mut out = vec![0.0; 15 * n];
+        let status = unsafe {
+            e3relax_predict_batch(
+                model,
+                5,
+                counts.as_ptr(),
+                numbers.repeat(5).as_ptr(),
+                positions.repeat(5).as_ptr(),
+                lattice.repeat(5).as_ptr(),
+                out.as_mut_ptr(),
+                null_mut(),
+            )
+        };
+        assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+    };
+    batch(model);
+    assert_eq!(calls, [(2, 5), (4, 5), (5, 5)]);
+    // Removed: no more calls.
+    assert_eq!(
+        unsafe { e3relax_set_predict_progress(model, None, null_mut()) },
+        E3RELAX_SUCCESS
+    );
+    batch(model);
+    assert_eq!(calls.len(), 3);
+    assert_eq!(
+        unsafe { e3relax_set_predict_progress(null_mut(), Some(record), null_mut()) },
+        E3RELAX_INVALID_ARGUMENT
+    );
+    unsafe { e3relax_free(model) };
+}

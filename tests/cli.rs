@@ -311,3 +311,43 @@ fn a_partial_mask_that_changes_meaning_between_formats_is_refused() {
     assert_one_line_error(&out, &["atom 1", "lattice vector 1"]);
     assert!(!dir.path().join("out.extxyz").exists());
 }
+
+#[test]
+fn long_runs_report_progress_unless_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("ase_multi.extxyz");
+    let frames = std::fs::read_to_string(&input)
+        .unwrap()
+        .matches("Lattice=")
+        .count();
+    assert!(frames >= 2);
+    let output = dir.path().join("out.extxyz");
+    let run = |quiet: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_e3relax"));
+        command
+            .args(["relax", s(&input), "-o", s(&output), "--batch-size", "1"])
+            // Not a terminal here: plain lines, as often as possible.
+            .env("E3RELAX_PROGRESS_INTERVAL", "0");
+        if quiet {
+            command.arg("--quiet");
+        }
+        let out = command.output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let stderr = run(false);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("relax: "))
+        .collect();
+    assert_eq!(lines.len(), frames - 1, "{stderr}");
+    assert!(
+        lines[0].starts_with(&format!("relax: 1/{frames} structures")),
+        "{stderr}"
+    );
+    assert!(lines.iter().all(|l| l.contains("/s")), "{stderr}");
+    assert!(!run(true).contains("relax: "));
+    // The default interval keeps a short run quiet.
+    let out = e3relax(&["relax", s(&input), "-o", s(&output)]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("relax: "));
+}

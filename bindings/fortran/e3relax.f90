@@ -21,7 +21,7 @@ module e3relax
     private
 
     public :: e3relax_model, e3relax_load, e3relax_free, e3relax_predict, e3relax_predict_batch
-    public :: e3relax_num_layers, e3relax_predict_layers, e3relax_train
+    public :: e3relax_num_layers, e3relax_predict_layers, e3relax_train, e3relax_set_predict_progress
     public :: e3relax_last_error, e3relax_version, e3relax_torch_version, e3relax_abi_version
     public :: e3relax_set_num_threads, e3relax_cuda_device_count, E3RELAX_FORTRAN_ABI_VERSION
     public :: E3RELAX_SUCCESS, E3RELAX_INVALID_ARGUMENT, E3RELAX_INVALID_STRUCTURE, E3RELAX_MODEL_ERROR
@@ -129,6 +129,14 @@ module e3relax
             type(c_ptr), value :: user_data
             integer(c_int32_t) :: status
         end function c_train
+
+        function c_set_predict_progress(model, callback, user_data) bind(C, name="e3relax_set_predict_progress") &
+                result(status)
+            import :: c_ptr, c_funptr, c_int32_t
+            type(c_ptr), value :: model, user_data
+            type(c_funptr), value :: callback
+            integer(c_int32_t) :: status
+        end function c_set_predict_progress
 
         function c_torch_version() bind(C, name="e3relax_torch_version") result(version)
             import :: c_ptr
@@ -394,6 +402,21 @@ contains
         end if
         call finish(c_train(trim(config_json)//c_null_char, again, callback, data), ierr)
     end subroutine e3relax_train
+
+    !> Sets the progress callback of batched predictions: callback is
+    !> c_funloc of a bind(C) subroutine(done, total, user_data) with
+    !> integer(c_int32_t), value :: done, total and type(c_ptr), value ::
+    !> user_data; c_null_funptr removes it.
+    subroutine e3relax_set_predict_progress(model, callback, user_data, ierr)
+        type(e3relax_model), intent(in) :: model
+        type(c_funptr), intent(in) :: callback
+        type(c_ptr), optional, intent(in) :: user_data
+        integer, optional, intent(out) :: ierr
+        type(c_ptr) :: data
+        data = c_null_ptr
+        if (present(user_data)) data = user_data
+        call finish(c_set_predict_progress(model%handle, callback, data), ierr)
+    end subroutine e3relax_set_predict_progress
 
     !> Frees the model (a no-op on a model that was never loaded).
     subroutine e3relax_free(model, ierr)

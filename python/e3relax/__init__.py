@@ -14,6 +14,7 @@ library's message.
 
 import ctypes
 import json
+import threading
 
 import numpy as np
 
@@ -233,6 +234,7 @@ class Model:
         self.device = device
         self._options = {"device": device, "batch_size": int(batch_size), "symmetry_tolerance": symmetry_tolerance}
         self._handles = {}
+        self._progress_lock = threading.Lock()
         self._handle(False)
 
     def _handle(self, fixed_cell):
@@ -330,6 +332,54 @@ class Model:
             return results
         return self._predict_batch_with(handle, arrays, None, _capi.AXES_CARTESIAN)
 
+    def _with_progress(self, handle, progress, total, call):
+        """Runs ``call()`` with ``progress`` reporting its batches: a callable
+        ``progress(done, total)``, or True for a tqdm bar (plain lines on
+        stderr when tqdm is not installed). An exception raised by the
+        callable (KeyboardInterrupt included) is raised once the call
+        returns, never swallowed."""
+        if not progress:
+            return call()
+        bar = None
+        if progress is True:
+            try:
+                from tqdm import tqdm
+
+                bar = tqdm(total=total, unit="structure", desc="e3relax")
+                report = lambda done, _total: bar.update(done - bar.n)  # noqa: E731
+            except ImportError:
+                import sys
+
+                report = lambda done, total_: print(  # noqa: E731
+                    f"e3relax: {done}/{total_} structures", file=sys.stderr
+                )
+        elif callable(progress):
+            report = progress
+        else:
+            raise InvalidArgumentError(f"progress must be True, False or a callable, got {progress!r}")
+        raised = []
+
+        def forward(done, total_, _user_data):
+            if raised:
+                return
+            try:
+                report(int(done), int(total_))
+            except BaseException as error:  # noqa: B036 - re-raised below
+                raised.append(error)
+
+        callback = _capi.PREDICT_PROGRESS(forward)
+        with self._progress_lock:
+            _capi.check(_capi.set_predict_progress(handle, callback, None))
+            try:
+                result = call()
+            finally:
+                _capi.set_predict_progress(handle, _capi.PREDICT_PROGRESS(), None)
+                if bar is not None:
+                    bar.close()
+        if raised:
+            raise raised[0]
+        return result
+
     def _predict_batch_with(self, handle, arrays, flags, axes):
         counts = np.array([len(a[0]) for a in arrays], dtype=np.int32)
         numbers = np.ascontiguousarray(np.concatenate([a[0] for a in arrays]), dtype=np.int32)
@@ -360,12 +410,14 @@ class Model:
             start += count
         return results
 
-    def relax(self, structures, fixed_cell=False, layers=False):
+    def relax(self, structures, fixed_cell=False, layers=False, progress=None):
         """Relaxes an ``ase.Atoms`` or pymatgen ``Structure``, or a list of
         them (one batched call), and returns the same type(s) with info and
         metadata kept. ``fixed_cell=True`` keeps each cell and moves atoms
         only (defects, slabs). ``layers=True`` returns, per structure, the
-        list of every layer's structure (the last is the answer)."""
+        list of every layer's structure (the last is the answer).
+        ``progress``: True for a progress bar (tqdm, when installed), or a
+        callable ``progress(done, total)`` called after each batch."""
         single = not isinstance(structures, (list, tuple))
         items = [structures] if single else list(structures)
         if not items:
@@ -389,6 +441,9 @@ class Model:
                     [_rebuilt(item, p, l, layer=t + 1) for t, (p, l) in enumerate(zip(all_positions, all_lattices))]
                 )
         else:
-            predicted = self._predict_batch(self._handle(fixed_cell), arrays, masks)
+            handle = self._handle(fixed_cell)
+            predicted = self._with_progress(
+                handle, progress, len(arrays), lambda: self._predict_batch(handle, arrays, masks)
+            )
             results = [_rebuilt(item, p, l) for item, (p, l) in zip(items, predicted)]
         return results[0] if single else results

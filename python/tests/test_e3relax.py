@@ -209,3 +209,22 @@ def test_frozen_atoms_pymatgen_selective_dynamics(model):
     assert relaxed.site_properties["selective_dynamics"][0] == [False] * 3
     moved = model.relax(structure)
     assert np.abs(moved.frac_coords[0] - structure.frac_coords[0]).max() < 1e-12
+
+
+def test_progress_of_a_batch():
+    inputs = crystals() * 3
+    with e3relax.Model(batch_size=4) as small_batches:
+        calls = []
+        small_batches.relax(inputs, progress=lambda done, total: calls.append((done, total)))
+        assert calls == [(4, 12), (8, 12), (12, 12)]
+
+        def interrupt(done, total):
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            small_batches.relax(inputs, progress=interrupt)
+        # The callback is gone afterwards, and the model still works.
+        assert len(small_batches.relax(inputs)) == 12
+        small_batches.relax(inputs, progress=True)
+        with pytest.raises(e3relax.InvalidArgumentError, match="progress"):
+            small_batches.relax(inputs, progress="yes")

@@ -46,6 +46,9 @@ pub struct EvalArgs {
     /// back as inputs, as they are and rattled by 0.01 Å)
     #[arg(long)]
     no_fixed_point: bool,
+    /// No progress on stderr
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
@@ -90,23 +93,35 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if volumes.is_none() && !args.fixed_cell {
         eprintln!("volume baseline: not evaluated (give --validation-of or --baseline-data to fit its volumes)");
     }
+    // One count over the run: the pairs, then twice as many fixed-point
+    // inputs.
+    let total = pairs.len() * if args.no_fixed_point { 1 } else { 3 };
+    let progress = super::progress::Progress::new("eval", total, args.quiet);
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let count = |n: usize| {
+        progress.update(done.fetch_add(n, std::sync::atomic::Ordering::SeqCst) + n);
+    };
     let report = evaluate_grouped(
         relaxer.model(),
         &pairs,
         &options,
         volumes.as_ref(),
         args.group_by.as_deref(),
-    )?;
-    let fixed = if args.no_fixed_point {
-        None
-    } else {
-        Some(fixed_point(
+        &count,
+    );
+    let fixed = match (&report, args.no_fixed_point) {
+        (Ok(_), false) => Some(fixed_point(
             relaxer.model(),
             &pairs,
             &options,
             args.group_by.as_deref(),
-        )?)
+            &count,
+        )),
+        _ => None,
     };
+    progress.finish();
+    let report = report?;
+    let fixed = fixed.transpose()?;
     if let Some(path) = &args.csv {
         e3relax::io::write_atomically(path, report.csv().as_bytes())?;
     }

@@ -7,6 +7,7 @@ mod eval;
 mod import;
 mod info;
 mod measure;
+mod progress;
 mod relax;
 mod train;
 

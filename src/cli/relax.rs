@@ -57,6 +57,10 @@ pub struct RelaxArgs {
     /// files that cannot be parsed still stop the run
     #[arg(long)]
     skip_invalid: bool,
+    /// No progress on stderr (a bar on a terminal, otherwise a line every
+    /// 10 s of a long run)
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 /// The model used when `--model` is not given (see
@@ -184,7 +188,11 @@ pub fn run(args: RelaxArgs) -> Result<()> {
     if workers > 1 {
         e3relax::runtime::set_threads(1, 0)?;
     }
-    let results = relaxer.relax_many_parallel(&all, &options, workers)?;
+    let progress = super::progress::Progress::new("relax", all.len(), args.quiet);
+    let results =
+        relaxer.relax_many_with_progress(&all, &options, workers, &|done| progress.update(done));
+    progress.finish();
+    let results = results?;
     let seconds = start.elapsed().as_secs_f64();
 
     let input_files: Vec<PathBuf> = jobs.iter().map(|(p, _)| p.clone()).collect();

@@ -57,6 +57,9 @@ pub struct TrainArgs {
     /// Gaussian noise (Å, standard deviation) added to training inputs' positions
     #[arg(long, value_name = "ANGSTROM")]
     position_noise: Option<f64>,
+    /// No live progress bar (the per-round lines are still printed)
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 fn read(path: &PathBuf) -> Result<String> {
@@ -115,7 +118,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         config.position_noise = sigma;
     }
 
-    let bar = if std::io::stderr().is_terminal() {
+    let bar = if std::io::stderr().is_terminal() && !args.quiet {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
             indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")

@@ -69,6 +69,35 @@ pub struct e3relax_model_t {
     unit: LengthUnit,
     fractional: bool,
     options: RelaxOptions,
+    /// `e3relax_set_predict_progress`: the callback and its user data (as
+    /// an address: the library only hands it back).
+    progress: Mutex<Option<(e3relax_predict_progress_t, usize)>>,
+}
+
+/// Called by the batched prediction after each batch: `done` of `total`
+/// structures relaxed so far in this call, and the `user_data` given to
+/// `e3relax_set_predict_progress`. It runs on the calling thread, between
+/// batches, and must not call back into the same handle.
+pub type e3relax_predict_progress_t =
+    Option<unsafe extern "C" fn(done: i32, total: i32, user_data: *mut std::ffi::c_void)>;
+
+/// Sets (or, with a NULL callback, removes) the progress callback of the
+/// batched predictions made with this handle (`e3relax_predict_batch`,
+/// `e3relax_predict_batch_frozen`): a long batch can drive a progress bar.
+/// The handle keeps `user_data` until the callback is replaced or the
+/// handle is freed; the library never dereferences it.
+#[no_mangle]
+pub unsafe extern "C" fn e3relax_set_predict_progress(
+    model: *mut e3relax_model_t,
+    callback: e3relax_predict_progress_t,
+    user_data: *mut std::ffi::c_void,
+) -> e3relax_status_t {
+    guard(|| {
+        let handle = model.as_ref().ok_or_else(|| null("model"))?;
+        let mut progress = handle.progress.lock().unwrap_or_else(|e| e.into_inner());
+        *progress = callback.map(|c| (Some(c), user_data as usize));
+        Ok(())
+    })
 }
 
 /// Loads a model directory (`config.json` + `model.safetensors`); `path`
@@ -151,6 +180,7 @@ pub unsafe extern "C" fn e3relax_load(
                 keep_trajectory: false,
                 symmetry_tolerance: options.symmetry_tolerance,
             },
+            progress: Mutex::new(None),
         });
         *model = Box::into_raw(handle);
         Ok(())
@@ -522,7 +552,16 @@ pub unsafe extern "C" fn e3relax_predict_batch_frozen(
         }
         let results = {
             let relaxer = handle.relaxer.lock().unwrap_or_else(|e| e.into_inner());
-            relaxer.relax_many(&structures, &handle.options)?
+            let progress = *handle.progress.lock().unwrap_or_else(|e| e.into_inner());
+            let total = structures.len() as i32;
+            match progress {
+                Some((Some(callback), user_data)) => {
+                    relaxer.relax_many_with_progress(&structures, &handle.options, 1, &|done| {
+                        callback(done as i32, total, user_data as *mut std::ffi::c_void)
+                    })?
+                }
+                _ => relaxer.relax_many(&structures, &handle.options)?,
+            }
         };
         let mut first = 0usize;
         for (k, r) in results.iter().enumerate() {

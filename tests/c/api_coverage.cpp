@@ -48,8 +48,17 @@ int main(int argc, char** argv) {
         for (size_t a = 0; a < 3; ++a)
             difference = std::fmax(difference, std::fabs(layers.back().positions[i][a] - relaxed.positions[i][a]));
     CHECK(difference < 1e-12);
+    std::vector<int32_t> reported;
+    model.on_batch_progress([&](int32_t done, int32_t total) {
+        reported.push_back(done);
+        CHECK(total == 2);
+    });
     const auto batch = model.predict_batch({crystal, crystal});
     CHECK(batch.size() == 2 && batch[1].positions.size() == 3);
+    CHECK(!reported.empty() && reported.back() == 2);
+    model.on_batch_progress(nullptr);
+    model.predict_batch({crystal});
+    CHECK(reported.back() == 2);
 
     // Frozen atoms: atom 1 on every axis, atom 3 along z. With a variable
     // cell they keep their fractional coordinates; the mask comes back.

@@ -6,6 +6,7 @@ module coverage_callbacks
     use e3relax, only: e3relax_c_string
     implicit none
     integer :: rounds = 0
+    integer :: last_done = 0, last_total = 0
 contains
     !> Counts rounds; asks to stop after the first.
     function stop_after_first(json, user_data) bind(C) result(stop)
@@ -19,6 +20,15 @@ contains
             stop = 1
         end if
     end function stop_after_first
+
+    !> Records the last progress report of a batched prediction.
+    subroutine record_progress(done, total, user_data) bind(C)
+        integer(c_int32_t), value :: done, total
+        type(c_ptr), value :: user_data
+        if (c_associated(user_data)) error stop 'unexpected user_data'
+        last_done = done
+        last_total = total
+    end subroutine record_progress
 end module coverage_callbacks
 
 program api_coverage
@@ -34,6 +44,7 @@ program api_coverage
     real(c_double) :: positions(3, 3), lattice(3, 3), new_positions(3, 3), new_lattice(3, 3)
     real(c_double), allocatable :: all_positions(:, :, :), all_lattices(:, :, :)
     logical :: move_mask(3, 3)
+    real(c_double) :: batch_positions(3, 6), batch_lattices(3, 3, 2)
 
     failures = 0
     call get_command_argument(1, model_dir)
@@ -71,6 +82,12 @@ program api_coverage
     call e3relax_predict_layers(model, 3, numbers, positions, lattice, all_positions, all_lattices)
     call expect(maxval(abs(all_positions(:, :, layers) - new_positions)) < 1d-12, 'last layer = prediction')
     call expect(maxval(abs(all_lattices(:, :, layers) - new_lattice)) < 1d-12, 'last lattice = prediction')
+    ! Progress of a batched prediction.
+    call e3relax_set_predict_progress(model, c_funloc(record_progress))
+    call e3relax_predict_batch(model, 2, [3, 3], [numbers, numbers], reshape([positions, positions], [3, 6]), &
+        reshape([lattice, lattice], [3, 3, 2]), batch_positions, batch_lattices)
+    call expect(last_done == 2 .and. last_total == 2, 'batch progress')
+    call e3relax_set_predict_progress(model, c_null_funptr)
     call e3relax_free(model)
 
     ! Frozen atoms (Quantum ESPRESSO's if_pos = 0): atom 1 on every axis,

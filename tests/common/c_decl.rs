@@ -29,6 +29,9 @@ pub struct e3relax_model_t {
 pub type e3relax_progress_callback_t =
     Option<unsafe extern "C" fn(json: *const c_char, user_data: *mut c_void) -> i32>;
 
+pub type e3relax_predict_progress_t =
+    Option<unsafe extern "C" fn(done: i32, total: i32, user_data: *mut c_void)>;
+
 unsafe extern "C" {
     // No pointers in: safe to call.
     pub safe fn e3relax_last_error() -> *const c_char;
@@ -52,6 +55,11 @@ unsafe extern "C" {
         lattice: *const f64,
         out_positions: *mut f64,
         out_lattice: *mut f64,
+    ) -> e3relax_status_t;
+    pub fn e3relax_set_predict_progress(
+        model: *mut e3relax_model_t,
+        callback: e3relax_predict_progress_t,
+        user_data: *mut c_void,
     ) -> e3relax_status_t;
     pub fn e3relax_predict_frozen(
         model: *const e3relax_model_t,
