@@ -849,7 +849,7 @@ fn batched_predictions_report_progress_to_the_callback() {
         E3RELAX_SUCCESS
     );
     let batch = |model| {
-        let counts = vec![n as i32; 5];
+        let counts = [n as i32; 5];
         let mut out = vec![0.0; 15 * n];
         let status = unsafe {
             e3relax_predict_batch(
