@@ -57,6 +57,8 @@ class BuildWithCargo(build_py):
         if models.exists():
             shutil.rmtree(models)
         shutil.copytree(REPOSITORY / "models/default", models / "default")
+        # The licence travels with the library and the model it covers.
+        shutil.copy2(REPOSITORY / "LICENSE", package / "LICENSE")
 
 
 class BinaryDistribution(Distribution):

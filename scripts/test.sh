@@ -8,6 +8,8 @@ cargo clippy --release --all-targets --quiet -- -D warnings
 cargo test --release --all-targets
 # The Python package, installed with pip as a user would, and its tests.
 scripts/python-tests.sh
+# The binary wheel, installed without Rust or the source tree.
+scripts/wheel-test.sh
 # API docs build without broken links.
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --release --quiet
 # The committed C header must be what the build generates (build.rs writes it).
