@@ -115,6 +115,11 @@ pub struct TrainConfig {
     /// 0 = off.
     pub relaxed_input_probability: f64,
     pub relaxed_input_strain: f64,
+    /// Whether `position_noise` also rattles the relaxed inputs (default
+    /// true). With false they are given exactly (strained by
+    /// `relaxed_input_strain` only), so the network sees that an
+    /// already-relaxed crystal maps onto itself.
+    pub relaxed_input_noise: bool,
 }
 
 /// The learning-rate schedule of a run.
@@ -173,6 +178,7 @@ impl Default for TrainConfig {
             per_crystal_position_loss: false,
             relaxed_input_probability: 0.0,
             relaxed_input_strain: 0.0,
+            relaxed_input_noise: true,
         }
     }
 }

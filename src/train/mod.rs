@@ -741,6 +741,7 @@ fn training_example(
     } else {
         (pair.unrelaxed.clone(), &pair.target)
     };
+    let mut relaxed = false;
     if config.relaxed_input_probability > 0.0 {
         // Drawn for every pair (the strain's draws too), so the random
         // stream does not depend on the outcome.
@@ -748,6 +749,7 @@ fn training_example(
         let strain = random_strain(config.relaxed_input_strain, rng);
         if use_relaxed {
             (input, target) = (strained(pair.relaxed_as_input(), &strain), &pair.target);
+            relaxed = true;
         }
     }
     let mut positions = target.positions.clone();
@@ -765,7 +767,12 @@ fn training_example(
         input = with_strain_noise(input, config.strain_noise, rng);
     }
     if config.position_noise > 0.0 {
-        input = with_position_noise(input, config.position_noise, rng);
+        // The noise is drawn either way, so the random stream does not
+        // depend on the outcome.
+        let noisy = with_position_noise(input.clone(), config.position_noise, rng);
+        if !(relaxed && !config.relaxed_input_noise) {
+            input = noisy;
+        }
     }
     (input, positions, lattice)
 }
@@ -1066,6 +1073,23 @@ mod tests {
             (160..240).contains(&relaxed_count),
             "{relaxed_count} of 400"
         );
+        // Position noise rattles relaxed inputs unless told not to, and the
+        // random stream is the same either way.
+        let noisy = TrainConfig {
+            relaxed_input_probability: 1.0,
+            position_noise: 0.1,
+            ..TrainConfig::default()
+        };
+        let exact = TrainConfig {
+            relaxed_input_noise: false,
+            ..noisy.clone()
+        };
+        let (mut a, mut b) = (SplitMix64::new(4), SplitMix64::new(4));
+        let (rattled, _, _) = training_example(&pair, &noisy, &mut a);
+        let (kept, positions, _) = training_example(&pair, &exact, &mut b);
+        assert_ne!(rattled.positions, positions);
+        assert_eq!(kept.positions, positions);
+        assert_eq!(a, b);
     }
 
     #[test]
