@@ -218,6 +218,75 @@ pub fn check_libtorch_version() -> Result<()> {
     CHECK.clone().map_err(Error::Device)
 }
 
+/// Set in a child process by the `pthread_atfork` handler: the child of a
+/// fork has a copy of rayon's global pool but none of its threads.
+static FORKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn mark_forked_child() {
+    FORKED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Registers the fork handler (once, before any parallel work).
+pub fn watch_for_fork() {
+    static WATCH: Lazy<()> = Lazy::new(|| {
+        // SAFETY: registers a handler that only stores to an atomic.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(mark_forked_child));
+        }
+    });
+    Lazy::force(&WATCH);
+}
+
+/// A `Send` wrapper for work handed to another thread while its caller
+/// waits (raw pointers of a C caller stay valid until it returns).
+struct AssertSend<F>(F);
+
+// SAFETY: only used by `with_thread_pool`, whose caller blocks until the
+// work is done, so whatever the work borrows outlives it.
+unsafe impl<F> Send for AssertSend<F> {}
+
+impl<F: FnOnce() -> R, R> AssertSend<F> {
+    fn call(self) -> R {
+        (self.0)()
+    }
+}
+
+/// Runs `work` where rayon's parallel iterators can run. Normally that is
+/// the calling thread with rayon's global pool. In a child forked after
+/// the library was set up (Python's `multiprocessing` forks by default on
+/// Linux), the global pool's threads do not exist and every parallel
+/// iterator would wait for them forever: there the work runs on a pool the
+/// child creates for itself (one per process id; the caller waits).
+pub fn with_thread_pool<R>(work: impl FnOnce() -> R) -> R {
+    watch_for_fork();
+    if !FORKED.load(std::sync::atomic::Ordering::SeqCst) {
+        return work();
+    }
+    type Pools = std::sync::Mutex<Option<(u32, &'static rayon::ThreadPool)>>;
+    static CHILD_POOL: Pools = std::sync::Mutex::new(None);
+    let pid = std::process::id();
+    let pool = {
+        let mut slot = CHILD_POOL.lock().unwrap_or_else(|e| e.into_inner());
+        match *slot {
+            Some((owner, pool)) if owner == pid => pool,
+            _ => {
+                // The parent's pool is left alone (its threads are not
+                // in this process); this one lives as long as the process.
+                let pool: &'static rayon::ThreadPool = Box::leak(Box::new(
+                    rayon::ThreadPoolBuilder::new()
+                        .build()
+                        .expect("a thread pool in the forked child"),
+                ));
+                *slot = Some((pid, pool));
+                pool
+            }
+        }
+    };
+    let work = AssertSend(work);
+    let result = pool.install(move || AssertSend(work.call()));
+    result.0
+}
+
 /// The most intra-op or inter-op threads e3relax accepts. Far above any
 /// node's cores; it exists so that a typo (100000) is an error instead of
 /// libgomp starting threads until the machine runs out of process ids.
@@ -242,17 +311,37 @@ pub fn set_threads(intra: i32, interop: i32) -> Result<()> {
         )));
     }
     if interop > 0 && tch::get_num_interop_threads() != interop {
-        tch::set_num_interop_threads(interop);
+        // Through torch-sys, not tch (whose wrapper panics): libtorch throws
+        // once parallel work has started or the count was set before.
+        let refused = unsafe {
+            torch_sys::at_set_num_interop_threads(interop);
+            take_torch_error()
+        };
         let now = tch::get_num_interop_threads();
-        if now != interop {
+        if refused.is_some() || now != interop {
             return Err(Error::InvalidArgument(format!(
-                "libtorch's inter-op threads can be set only once per process, before any parallel work; they stay {now}"
+                "libtorch's inter-op threads can be set only once per process, before any parallel work; they stay {now} (asked for {interop})"
             )));
         }
     }
     tch::set_num_threads(intra);
     THREADS_CHOSEN.store(true, std::sync::atomic::Ordering::SeqCst);
     Ok(())
+}
+
+/// The error message libtorch left for the last torch-sys call, if any
+/// (and clears it).
+///
+/// # Safety
+/// Must follow a torch-sys call on the same thread.
+unsafe fn take_torch_error() -> Option<String> {
+    let error = torch_sys::get_and_reset_last_err();
+    if error.is_null() {
+        return None;
+    }
+    let text = CStr::from_ptr(error).to_string_lossy().into_owned();
+    libc::free(error.cast());
+    Some(text)
 }
 
 /// The intra-op thread count used when nobody chose one:

@@ -74,8 +74,10 @@ fn status_of(error: &Error) -> e3relax_status_t {
 
 /// Runs an entry point: errors and panics become a status plus the
 /// thread's last error message.
+/// In a forked child the body runs on the child's own thread pool (see
+/// `runtime::with_thread_pool`), never waiting for the parent's threads.
 pub(crate) fn guard(body: impl FnOnce() -> Result<(), Error>) -> e3relax_status_t {
-    match catch_unwind(AssertUnwindSafe(body)) {
+    match catch_unwind(AssertUnwindSafe(|| crate::runtime::with_thread_pool(body))) {
         Ok(Ok(())) => E3RELAX_SUCCESS,
         Ok(Err(e)) => {
             set_last_error(&e.to_string());
