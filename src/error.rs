@@ -54,7 +54,22 @@ pub enum Error {
     Device(String),
     /// An error raised inside libtorch.
     #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(tch::TchError),
+}
+
+impl From<tch::TchError> for Error {
+    /// libtorch's errors, except the operating system's refusals while tch
+    /// reads or writes a file (a full disk while a checkpoint is written):
+    /// those are I/O errors on that file.
+    fn from(error: tch::TchError) -> Self {
+        match error {
+            tch::TchError::SafeTensorError {
+                path,
+                err: safetensors::SafeTensorError::IoError(source),
+            } => Error::Io { path, source },
+            other => Error::Torch(other),
+        }
+    }
 }
 
 impl Error {

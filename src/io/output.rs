@@ -213,9 +213,17 @@ impl StagedWrites {
             )));
         }
         let mut failure = None;
+        let named = shown.clone();
         self.stage_regular(destination, shown, |_, temporary| {
             if let Err(e) = write(temporary) {
-                failure = Some(e);
+                // An I/O error names the file being written, not its
+                // hidden temporary.
+                failure = Some(match e {
+                    Error::Io { path, source } if Path::new(&path) == temporary => {
+                        Error::io(named, source)
+                    }
+                    other => other,
+                });
                 return Err(std::io::Error::other("write failed"));
             }
             Ok(())
