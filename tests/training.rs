@@ -288,3 +288,68 @@ fn training_lowers_the_loss_and_eval_prints_the_table() {
         "{err}"
     );
 }
+
+/// Issue 23.11 and 23.9: `-o` of an existing run without `--resume` is
+/// refused (unless `--overwrite`), and a run that cannot start (no data)
+/// leaves no run folder.
+#[test]
+fn an_existing_run_is_never_replaced_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), 1);
+    let run = dir.path().join("run");
+    let train = |extra: &[&str]| {
+        let mut command = e3relax();
+        command.args([
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "-o",
+            run.to_str().unwrap(),
+        ]);
+        command.args(extra).output().unwrap()
+    };
+    let out = train(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = weights(&run);
+    let metrics = std::fs::read(run.join("metrics.csv")).unwrap();
+    let out = train(&["--seed", "9"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("holds a training run already") && stderr.contains("--overwrite"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert_eq!(weights(&run), before, "the refused run changed the weights");
+    assert_eq!(std::fs::read(run.join("metrics.csv")).unwrap(), metrics);
+    let out = train(&["--seed", "9", "--overwrite"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(weights(&run), before, "--overwrite did not replace the run");
+
+    let missing = dir.path().join("no-data-run");
+    let out = e3relax()
+        .args([
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "--data",
+            dir.path().join("no-such-data").to_str().unwrap(),
+            "-o",
+            missing.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        !missing.exists(),
+        "a run that never started left its folder"
+    );
+}

@@ -32,6 +32,10 @@ pub struct TrainArgs {
     /// Continue the checkpoint in the run directory
     #[arg(long)]
     resume: bool,
+    /// Replace the run already in the run directory (without this or
+    /// --resume, an existing run is refused)
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     #[arg(long)]
     epochs: Option<usize>,
     #[arg(long)]
@@ -91,6 +95,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if let Some(o) = &args.output {
         config.output = o.clone();
     }
+    config.overwrite |= args.overwrite;
     if let Some(v) = args.epochs {
         config.max_epochs = v;
     }

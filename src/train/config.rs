@@ -35,6 +35,11 @@ pub struct TrainConfig {
     pub init_from: Option<PathBuf>,
     /// Where checkpoints, logs and the best model go.
     pub output: PathBuf,
+    /// Replace a training run already in `output` (its checkpoint, logs
+    /// and best model) instead of refusing to start; `e3relax train
+    /// --overwrite`. Not written to the run's `train_config.json`.
+    #[serde(skip_serializing)]
+    pub overwrite: bool,
     pub batch_size: usize,
     /// AdamW learning rate, weight decay, AMSGrad, betas, eps.
     pub lr: f64,
@@ -148,6 +153,7 @@ impl Default for TrainConfig {
             model: None,
             init_from: None,
             output: PathBuf::from("runs/e3relax"),
+            overwrite: false,
             batch_size: 32,
             lr: 1e-4,
             weight_decay: 0.0,

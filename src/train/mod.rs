@@ -282,7 +282,9 @@ pub fn train(
     }
     let device = config.device.parse::<DeviceRequest>()?.resolve()?;
     let output = &config.output;
-    std::fs::create_dir_all(output).map_err(|e| Error::io(output.display().to_string(), e))?;
+    if !resume && !config.overwrite {
+        refuse_existing_run(output)?;
+    }
     let (train_pairs, validation_pairs) = load_data(config, log)?;
     log(&format!(
         "{} training pairs, {} validation pairs",
@@ -321,6 +323,9 @@ pub fn train(
             train_pairs.iter().filter(|p| !p.frames.is_empty()).count()
         ));
     }
+    // The run folder appears only once the data and the model are there:
+    // a run that cannot start leaves nothing behind.
+    std::fs::create_dir_all(output).map_err(|e| Error::io(output.display().to_string(), e))?;
     let json = serde_json::to_string_pretty(config).expect("config serialises");
     crate::io::write_atomically(&output.join("train_config.json"), json.as_bytes())?;
 
@@ -596,6 +601,21 @@ fn validation_round(
     Ok((report?, improved))
 }
 
+/// A new run must not silently replace another: refuses an `output` that
+/// holds a run's files (a checkpoint, a best model, its logs or config).
+fn refuse_existing_run(output: &Path) -> Result<()> {
+    let found = ["checkpoint", "best", "metrics.csv", "train_config.json"]
+        .into_iter()
+        .find(|name| std::fs::symlink_metadata(output.join(name)).is_ok());
+    match found {
+        Some(name) => Err(Error::InvalidArgument(format!(
+            "{} holds a training run already ({name}); continue it with --resume (resume=True), replace it with --overwrite (\"overwrite\": true), or choose another output folder",
+            output.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The model and state a run starts from: the checkpoint's when resuming,
 /// else a new model (or the `init_from` one) and a fresh state.
 fn model_and_state(
@@ -770,7 +790,7 @@ fn training_example(
         // The noise is drawn either way, so the random stream does not
         // depend on the outcome.
         let noisy = with_position_noise(input.clone(), config.position_noise, rng);
-        if !(relaxed && !config.relaxed_input_noise) {
+        if !relaxed || config.relaxed_input_noise {
             input = noisy;
         }
     }
