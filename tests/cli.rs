@@ -351,3 +351,55 @@ fn long_runs_report_progress_unless_quiet() {
     let out = e3relax(&["relax", s(&input), "-o", s(&output)]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("relax: "));
 }
+
+/// Issue 23.12: a standard output that cannot be written (a full disk, a
+/// closed pipe) is one line and exit 1, never a panic (exit 101) or a
+/// silent exit 0.
+#[test]
+fn a_failing_stdout_is_one_line_and_exit_1() {
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let run = |args: &[&str], stdout: std::process::Stdio| {
+        Command::new(env!("CARGO_BIN_EXE_e3relax"))
+            .args(args)
+            .stdout(stdout)
+            .output()
+            .unwrap()
+    };
+    let structure = fixture("ase_selective.vasp");
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    let data = fixture("pairs/bulk-small");
+    for args in [
+        vec!["info", s(&structure)],
+        vec!["info", "--json", s(&structure)],
+        vec![
+            "eval",
+            "--quiet",
+            "--model",
+            s(&model),
+            "--data",
+            s(&data),
+            "--baseline-data",
+            s(&data),
+        ],
+        vec!["--help"],
+        vec!["info", "--help"],
+        vec!["--version"],
+    ] {
+        let out = run(&args, full().into());
+        assert_one_line_error(&out, &["cannot write to standard output", "No space left"]);
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
+    // A pipe whose reader is gone: quiet, exit 1, no panic.
+    for args in [vec!["info", s(&structure)], vec!["--help"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = run(&args, writer.into());
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
+    }
+}
