@@ -408,6 +408,25 @@ fn bad_input_catalogue() {
         E3RELAX_INVALID_ARGUMENT,
         "options_json",
     );
+    // Issue 23.7: a bad value names its option, not a line and column.
+    for (options, needle) in [
+        (
+            "{\"device\": \"cpu\", \"fixed_cell\": false, \"batch_size\": -1}",
+            "options_json: batch_size: invalid value: integer `-1`",
+        ),
+        (
+            "{\"symmetry_tolerance\": \"tight\"}",
+            "options_json: symmetry_tolerance: invalid type: string",
+        ),
+        (
+            "{\"fixed_cell\": 1}",
+            "options_json: fixed_cell: invalid type",
+        ),
+    ] {
+        let (status, _) = load(&f.path, Some(options));
+        expect(status, E3RELAX_INVALID_ARGUMENT, needle);
+        assert!(!last_error().contains("column"), "{}", last_error());
+    }
     if !e3relax::runtime::cuda_available() {
         expect(
             load(&f.path, Some("{\"device\": \"cuda\"}")).0,

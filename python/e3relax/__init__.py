@@ -12,8 +12,14 @@ library's C ABI; errors raise ``E3RelaxError`` subclasses carrying the
 library's message.
 """
 
+import contextlib
 import ctypes
 import json
+import math
+import numbers as _numbers
+import operator
+import os
+import signal
 import threading
 
 import numpy as np
@@ -22,9 +28,13 @@ from . import _capi
 from ._capi import (
     DeviceError,
     E3RelaxError,
+    FileError,
+    FormatError,
+    InternalError,
     InvalidArgumentError,
     InvalidStructureError,
     ModelError,
+    TorchError,
 )
 
 __all__ = [
@@ -33,7 +43,11 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidStructureError",
     "ModelError",
+    "FileError",
+    "FormatError",
     "DeviceError",
+    "TorchError",
+    "InternalError",
     "set_num_threads",
     "cuda_device_count",
     "train",
@@ -67,36 +81,100 @@ def cuda_device_count():
     return count.value
 
 
-def train(config, resume=False, progress=None):
+def train(config, resume=False, progress=None, overwrite=False):
     """Trains or fine-tunes a model as ``e3relax train`` does. ``config`` is
     the training configuration (a dict, or its JSON); ``progress(event)``
     receives each event as a dict (``{"event": "round", ...}``) and returns
     True to stop the run after that round (its checkpoint is kept;
     ``resume=True`` continues). An exception raised by ``progress`` stops
-    the run and is raised here. Returns the final ``"done"`` event."""
+    the run and is raised here. Ctrl-C (SIGINT, in the main thread) stops
+    the run at the end of the current round, once its checkpoint is
+    written, and then raises ``KeyboardInterrupt`` here (``resume=True``
+    continues the run). An output folder that holds a run already is
+    refused unless ``resume=True`` continues it or ``overwrite=True``
+    replaces it. Returns the final ``"done"`` event."""
     text = config if isinstance(config, str) else json.dumps(config)
-    errors, done = [], {}
+    if overwrite:
+        try:
+            settings = json.loads(text)
+        except ValueError as error:
+            raise InvalidArgumentError(f"config is not valid JSON: {error}") from None
+        if not isinstance(settings, dict):
+            raise InvalidArgumentError(f"config must be a JSON object, got {type(settings).__name__}")
+        text = json.dumps(dict(settings, overwrite=True))
+    errors, done, interrupted = [], {}, []
 
     def forward(message, _user_data):
-        if errors:
-            return 1
-        event = json.loads(message.decode())
-        if event.get("event") == "done":
-            done.update(event)
-        if progress is None:
-            return 0
+        # Everything inside the try: an exception must never escape into
+        # ctypes, which would print and drop it.
         try:
-            return 1 if progress(event) else 0
+            if errors:
+                return 1
+            event = json.loads(message.decode())
+            if event.get("event") == "done":
+                done.update(event)
+            stop = progress is not None and progress(event)
+            return 1 if stop or interrupted else 0
         except BaseException as error:  # noqa: BLE001 - raised after the run
             errors.append(error)
             return 1
 
-    callback = _capi._PROGRESS(forward)
-    status = _capi.train(text.encode(), int(bool(resume)), callback, None)
+    def on_sigint(_signum, _frame):
+        if not interrupted:
+            import sys
+
+            print("e3relax: interrupted; the run stops once this round's checkpoint is written", file=sys.stderr)
+        interrupted.append(True)
+
+    # Python runs signal handlers only between bytecodes, i.e. inside the
+    # callback while the library trains: the default handler's
+    # KeyboardInterrupt would be raised where nothing can catch it. So
+    # SIGINT only asks the run to stop; KeyboardInterrupt comes after.
+    previous = None
+    if threading.current_thread() is threading.main_thread() and (
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ):
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        callback = _capi._PROGRESS(forward)
+        status = _capi.train(text.encode(), int(bool(resume)), callback, None)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     if errors:
         raise errors[0]
+    if interrupted:
+        _capi.check(status)
+        raise KeyboardInterrupt
     _capi.check(status)
     return done
+
+
+#: The heaviest element (oganesson).
+MAX_ATOMIC_NUMBER = 118
+
+
+def _atomic_numbers(values, label=""):
+    """``values`` as int32 atomic numbers, checked before any conversion: a
+    number that is not an integer (14.7), or not an element (0, 2**32 + 14,
+    which int32 would wrap to 14) is an error naming the atom, never
+    rounded or wrapped into another element."""
+    array = np.asarray(values)
+    if array.ndim != 1 or array.shape[0] == 0:
+        raise InvalidArgumentError(f"{label}numbers must be a non-empty 1-D array, got shape {array.shape}")
+    if array.dtype.kind in "iu" and array.min() >= 1 and array.max() <= MAX_ATOMIC_NUMBER:
+        return array.astype(np.int32)
+    for i, z in enumerate(array.tolist()):
+        atom = f"{label}atom {i + 1} (index {i})"
+        if isinstance(z, bool) or not isinstance(z, (_numbers.Integral, float)):
+            raise InvalidStructureError(f"{atom}: the atomic number {z!r} is not an integer")
+        if isinstance(z, float) and not (math.isfinite(z) and z == int(z)):
+            raise InvalidStructureError(f"{atom}: the atomic number {z!r} is not an integer")
+        if not 1 <= z <= MAX_ATOMIC_NUMBER:
+            raise InvalidStructureError(
+                f"{atom}: the atomic number {int(z)} is not an element (1 to {MAX_ATOMIC_NUMBER})"
+            )
+    return array.astype(np.int32)
 
 
 def _is_ase(item):
@@ -107,19 +185,42 @@ def _is_pymatgen(item):
     return hasattr(item, "lattice") and hasattr(item, "sites") and hasattr(item, "cart_coords")
 
 
-def _arrays_of(item):
+def _check_periodicity(pbc, what, fixed_cell):
+    """Refuses a cell that is not periodic along every axis, unless
+    ``fixed_cell`` relaxes a slab in its own cell."""
+    pbc = [bool(p) for p in np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))]
+    if not any(pbc):
+        raise InvalidStructureError(f"the {what} is not periodic (pbc all False); e3relax relaxes crystals")
+    if not all(pbc) and not fixed_cell:
+        raise InvalidStructureError(
+            f"the {what} is periodic along some axes only (pbc={pbc}): e3relax sees every cell as a 3-D "
+            "crystal and would change the vacuum like a lattice vector; relax a slab with fixed_cell=True "
+            "(with more vacuum than the model's graph_radius along the non-periodic axes), or set pbc=True "
+            "for a bulk crystal"
+        )
+
+
+def _arrays_of(item, fixed_cell=False, label=""):
     """(numbers, positions, lattice) of an ASE Atoms or pymatgen Structure."""
     if _is_ase(item):
-        if not np.any(item.get_pbc()):
-            raise InvalidStructureError(
-                "the Atoms object is not periodic (pbc all False); e3relax relaxes crystals"
-            )
-        return item.get_atomic_numbers(), item.get_positions(), np.asarray(item.get_cell())
+        _check_periodicity(item.get_pbc(), "Atoms object", fixed_cell)
+        numbers = _atomic_numbers(item.get_atomic_numbers(), label)
+        return numbers, item.get_positions(), np.asarray(item.get_cell())
     if _is_pymatgen(item):
         if not item.is_ordered:
             raise InvalidStructureError("disordered (partially occupied) structures are not supported")
-        numbers = [site.specie.Z for site in item.sites]
-        return numbers, item.cart_coords, item.lattice.matrix
+        _check_periodicity(getattr(item.lattice, "pbc", (True, True, True)), "Structure", fixed_cell)
+        numbers = []
+        for i, site in enumerate(item.sites):
+            specie = site.specie
+            z = getattr(specie, "Z", None) if type(specie).__name__ != "DummySpecies" else None
+            if z is None:
+                raise InvalidStructureError(
+                    f"{label}site {i + 1} (index {i}) is {specie} ({type(specie).__name__}), not an element; "
+                    "e3relax needs every site to be a real element"
+                )
+            numbers.append(z)
+        return _atomic_numbers(numbers, label), item.cart_coords, item.lattice.matrix
     raise InvalidArgumentError(
         f"expected an ase.Atoms or a pymatgen Structure, got {type(item).__name__}; "
         "use Model.relax_arrays for plain arrays"
@@ -197,19 +298,24 @@ def _rebuilt(item, positions, lattice, layer=None):
         if layer is not None:
             out.info["e3relax_layer"] = layer
         return out
-    from pymatgen.core import Lattice, Structure
+    from pymatgen.core import Lattice
 
-    out = Structure(
-        Lattice(lattice),
+    properties = dict(getattr(item, "properties", {}) or {})
+    if layer is not None:
+        properties["e3relax_layer"] = layer
+    # The same class (Structure, IStructure, ...), with the site labels, the
+    # charge as set (None: pymatgen's sum of oxidation states), the
+    # periodicity, the site properties and the properties kept.
+    return type(item)(
+        Lattice(lattice, pbc=getattr(item.lattice, "pbc", (True, True, True))),
         item.species,
         positions,
+        charge=getattr(item, "_charge", None),
         coords_are_cartesian=True,
         site_properties=item.site_properties or None,
-        properties=dict(getattr(item, "properties", {}) or {}),
+        labels=list(item.labels),
+        properties=properties,
     )
-    if layer is not None:
-        out.properties["e3relax_layer"] = layer
-    return out
 
 
 def _c_array(values, ctype, shape):
@@ -217,6 +323,40 @@ def _c_array(values, ctype, shape):
     if array.shape != shape:
         raise InvalidArgumentError(f"expected an array of shape {shape}, got {array.shape}")
     return array, array.ctypes.data_as(ctypes.POINTER(ctype))
+
+
+def _path_argument(path):
+    """A model path as text: ``str``, ``bytes`` (decoded as the file system
+    does, ``os.fsdecode``) or any path-like object; None stays None. A path
+    with a NUL character is refused (C would read only the part before it)."""
+    if path is None:
+        return None
+    try:
+        text = os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise InvalidArgumentError(
+            f"path must be a str, bytes or os.PathLike, got {type(path).__name__}"
+        ) from None
+    if "\0" in text:
+        raise InvalidArgumentError(f"path {text!r} contains a NUL character")
+    return text
+
+
+def _integer_option(name, value):
+    if isinstance(value, bool):
+        raise InvalidArgumentError(f"{name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise InvalidArgumentError(f"{name} must be an integer, got {value!r}") from None
+
+
+def _tolerance_option(value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, _numbers.Real) or not math.isfinite(value):
+        raise InvalidArgumentError(f"symmetry_tolerance must be a number of Å or None, got {value!r}")
+    return float(value)
 
 
 class Model:
@@ -230,28 +370,66 @@ class Model:
     """
 
     def __init__(self, path=None, device="cpu", symmetry_tolerance=1e-3, batch_size=16):
-        self.path = None if path is None else str(path)
+        self.path = _path_argument(path)
         self.device = device
-        self._options = {"device": device, "batch_size": int(batch_size), "symmetry_tolerance": symmetry_tolerance}
+        self._options = {
+            "device": device,
+            "batch_size": _integer_option("batch_size", batch_size),
+            "symmetry_tolerance": _tolerance_option(symmetry_tolerance),
+        }
         self._handles = {}
         self._progress_lock = threading.Lock()
-        self._handle(False)
+        self._load_lock = threading.Lock()
+        # Calls in flight, so that close() (from any thread) waits for them
+        # instead of freeing a handle under a running prediction.
+        self._calls = threading.Condition()
+        self._in_flight = 0
+        self._closed = False
+        self._local = threading.local()
+        with self._using():
+            self._handle(False)
+
+    @contextlib.contextmanager
+    def _using(self):
+        """Marks a call in flight: close() waits until it is over."""
+        with self._calls:
+            if self._closed:
+                raise InvalidArgumentError("this e3relax.Model is closed")
+            self._in_flight += 1
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._local.depth -= 1
+            with self._calls:
+                self._in_flight -= 1
+                self._calls.notify_all()
 
     def _handle(self, fixed_cell):
         fixed_cell = bool(fixed_cell)
-        if fixed_cell not in self._handles:
-            options = json.dumps(dict(self._options, fixed_cell=fixed_cell)).encode()
-            handle = ctypes.c_void_p()
-            path = None if self.path is None else self.path.encode()
-            _capi.check(_capi.load(path, options, ctypes.byref(handle)))
-            self._handles[fixed_cell] = handle
-        return self._handles[fixed_cell]
+        with self._load_lock:
+            if fixed_cell not in self._handles:
+                options = json.dumps(dict(self._options, fixed_cell=fixed_cell)).encode()
+                handle = ctypes.c_void_p()
+                path = None if self.path is None else os.fsencode(self.path)
+                _capi.check(_capi.load(path, options, ctypes.byref(handle)))
+                self._handles[fixed_cell] = handle
+            return self._handles[fixed_cell]
 
     def close(self):
-        """Frees the model now (also done when it is garbage-collected)."""
-        for handle in self._handles.values():
+        """Frees the model now (also done when it is garbage-collected).
+        Safe from any thread: it waits for the calls in flight on other
+        threads to finish; later calls raise ``InvalidArgumentError``."""
+        if getattr(self._local, "depth", 0) > 0:
+            raise InvalidArgumentError(
+                "Model.close() was called from inside a call on the same model (a progress callback)"
+            )
+        with self._calls:
+            self._closed = True
+            self._calls.wait_for(lambda: self._in_flight == 0)
+            handles, self._handles = self._handles, {}
+        for handle in handles.values():
             _capi.free(handle)
-        self._handles = {}
 
     def __del__(self):
         if getattr(self, "_handles", None) and _capi is not None:
@@ -267,7 +445,8 @@ class Model:
     def num_layers(self):
         """Layers of the network (structures ``layers=True`` returns)."""
         count = ctypes.c_int32(0)
-        _capi.check(_capi.num_layers(self._handle(False), ctypes.byref(count)))
+        with self._using():
+            _capi.check(_capi.num_layers(self._handle(False), ctypes.byref(count)))
         return count.value
 
     def relax_arrays(self, numbers, positions, lattice, fixed_cell=False, layers=False, move_mask=None,
@@ -280,10 +459,12 @@ class Model:
         the lattice vectors with ``lattice_axes=True``: frozen coordinates
         come back as given with ``fixed_cell``, else the frozen atoms keep
         their fractional coordinates."""
-        numbers = np.asarray(numbers)
-        n = numbers.shape[0] if numbers.ndim == 1 else -1
-        if n <= 0:
-            raise InvalidArgumentError(f"numbers must be a non-empty 1-D array, got shape {numbers.shape}")
+        with self._using():
+            return self._relax_arrays(numbers, positions, lattice, fixed_cell, layers, move_mask, lattice_axes)
+
+    def _relax_arrays(self, numbers, positions, lattice, fixed_cell, layers, move_mask, lattice_axes):
+        numbers = _atomic_numbers(numbers)
+        n = numbers.shape[0]
         numbers, numbers_p = _c_array(numbers, ctypes.c_int32, (n,))
         positions, positions_p = _c_array(positions, ctypes.c_double, (n, 3))
         lattice, lattice_p = _c_array(lattice, ctypes.c_double, (3, 3))
@@ -418,14 +599,18 @@ class Model:
         list of every layer's structure (the last is the answer).
         ``progress``: True for a progress bar (tqdm, when installed), or a
         callable ``progress(done, total)`` called after each batch."""
+        with self._using():
+            return self._relax(structures, fixed_cell, layers, progress)
+
+    def _relax(self, structures, fixed_cell, layers, progress):
         single = not isinstance(structures, (list, tuple))
         items = [structures] if single else list(structures)
         if not items:
             return []
         arrays = []
-        for item in items:
-            numbers, positions, lattice = _arrays_of(item)
-            arrays.append((np.asarray(numbers, dtype=np.int32), np.asarray(positions, dtype=np.float64),
+        for k, item in enumerate(items):
+            numbers, positions, lattice = _arrays_of(item, fixed_cell, "" if single else f"structure {k}: ")
+            arrays.append((numbers, np.asarray(positions, dtype=np.float64),
                            np.asarray(lattice, dtype=np.float64)))
         masks = [_move_mask_of(item) for item in items]
         if layers:
@@ -436,7 +621,9 @@ class Model:
                 )
             results = []
             for item, (numbers, positions, lattice) in zip(items, arrays):
-                all_positions, all_lattices = self.relax_arrays(numbers, positions, lattice, fixed_cell, layers=True)
+                all_positions, all_lattices = self._relax_arrays(
+                    numbers, positions, lattice, fixed_cell, True, None, False
+                )
                 results.append(
                     [_rebuilt(item, p, l, layer=t + 1) for t, (p, l) in enumerate(zip(all_positions, all_lattices))]
                 )

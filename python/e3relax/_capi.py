@@ -19,29 +19,73 @@ _HERE = Path(__file__).resolve().parent
 
 
 class E3RelaxError(RuntimeError):
-    """A failed e3relax call; the message is the library's."""
+    """A failed e3relax call; the message is the library's. ``status`` is
+    the C status code of the failure (``E3RELAX_INVALID_STRUCTURE`` = 2,
+    ...), set on every instance; each code has its own subclass."""
 
-    #: The C status code (``E3RELAX_INVALID_STRUCTURE`` = 2, ...).
+    #: The C status code of this class's failures.
     status = 0
+
+    def __init__(self, message="", status=None):
+        super().__init__(message)
+        self.status = type(self).status if status is None else int(status)
 
 
 class InvalidArgumentError(E3RelaxError, ValueError):
+    """A bad argument or option (status 1)."""
+
     status = 1
 
 
 class InvalidStructureError(E3RelaxError, ValueError):
+    """A structure the model cannot take (status 2)."""
+
     status = 2
 
 
 class ModelError(E3RelaxError):
+    """A model directory that is missing, truncated or does not match (status 3)."""
+
     status = 3
 
 
+class FileError(E3RelaxError, OSError):
+    """A file that cannot be read or written (status 4)."""
+
+    status = 4
+
+
+class FormatError(E3RelaxError, ValueError):
+    """A file whose content does not follow its format (status 5)."""
+
+    status = 5
+
+
 class DeviceError(E3RelaxError):
+    """A device (CUDA) that was asked for but is not available (status 6)."""
+
     status = 6
 
 
-_ERRORS = {cls.status: cls for cls in (InvalidArgumentError, InvalidStructureError, ModelError, DeviceError)}
+class TorchError(E3RelaxError):
+    """An error inside libtorch (status 7)."""
+
+    status = 7
+
+
+class InternalError(E3RelaxError):
+    """A bug in e3relax (status 8); please report it."""
+
+    status = 8
+
+
+_ERRORS = {
+    cls.status: cls
+    for cls in (
+        InvalidArgumentError, InvalidStructureError, ModelError, FileError, FormatError, DeviceError, TorchError,
+        InternalError,
+    )
+}
 
 
 def _installed_torch_lib():
@@ -139,4 +183,4 @@ def check(status):
     """Raises the exception of a non-zero status, with the library's message."""
     if status != 0:
         message = (last_error() or b"").decode("utf-8", "replace")
-        raise _ERRORS.get(status, E3RelaxError)(message)
+        raise _ERRORS.get(status, E3RelaxError)(message, status=status)

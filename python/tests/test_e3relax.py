@@ -1,8 +1,10 @@
 """The Python package against the CLI, with ASE and pymatgen inputs, bad
 inputs and batches (run by scripts/test.sh)."""
 
+import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -228,3 +230,284 @@ def test_progress_of_a_batch():
         small_batches.relax(inputs, progress=True)
         with pytest.raises(e3relax.InvalidArgumentError, match="progress"):
             small_batches.relax(inputs, progress="yes")
+
+
+# Issue 23 (reliability, second round).
+
+
+def run_python(code, timeout=300):
+    """Runs ``code`` in a new interpreter with this package (a process of
+    its own: forks, signals and crashes stay there)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=dict(os.environ)
+    )
+
+
+def test_atomic_numbers_are_never_coerced(model):
+    atoms = crystals()[1]
+    for bad, needle in [(14.7, "14.7 is not an integer"), (14.5, "14.5 is not an integer"),
+                        (2**32 + 14, "4294967310 is not an element"), (0, "0 is not an element"),
+                        (119, "119 is not an element"), (float("nan"), "nan is not an integer")]:
+        numbers = np.array(atoms.numbers, dtype=object)
+        numbers[3] = bad
+        with pytest.raises(e3relax.InvalidStructureError, match=f"atom 4 \\(index 3\\): the atomic number {needle}"):
+            model.relax_arrays(numbers, atoms.positions, atoms.cell[:])
+        with pytest.raises(e3relax.InvalidStructureError, match="atom 4 \\(index 3\\)"):
+            model.relax_arrays(numbers.astype(float), atoms.positions, atoms.cell[:])
+    # Integral floats are the same numbers.
+    positions, _ = model.relax_arrays(atoms.numbers.astype(float), atoms.positions, atoms.cell[:])
+    assert np.array_equal(positions, model.relax_arrays(atoms.numbers, atoms.positions, atoms.cell[:])[0])
+    # In a batch, the structure is named too.
+    wrapped = atoms.copy()
+    wrapped.numbers[2] = 2**32 + 14 if wrapped.numbers.dtype == np.int64 else 200
+    with pytest.raises(e3relax.InvalidStructureError, match="structure 1: atom 3 \\(index 2\\)"):
+        model.relax([crystals()[0], wrapped])
+
+
+def test_pymatgen_dummy_species_is_an_e3relax_error(model):
+    from pymatgen.core import DummySpecies, Lattice, Structure
+
+    structure = Structure(Lattice.cubic(5.4), ["Si", DummySpecies("X")], [[0, 0, 0], [0.25, 0.25, 0.25]])
+    with pytest.raises(e3relax.InvalidStructureError, match="site 2 \\(index 1\\) is X0\\+ \\(DummySpecies\\)"):
+        model.relax(structure)
+
+
+def test_partial_periodicity_needs_a_fixed_cell(model):
+    slab = ase.build.fcc111("Cu", size=(2, 2, 3), vacuum=7.0, a=3.7)
+    assert list(slab.pbc) == [True, True, False]
+    with pytest.raises(e3relax.InvalidStructureError, match="periodic along some axes only.*fixed_cell=True"):
+        model.relax(slab)
+    relaxed = model.relax(slab, fixed_cell=True)
+    assert np.abs(relaxed.cell[:] - slab.cell[:]).max() < 1e-9 and list(relaxed.pbc) == [True, True, False]
+    pymatgen = pytest.importorskip("pymatgen.io.ase")
+    structure = pymatgen.AseAtomsAdaptor().get_structure(slab)
+    if tuple(structure.lattice.pbc) == (True, True, False):
+        with pytest.raises(e3relax.InvalidStructureError, match="periodic along some axes only"):
+            model.relax(structure)
+        assert tuple(model.relax(structure, fixed_cell=True).lattice.pbc) == (True, True, False)
+
+
+def test_pymatgen_labels_charge_and_immutable_type_kept(model):
+    from pymatgen.core import IStructure, Structure
+
+    pymatgen = pytest.importorskip("pymatgen.io.ase")
+    structure = pymatgen.AseAtomsAdaptor().get_structure(crystals()[0])
+    labeled = Structure(structure.lattice, structure.species, structure.frac_coords,
+                        labels=[f"site-{i}" for i in range(len(structure))], charge=1.0)
+    relaxed = model.relax(labeled)
+    assert relaxed.labels == labeled.labels
+    assert relaxed.charge == 1.0
+    frozen = IStructure.from_sites(labeled)
+    out = model.relax(frozen)
+    assert type(out) is IStructure and out.labels == labeled.labels
+    layers = model.relax(frozen, layers=True)
+    assert type(layers[-1]) is IStructure and layers[-1].properties["e3relax_layer"] == model.num_layers
+
+
+def test_every_status_has_its_class_and_options_are_named():
+    from e3relax import _capi
+
+    for status in range(1, 9):
+        with pytest.raises(e3relax.E3RelaxError) as caught:
+            _capi.check(status)
+        assert caught.value.status == status
+        assert type(caught.value) is not e3relax.E3RelaxError and type(caught.value).status == status
+    assert issubclass(e3relax.FileError, OSError)
+    with pytest.raises(e3relax.InvalidArgumentError, match="batch_size") as caught:
+        e3relax.Model(batch_size=-1)
+    assert caught.value.status == 1
+    with pytest.raises(e3relax.InvalidArgumentError, match="batch_size"):
+        e3relax.Model(batch_size=2.5)
+    with pytest.raises(e3relax.InvalidArgumentError, match="symmetry_tolerance"):
+        e3relax.Model(symmetry_tolerance="tight")
+    with pytest.raises(e3relax.InvalidArgumentError, match="symmetry_tolerance"):
+        e3relax.Model(symmetry_tolerance=float("nan"))
+
+
+def test_model_paths_nul_and_bytes(tmp_path):
+    default = Path(e3relax.__file__).parent / "models/default"
+    # A NUL would make C read only the part before it: here, the real model.
+    with pytest.raises(e3relax.InvalidArgumentError, match="NUL"):
+        e3relax.Model(str(default) + "\0/nonexistent")
+    with pytest.raises(e3relax.InvalidArgumentError, match="NUL"):
+        e3relax.Model(os.fsencode(default) + b"\0x")
+    # bytes are a file name, not the text "b'...'".
+    with e3relax.Model(os.fsencode(default)) as loaded:
+        assert loaded.path == str(default)
+        assert loaded.num_layers >= 1
+    with pytest.raises(e3relax.ModelError, match="not a model directory") as caught:
+        e3relax.Model(os.fsencode(tmp_path / "missing"))
+    assert str(tmp_path / "missing") in str(caught.value) and "b'" not in str(caught.value)
+    with pytest.raises(e3relax.InvalidArgumentError, match="path must be"):
+        e3relax.Model(42)
+
+
+def test_close_while_another_thread_relaxes():
+    result = run_python(
+        """
+import threading, ase.build, e3relax, numpy as np
+model = e3relax.Model(batch_size=1)
+inputs = [ase.build.bulk("Si", "diamond", a=5.5, cubic=True).repeat((2, 1, 1)) for _ in range(12)]
+for k, a in enumerate(inputs):
+    a.rattle(0.05, seed=k)
+expected = [r.positions for r in model.relax(inputs)]
+started, outcome = threading.Event(), []
+def relax():
+    def progress(done, total):
+        started.set()
+    try:
+        outcome.append(model.relax(inputs, progress=progress))
+    except BaseException as error:
+        outcome.append(error)
+worker = threading.Thread(target=relax)
+worker.start()
+started.wait()
+model.close()  # must wait for the call in flight
+worker.join()
+assert all(np.array_equal(r.positions, e) for r, e in zip(outcome[0], expected)), outcome
+try:
+    model.relax(inputs[0])
+except e3relax.InvalidArgumentError as error:
+    assert "closed" in str(error)
+    print("OK")
+"""
+    )
+    assert result.returncode == 0 and "OK" in result.stdout, (result.returncode, result.stderr[-2000:])
+
+
+def test_fork_after_a_prediction():
+    result = run_python(
+        """
+import os, time, ase.build, e3relax, numpy as np
+e3relax.set_num_threads(1)
+model = e3relax.Model()
+atoms = ase.build.bulk("Si", "diamond", a=5.5, cubic=True)
+atoms.rattle(0.05, seed=1)
+expected = model.relax(atoms).positions
+pid = os.fork()
+if pid == 0:
+    ok = np.abs(model.relax(atoms).positions - expected).max() < 1e-9
+    os._exit(0 if ok else 3)
+deadline = time.time() + 120
+while time.time() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        print("child exit", os.waitstatus_to_exitcode(status))
+        break
+    time.sleep(0.1)
+else:
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    print("child hung")
+# The parent still works.
+assert np.abs(model.relax(atoms).positions - expected).max() < 1e-9
+""",
+    )
+    assert result.returncode == 0 and "child exit 0" in result.stdout, (result.stdout, result.stderr[-2000:])
+
+
+def test_second_interop_thread_change_is_a_clear_error():
+    result = run_python(
+        """
+import e3relax
+# Counts no machine has as its default: the first one is a real change.
+e3relax.set_num_threads(1, 37)
+try:
+    e3relax.set_num_threads(1, 41)
+except e3relax.InvalidArgumentError as error:
+    print("refused:", error)
+e3relax.set_num_threads(1)  # the intra-op count can still change
+"""
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "refused: libtorch's inter-op threads can be set only once per process" in result.stdout, result.stdout
+    assert "panicked" not in result.stderr and "internal error" not in result.stdout, result.stderr[-2000:]
+
+
+def small_training_config(data, output, **changes):
+    config = {
+        "data": [str(data)],
+        "output": str(output),
+        "max_epochs": 3,
+        "batch_size": 8,
+        "validation_fraction": 0.25,
+        "model": {"hidden_channels": 8, "num_layers": 1, "num_rbf": 4, "rbf_cutoff": 30.0,
+                  "envelope_exponent": 5, "num_elements": 118, "graph_radius": 5.0, "max_neighbors": 16},
+    }
+    config.update(changes)
+    return config
+
+
+def test_ctrl_c_during_training_stops_at_a_checkpoint_and_raises(tmp_path):
+    data = REPOSITORY / "tests/fixtures/pairs/bulk-small"
+    config = small_training_config(data, tmp_path / "run", max_epochs=100000, max_minutes=1.0)
+    result = run_python(
+        f"""
+import json, os, signal, threading, e3relax
+rounds = []
+def progress(event):
+    if event["event"] == "round":
+        rounds.append(event["epoch"])
+        if len(rounds) == 1:
+            # Ctrl-C arrives while the library trains (not inside this function).
+            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+try:
+    e3relax.train({json.dumps(config)!r}, progress=progress)
+    print("returned normally")
+except KeyboardInterrupt:
+    print("KeyboardInterrupt after", rounds)
+"""
+    )
+    assert "KeyboardInterrupt after" in result.stdout, (result.stdout, result.stderr[-2000:])
+    assert "Exception ignored" not in result.stderr, result.stderr[-2000:]
+    # Stopped at the first round after Ctrl-C, whose checkpoint is the one
+    # on disk (the run resumes from it).
+    epochs = eval(result.stdout.split("KeyboardInterrupt after", 1)[1])
+    assert len(epochs) == 2, epochs
+    state = json.loads((tmp_path / "run/checkpoint/state.json").read_text())
+    assert [r["epoch"] for r in state["rounds"]][-1] == epochs[-1], (state["rounds"], epochs)
+    done = e3relax.train(dict(config, max_epochs=state["epoch"] + 1, max_minutes=None), resume=True)
+    assert done["epochs"] == state["epoch"] + 1
+
+
+def test_training_with_missing_data_leaves_no_run_folder(tmp_path):
+    config = small_training_config(tmp_path / "no-such-data", tmp_path / "run")
+    with pytest.raises(e3relax.E3RelaxError, match="no-such-data"):
+        e3relax.train(config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_training_never_replaces_an_existing_run_silently(tmp_path):
+    config = small_training_config(REPOSITORY / "tests/fixtures/pairs/bulk-small", tmp_path / "run", max_epochs=1)
+    e3relax.train(config)
+    metrics = (tmp_path / "run/metrics.csv").read_bytes()
+    with pytest.raises(e3relax.InvalidArgumentError, match="holds a training run already"):
+        e3relax.train(dict(config, seed=5))
+    assert (tmp_path / "run/metrics.csv").read_bytes() == metrics
+    done = e3relax.train(dict(config, seed=5), overwrite=True)
+    assert done["epochs"] == 1
+    assert (tmp_path / "run/metrics.csv").read_bytes() != metrics
+
+
+def test_a_failed_checkpoint_write_is_a_file_error(tmp_path):
+    # A file size limit stands in for a full disk: the checkpoint's tensor
+    # files (34 kB) cannot be written, the run's config (2 kB) can.
+    config = small_training_config(REPOSITORY / "tests/fixtures/pairs/bulk-small", tmp_path / "run", max_epochs=1)
+    result = run_python(
+        f"""
+import resource, signal, e3relax
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
+try:
+    e3relax.train({json.dumps(config)!r})
+except e3relax.E3RelaxError as error:
+    print(type(error).__name__, error.status, error)
+"""
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("FileError 4 "), result.stdout
+    assert "File too large" in result.stdout and "model.safetensors: " in result.stdout, result.stdout
+    assert ".tmp" not in result.stdout, result.stdout
+    assert "IoError" not in result.stdout and "libtorch" not in result.stdout, result.stdout
+    leftovers = [p.name for p in (tmp_path / "run").rglob("*.tmp")]
+    assert leftovers == [], leftovers

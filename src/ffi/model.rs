@@ -100,6 +100,30 @@ pub unsafe extern "C" fn e3relax_set_predict_progress(
     })
 }
 
+/// Reads `options_json`; an error names the option at fault (`batch_size:
+/// invalid value: integer `-1`, expected usize`), not a column.
+fn parse_load_options(text: &str) -> Result<LoadOptions, Error> {
+    let invalid = |e: String| Error::InvalidArgument(format!("options_json: {e}"));
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    let serde_json::Value::Object(fields) = value else {
+        return Err(invalid(format!("expected a JSON object, got {value}")));
+    };
+    // Each option alone first, so that its error is reported with its name.
+    for (key, field) in &fields {
+        let single =
+            serde_json::Value::Object([(key.clone(), field.clone())].into_iter().collect());
+        serde_json::from_value::<LoadOptions>(single).map_err(|e| {
+            if e.to_string().starts_with("unknown field") {
+                invalid(e.to_string())
+            } else {
+                invalid(format!("{key}: {e}"))
+            }
+        })?;
+    }
+    serde_json::from_value(serde_json::Value::Object(fields)).map_err(|e| invalid(e.to_string()))
+}
+
 /// Loads a model directory (`config.json` + `model.safetensors`); `path`
 /// NULL or empty loads the shipped default model (`$E3RELAX_MODEL`, else
 /// the installed `share/e3relax/models/default` beside the library).
@@ -139,8 +163,7 @@ pub unsafe extern "C" fn e3relax_load(
             if text.trim().is_empty() {
                 LoadOptions::default()
             } else {
-                serde_json::from_str(text)
-                    .map_err(|e| Error::InvalidArgument(format!("options_json: {e}")))?
+                parse_load_options(text)?
             }
         };
         let unit = options.length_unit;
@@ -179,6 +202,7 @@ pub unsafe extern "C" fn e3relax_load(
                 batch_size: options.batch_size,
                 keep_trajectory: false,
                 symmetry_tolerance: options.symmetry_tolerance,
+                trust: None,
             },
             progress: Mutex::new(None),
         });
