@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::metrics::{self, Metrics};
 use crate::model::Model;
 use crate::relax::{predict_with_progress, RelaxOptions};
+use crate::structure::Structure;
 
 /// One structure's numbers.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -246,6 +247,11 @@ pub struct FixedPointRow {
     pub exact: Metrics,
     /// Signed relative volume change of the prediction, `V'/V - 1`.
     pub volume_change: f64,
+    /// Size of the predicted cell strain `|L^-1 L' - I|` (Frobenius) and
+    /// root mean square of the atoms' moves beyond it (Å): what the trust
+    /// policy's scales are compared with.
+    pub strain: f64,
+    pub displacement: f64,
     /// The prediction for the input rattled by [`NEAR_EQUILIBRIUM_RATTLE`]
     /// against the relaxed structure, and the rattled input's own numbers.
     pub rattled: Metrics,
@@ -271,6 +277,40 @@ pub struct FixedPointReport {
     pub share_over_5_percent: f64,
     pub rattled: Metrics,
     pub rattled_dummy: Metrics,
+    /// Root mean squares over crystals of the rows' `strain` and
+    /// `displacement`: the model's typical change of an input that needs
+    /// none, the natural scales of [`crate::trust::Trust`].
+    pub strain_rms: f64,
+    pub displacement_rms: f64,
+}
+
+/// The size of the cell strain from `input` to `predicted`, and the root
+/// mean square of the atoms' moves beyond it (Å, in the predicted cell).
+pub fn change_sizes(input: &Structure, predicted: &Structure) -> (f64, f64) {
+    let d = crate::linalg::matmul(
+        &crate::linalg::inverse(&input.lattice).expect("validated lattice"),
+        &predicted.lattice,
+    );
+    let mut strain = d;
+    for (k, row) in strain.iter_mut().enumerate() {
+        row[k] -= 1.0;
+    }
+    let (before, after) = (
+        input.fractional_positions(),
+        predicted.fractional_positions(),
+    );
+    let squared: f64 = after
+        .iter()
+        .zip(&before)
+        .map(|(&a, &b)| {
+            let moved = crate::linalg::vec_mat(crate::linalg::sub(a, b), &predicted.lattice);
+            crate::linalg::dot(moved, moved)
+        })
+        .sum();
+    (
+        crate::linalg::frobenius(&strain),
+        (squared / before.len().max(1) as f64).sqrt(),
+    )
 }
 
 /// The `q`-quantile (0..=1) of sorted values, nearest rank.
@@ -316,7 +356,10 @@ pub fn fixed_point(
         .map(
             |((pair, (input, prediction)), (rattled_input, rattled_prediction))| {
                 let relaxed = &prediction.relaxed;
+                let (strain, displacement) = change_sizes(input, relaxed);
                 FixedPointRow {
+                    strain,
+                    displacement,
                     id: pair.id.clone(),
                     natoms: input.natoms(),
                     group: group_by
@@ -349,11 +392,47 @@ pub fn fixed_point(
         share_over_5_percent: share(0.05),
         rattled: mean_of(|r| r.rattled),
         rattled_dummy: mean_of(|r| r.rattled_dummy),
+        strain_rms: (rows.iter().map(|r| r.strain * r.strain).sum::<f64>() / n).sqrt(),
+        displacement_rms: (rows
+            .iter()
+            .map(|r| r.displacement * r.displacement)
+            .sum::<f64>()
+            / n)
+            .sqrt(),
         rows,
     })
 }
 
 impl FixedPointReport {
+    /// Per group (rows without a group value are `(none)`), alphabetical:
+    /// the exact relaxed inputs' means and mean `|V'/V - 1|`.
+    pub fn group_table(&self, key: &str) -> String {
+        let mut groups: std::collections::BTreeMap<String, Vec<&FixedPointRow>> =
+            Default::default();
+        for r in &self.rows {
+            let name = r.group.clone().unwrap_or_else(|| "(none)".into());
+            groups.entry(name).or_default().push(r);
+        }
+        let mut out = format!(
+            "{key:<24} {:>5} {:>10} {:>12} {:>12} {:>14}\n",
+            "n", "coord (Å)", "shape (Å^2)", "volume (Å^3)", "|V'/V - 1| (%)"
+        );
+        for (name, rows) in groups {
+            let m = metrics::mean(&rows.iter().map(|r| r.exact).collect::<Vec<_>>());
+            let change =
+                rows.iter().map(|r| r.volume_change.abs()).sum::<f64>() / rows.len() as f64;
+            out += &format!(
+                "{name:<24} {:>5} {:>10.4} {:>12.4} {:>12.4} {:>14.2}\n",
+                rows.len(),
+                m.coordinate_mae,
+                m.shape_deviation,
+                m.volume_error,
+                100.0 * change
+            );
+        }
+        out
+    }
+
     /// The report as text, in the units of the main table.
     pub fn table(&self) -> String {
         let line = |name: &str, m: &Metrics| {
@@ -383,6 +462,9 @@ impl FixedPointReport {
             100.0 * self.volume_change_max,
             100.0 * self.share_over_3_percent,
             100.0 * self.share_over_5_percent,
+        ) + &format!(
+            "\nsize of the change (root mean square over crystals): cell strain {:.4}, atom moves {:.4} Å",
+            self.strain_rms, self.displacement_rms
         )
     }
 }

@@ -61,6 +61,7 @@ pub mod runtime;
 pub mod structure;
 pub mod symmetry;
 pub mod train;
+pub mod trust;
 pub mod units;
 
 pub use error::{Error, Result};

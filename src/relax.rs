@@ -26,6 +26,10 @@ pub struct RelaxOptions {
     /// symmetrise the prediction with it (see [`crate::symmetry`]); `None`
     /// returns the network's raw output.
     pub symmetry_tolerance: Option<f64>,
+    /// Shrink each crystal's predicted change towards the input where it is
+    /// no larger than these error scales (see [`crate::trust`]); `None`:
+    /// the prediction as it is.
+    pub trust: Option<crate::trust::Trust>,
 }
 
 /// Default tolerance of the symmetry search, Å (spglib's usual 1e-3).
@@ -79,6 +83,7 @@ impl Default for RelaxOptions {
             batch_size: 16,
             keep_trajectory: false,
             symmetry_tolerance: Some(DEFAULT_SYMMETRY_TOLERANCE),
+            trust: None,
         }
     }
 }
@@ -360,6 +365,10 @@ fn assemble(
             let s = match &group {
                 Some(g) => g.symmetrize(input, &s),
                 None => s,
+            };
+            let s = match (&options.trust, layer) {
+                (Some(trust), None) => crate::trust::shrink(input, &s, trust),
+                _ => s,
             };
             crate::frozen::honour(input, s, options.fixed_cell)
         };

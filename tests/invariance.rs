@@ -19,6 +19,7 @@ const RAW: RelaxOptions = RelaxOptions {
     batch_size: 1,
     keep_trajectory: false,
     symmetry_tolerance: None,
+    trust: None,
 };
 use e3relax::Structure;
 

@@ -49,6 +49,34 @@ pub struct EvalArgs {
     /// No progress on stderr
     #[arg(short, long)]
     quiet: bool,
+    /// Shrink each prediction towards its input with these error scales
+    /// (cell strain, dimensionless; atom displacement, Å): the trust policy
+    #[arg(long, value_name = "STRAIN,DISPLACEMENT", value_parser = parse_trust)]
+    trust: Option<e3relax::trust::Trust>,
+}
+
+fn parse_trust(text: &str) -> std::result::Result<e3relax::trust::Trust, String> {
+    let values: Vec<f64> = text
+        .split(',')
+        .map(|v| v.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| format!("{text}: {e}"))?;
+    match values[..] {
+        [strain, displacement]
+            if strain.is_finite()
+                && strain >= 0.0
+                && displacement.is_finite()
+                && displacement >= 0.0 =>
+        {
+            Ok(e3relax::trust::Trust {
+                strain,
+                displacement,
+            })
+        }
+        _ => Err(format!(
+            "{text}: expected two non-negative numbers STRAIN,DISPLACEMENT (e.g. 0.02,0.05)"
+        )),
+    }
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
@@ -84,6 +112,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         fixed_cell: args.fixed_cell,
         batch_size: args.batch_size,
         keep_trajectory: false,
+        trust: args.trust,
         ..Default::default()
     };
     // A fixed-cell set has no cell to scale: the volume baseline would only
@@ -159,6 +188,10 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
         if let Some(fixed) = &fixed {
             println!("\n{}", fixed.table());
+            if let Some(key) = &args.group_by {
+                println!("\nfixed point by {key}");
+                print!("{}", fixed.group_table(key));
+            }
         }
     }
     Ok(())

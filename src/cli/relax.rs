@@ -177,6 +177,7 @@ pub fn run(args: RelaxArgs) -> Result<()> {
         batch_size: args.batch_size,
         keep_trajectory: args.trajectory.is_some(),
         symmetry_tolerance: (!args.no_symmetrize).then_some(args.symprec),
+        trust: None,
     };
     let all: Vec<Structure> = jobs.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
     let start = std::time::Instant::now();
