@@ -899,3 +899,56 @@ fn batched_predictions_report_progress_to_the_callback() {
     );
     unsafe { e3relax_free(model) };
 }
+
+/// Issue 23.15: model files must be regular files: a FIFO `config.json`
+/// is refused at once (it used to block the loader forever), a
+/// `model.safetensors` linked to `/dev/zero` is refused as what it is.
+#[test]
+fn model_files_must_be_regular_files() {
+    let f = fixture();
+    let src = std::path::PathBuf::from(f.path.to_str().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    // Loads in a thread: a loader that blocks fails the test instead of
+    // hanging it.
+    let load_in_thread = |model: &std::path::Path| {
+        let path = CString::new(model.to_str().unwrap()).unwrap();
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (status, handle) = load(&path, None);
+            if !handle.is_null() {
+                unsafe { e3relax_free(handle) };
+            }
+            let _ = send.send((status, last_error()));
+        });
+        receive
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the loader blocked")
+    };
+
+    let fifo = dir.path().join("fifo-config");
+    std::fs::create_dir(&fifo).unwrap();
+    std::fs::copy(
+        src.join("model.safetensors"),
+        fifo.join("model.safetensors"),
+    )
+    .unwrap();
+    let name = CString::new(fifo.join("config.json").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o644) }, 0);
+    let (status, message) = load_in_thread(&fifo);
+    assert_eq!(status, E3RELAX_IO_ERROR, "{message}");
+    assert!(
+        message.contains("config.json: not a regular file (a FIFO)"),
+        "{message}"
+    );
+
+    let zero = dir.path().join("zero-weights");
+    std::fs::create_dir(&zero).unwrap();
+    std::fs::copy(src.join("config.json"), zero.join("config.json")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", zero.join("model.safetensors")).unwrap();
+    let (status, message) = load_in_thread(&zero);
+    assert_eq!(status, E3RELAX_MODEL_ERROR, "{message}");
+    assert!(
+        message.contains("model.safetensors: not a regular file (a character device)"),
+        "{message}"
+    );
+}

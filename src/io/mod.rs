@@ -140,6 +140,72 @@ fn is_gzip(path: &Path) -> bool {
 /// frames one relaxes at once, and a bound for a gzip bomb.
 pub const MAX_TEXT_BYTES: u64 = 1 << 30;
 
+/// Opens `path` for reading if it is a regular file (after symlinks) of at
+/// most `max_bytes`; anything else (a FIFO, which would block the open
+/// until a writer comes, a device such as `/dev/zero`, a directory, a file
+/// too large) is an `InvalidInput` error saying what it is. The open never
+/// blocks.
+pub fn regular_file(path: &Path, max_bytes: u64) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let metadata = file.metadata()?;
+    let kind = metadata.file_type();
+    let refuse = |m: String| Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, m));
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "a special file"
+        };
+        return refuse(format!("not a regular file ({what})"));
+    }
+    if metadata.len() > max_bytes {
+        return refuse(format!(
+            "{} bytes, more than the {max_bytes} e3relax reads",
+            metadata.len()
+        ));
+    }
+    Ok(file)
+}
+
+/// Reads a regular file of at most `max_bytes` (see [`regular_file`]) as
+/// UTF-8 text; errors name the file.
+pub fn read_regular_text(path: &Path, max_bytes: u64) -> Result<String> {
+    let shown = path.display().to_string();
+    let file = regular_file(path, max_bytes).map_err(|e| Error::io(&shown, e))?;
+    let mut bytes = Vec::new();
+    file.take(max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(&shown, e))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(Error::io(
+            &shown,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("more than the {max_bytes} bytes e3relax reads"),
+            ),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| Error::Format {
+        location: crate::error::Location {
+            path: Some(shown),
+            line: None,
+        },
+        message: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+    })
+}
+
 /// Reads a whole file as text, decompressing `*.gz`, refusing more than
 /// [`MAX_TEXT_BYTES`].
 pub fn read_text(path: &Path) -> Result<String> {

@@ -149,14 +149,13 @@ impl Model {
             )));
         }
         let config_path = dir.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&config_path)
-            .map_err(|e| Error::io(config_path.display().to_string(), e))?;
+        let text = crate::io::read_regular_text(&config_path, MAX_CONFIG_BYTES)?;
         let config = ModelConfig::from_json(&text).map_err(|e| match e {
             Error::Model(m) => Error::Model(format!("{}: {m}", config_path.display())),
             other => other,
         })?;
         let weights_path = dir.join(WEIGHTS_FILE);
-        if !weights_path.is_file() {
+        if !weights_path.exists() {
             return Err(Error::Model(format!(
                 "{}: no such file",
                 weights_path.display()
@@ -282,13 +281,22 @@ pub fn recover_replaced_dir(dir: &Path) -> Result<bool> {
     Ok(cleaned)
 }
 
+/// The largest `config.json` a model directory may hold.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// The largest weights file e3relax reads (far above any model's).
+const MAX_WEIGHTS_BYTES: u64 = 1 << 34;
+
 /// Reads every tensor of a safetensors file; a missing, truncated or
 /// foreign file is an error naming the file.
 pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
     let shown = path.display().to_string();
-    if !path.is_file() {
+    if !path.exists() {
         return Err(Error::Model(format!("{shown}: no such file")));
     }
+    // A regular file of bounded size: a FIFO or /dev/zero never reaches
+    // the reader.
+    crate::io::regular_file(path, MAX_WEIGHTS_BYTES)
+        .map_err(|e| Error::Model(format!("{shown}: {e}")))?;
     let tensors = Tensor::read_safetensors(path)
         .map_err(|e| Error::Model(format!("{shown}: not a readable safetensors file ({e})")))?;
     Ok(tensors.into_iter().collect())
