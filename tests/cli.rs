@@ -403,3 +403,38 @@ fn a_failing_stdout_is_one_line_and_exit_1() {
         assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
     }
 }
+
+#[test]
+fn the_trust_policy_moves_crystals_less() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("ase_multi.extxyz");
+    let given = e3relax::io::read_file(&input, None).unwrap();
+    let relax = |extra: &[&str], name: &str| {
+        let output = dir.path().join(name);
+        let mut args = vec!["relax", s(&input), "-o", s(&output)];
+        args.extend_from_slice(extra);
+        let out = e3relax(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        e3relax::io::read_file(&output, None).unwrap()
+    };
+    let raw = relax(&[], "raw.extxyz");
+    let trusted = relax(&["--trust", "0.087,0.167"], "trusted.extxyz");
+    for ((g, r), t) in given.iter().zip(&raw).zip(&trusted) {
+        let change = |s: &e3relax::Structure| (s.volume() / g.volume() - 1.0).abs();
+        assert!(change(t) < change(r), "{} vs {}", change(t), change(r));
+    }
+    let out = e3relax(&[
+        "relax",
+        s(&input),
+        "-o",
+        s(&dir.path().join("x.extxyz")),
+        "--trust",
+        "0.1",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("STRAIN,DISPLACEMENT"));
+}

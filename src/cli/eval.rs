@@ -55,7 +55,7 @@ pub struct EvalArgs {
     trust: Option<e3relax::trust::Trust>,
 }
 
-fn parse_trust(text: &str) -> std::result::Result<e3relax::trust::Trust, String> {
+pub fn parse_trust(text: &str) -> std::result::Result<e3relax::trust::Trust, String> {
     let values: Vec<f64> = text
         .split(',')
         .map(|v| v.trim().parse::<f64>())

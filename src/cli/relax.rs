@@ -61,6 +61,14 @@ pub struct RelaxArgs {
     /// 10 s of a long run)
     #[arg(short, long)]
     quiet: bool,
+    /// Trust policy: shrink each crystal's predicted cell strain and atom
+    /// moves towards the input where they are not much larger than these
+    /// error scales (e.g. 0.087,0.167, the shipped model's typical change
+    /// of already relaxed crystals); fewer crystals pushed away from a
+    /// minimum they are already at, at some cost in accuracy elsewhere
+    /// (see the model card)
+    #[arg(long, value_name = "STRAIN,DISPLACEMENT", value_parser = super::eval::parse_trust)]
+    trust: Option<e3relax::trust::Trust>,
 }
 
 /// The model used when `--model` is not given (see
@@ -177,7 +185,7 @@ pub fn run(args: RelaxArgs) -> Result<()> {
         batch_size: args.batch_size,
         keep_trajectory: args.trajectory.is_some(),
         symmetry_tolerance: (!args.no_symmetrize).then_some(args.symprec),
-        trust: None,
+        trust: args.trust,
     };
     let all: Vec<Structure> = jobs.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
     let start = std::time::Instant::now();
