@@ -178,9 +178,26 @@ fn errors_are_one_line_naming_file_and_problem() {
 #[test]
 fn help_lists_the_subcommands() {
     let out = e3relax(&["--help"]);
+    assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["info", "convert", "bench"] {
-        assert!(text.contains(cmd), "{text}");
+    // Each subcommand on a line of its own in the Commands list.
+    let listed: Vec<&str> = text
+        .split("Commands:")
+        .nth(1)
+        .expect("a Commands section")
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for cmd in [
+        "relax",
+        "train",
+        "eval",
+        "info",
+        "convert",
+        "bench",
+        "import-pytorch",
+    ] {
+        assert!(listed.contains(&cmd), "{cmd} not listed: {text}");
     }
 }
 
