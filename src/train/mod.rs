@@ -467,6 +467,7 @@ pub fn train(
         state.elapsed_seconds = start.elapsed().as_secs_f64();
         state.files_step = state.step;
         save_checkpoint(output, &model, &ema, &opt, &state)?;
+        abort_for_tests(state.epoch);
         if asked.is_break() {
             stopped_by_caller = true;
             break;
@@ -735,6 +736,19 @@ impl TrainState {
                 self.rounds_since_lr_change = 0;
             }
         }
+    }
+}
+
+/// A hook for the kill-and-resume test, which must kill a run at a known
+/// point however fast the machine is: with `E3RELAX_TEST_ABORT_AFTER_ROUND=N`
+/// the process aborts (no clean-up, as a SIGKILL would leave it) once
+/// `rounds` rounds are checkpointed. Not for users.
+fn abort_for_tests(rounds: usize) {
+    let asked = std::env::var("E3RELAX_TEST_ABORT_AFTER_ROUND")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    if asked == Some(rounds) {
+        std::process::abort();
     }
 }
 
