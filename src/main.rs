@@ -31,6 +31,8 @@ fn main() -> ExitCode {
         }
     };
     e3relax::runtime::tune_allocator();
+    // SIGTERM, SIGINT, SIGHUP: outputs stay all-or-nothing.
+    e3relax::io::output::clean_up_on_termination();
     // A write to stdout that fails (a full disk, a closed pipe) makes
     // `println!` panic: the hook keeps its message instead of printing a
     // panic report, and the run unwinds (removing its temporary files).

@@ -207,3 +207,78 @@ fn folder_mode_is_all_or_nothing_and_names_outputs_by_format() {
     );
     assert!(!clash.exists());
 }
+
+/// Issue 23.10: SIGTERM while the outputs are staged leaves nothing (no
+/// folder, no temporary file); during the commit it leaves everything.
+#[test]
+fn a_terminated_run_leaves_nothing_or_everything() {
+    let t = setup();
+    let mut count = 200;
+    loop {
+        let inputs = t.dir.path().join(format!("inputs-{count}"));
+        std::fs::create_dir(&inputs).unwrap();
+        for k in 0..count {
+            let name = inputs.join(format!("s{k:04}.vasp"));
+            e3relax::io::write_file(&name, &[random_crystal(k as u64, 2)], None).unwrap();
+        }
+        let results = t.dir.path().join(format!("results-{count}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_e3relax"))
+            .args(["relax".as_ref(), inputs.as_os_str(), "-o".as_ref()])
+            .arg(&results)
+            .arg("--model")
+            .arg(&t.model)
+            .arg("--quiet")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Waits for the first temporary file, then terminates the run.
+        let mut signalled = false;
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_secs(300) {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            let staging = std::fs::read_dir(&results).is_ok_and(|mut d| {
+                d.any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+            });
+            if staging {
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                signalled = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        let status = child.wait().unwrap();
+        if !signalled {
+            assert!(status.success());
+            assert!(count < 3200, "never caught the run while it staged");
+            count *= 2;
+            continue;
+        }
+        use std::os::unix::process::ExitStatusExt;
+        if status.success() {
+            // The signal came after the last rename.
+            assert_eq!(entries(&results).len(), count);
+        } else {
+            assert_eq!(status.signal(), Some(libc::SIGTERM));
+            if results.exists() {
+                // Terminated during the commit: every output, no temporary.
+                let names = entries(&results);
+                assert_eq!(names.len(), count, "{:?}", &names[..names.len().min(5)]);
+                assert!(names.iter().all(|n| !n.ends_with(".tmp")));
+            }
+        }
+        break;
+    }
+
+    // A run killed outright (SIGKILL) leaves temporaries: the next run that
+    // writes the same output removes them, and no one else's.
+    let output = t.dir.path().join("out.vasp");
+    let stale = t.dir.path().join(".out.vasp.Xy12Zw.tmp");
+    let other = t.dir.path().join(".other.vasp.Xy12Zw.tmp");
+    std::fs::write(&stale, "left by a kill").unwrap();
+    std::fs::write(&other, "not ours").unwrap();
+    let out = t.relax(&t.input, &output, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(output.is_file() && !stale.exists() && other.exists());
+}

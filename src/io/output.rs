@@ -13,13 +13,140 @@
 //!   terminal) is written directly, and `-` means standard output. These
 //!   are written at commit time, before any rename, so that a failing
 //!   device (`/dev/full`) still leaves nothing renamed.
+//!
+//! Termination: a program that calls [`clean_up_on_termination`] (the CLI
+//! does) keeps that promise under SIGTERM, SIGINT and SIGHUP too. A signal
+//! during staging removes every temporary file and every folder the run
+//! created, then ends the process by the same signal; a signal during a
+//! commit waits for the commit to finish (everything is in place), then
+//! ends it. A run killed outright (SIGKILL) leaves its temporary files: the
+//! next run that writes the same outputs removes them.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
+
+/// What the runs of this process have on disk that is not committed yet:
+/// their temporary files and the folders they created. A signal handler
+/// thread removes them on termination (see [`clean_up_on_termination`]).
+#[derive(Default)]
+struct Uncommitted {
+    /// Temporary files, each with how many stagings hold it.
+    temporaries: BTreeMap<PathBuf, usize>,
+    /// Folders created for outputs, in creation order (outermost first).
+    folders: Vec<PathBuf>,
+}
+
+static UNCOMMITTED: Mutex<Uncommitted> = Mutex::new(Uncommitted {
+    temporaries: BTreeMap::new(),
+    folders: Vec::new(),
+});
+
+fn uncommitted() -> MutexGuard<'static, Uncommitted> {
+    UNCOMMITTED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The write end of the pipe the signal handler writes the signal to.
+static SIGNAL_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn on_termination_signal(signal: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(std::sync::atomic::Ordering::SeqCst);
+    let byte = signal as u8;
+    // SAFETY: write(2) is async-signal-safe; the byte is on the stack.
+    unsafe {
+        libc::write(fd, (&byte as *const u8).cast(), 1);
+    }
+}
+
+/// Makes SIGTERM, SIGINT and SIGHUP keep the all-or-nothing promise of
+/// outputs for this process (once; for programs, not libraries: it sets
+/// the process's handlers). On such a signal a thread waits for a commit
+/// in progress to finish, removes the uncommitted temporary files and the
+/// folders runs created, and ends the process by the same signal.
+pub fn clean_up_on_termination() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let mut fds = [0; 2];
+        // SAFETY: pipe(2) fills the two descriptors.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return;
+        }
+        SIGNAL_PIPE.store(fds[1], std::sync::atomic::Ordering::SeqCst);
+        let reader = fds[0];
+        let spawned = std::thread::Builder::new()
+            .name("e3relax-signals".into())
+            .spawn(move || {
+                let mut byte = 0u8;
+                // SAFETY: a blocking read of one byte into a stack variable.
+                while unsafe { libc::read(reader, (&mut byte as *mut u8).cast(), 1) } != 1 {}
+                terminate(byte as libc::c_int);
+            });
+        if spawned.is_err() {
+            return;
+        }
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            // SAFETY: installs a handler that only writes to a pipe.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_termination_signal as *const () as usize;
+                action.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut action.sa_mask);
+                libc::sigaction(signal, &action, std::ptr::null_mut());
+            }
+        }
+    });
+}
+
+/// Removes what is not committed (after a commit in progress, which holds
+/// the lock) and ends the process by `signal`. The lock stays held: no run
+/// stages anything after this.
+fn terminate(signal: libc::c_int) -> ! {
+    let state = uncommitted();
+    for temporary in state.temporaries.keys() {
+        let _ = fs::remove_file(temporary);
+    }
+    for folder in state.folders.iter().rev() {
+        let _ = fs::remove_dir(folder);
+    }
+    // SAFETY: back to the default action, then the same signal: the
+    // process ends as it would have without the handler.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+        libc::raise(signal);
+    }
+    std::process::exit(128 + signal);
+}
+
+/// Removes the temporary files a killed run left for `destination`
+/// (`.<name>.<random>.tmp` beside it).
+fn remove_stale_temporaries(folder: &Path, destination: &Path) {
+    let Some(name) = destination.file_name() else {
+        return;
+    };
+    let mut prefix = b".".to_vec();
+    prefix.extend_from_slice(name.as_encoded_bytes());
+    prefix.push(b'.');
+    let Ok(entries) = fs::read_dir(folder) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let bytes = file_name.as_encoded_bytes();
+        // tempfile's random part: 6 characters, no dot.
+        let stale = bytes.len() == prefix.len() + 6 + TEMPORARY_SUFFIX.len()
+            && bytes.starts_with(&prefix)
+            && is_temporary_name(&file_name)
+            && !bytes[prefix.len()..prefix.len() + 6].contains(&b'.');
+        if stale && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
 
 /// The name that means standard output.
 pub const STDOUT: &str = "-";
@@ -99,10 +226,63 @@ fn new_file_mode(destination: &Path) -> u32 {
     0o666 & !umask
 }
 
+/// A temporary file known to the termination clean-up: removed (and
+/// forgotten) when dropped, forgotten once renamed into place.
+struct Registered(Option<tempfile::TempPath>);
+
+impl std::ops::Deref for Registered {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        self.0.as_deref().expect("a registered temporary file")
+    }
+}
+
+impl Registered {
+    /// Renames the file to `destination`; `state` is the locked registry.
+    /// On failure the file comes back (dropped later, outside the lock).
+    fn persist(
+        mut self,
+        destination: &Path,
+        state: &mut Uncommitted,
+    ) -> std::result::Result<(), (Registered, std::io::Error)> {
+        let temporary = self.0.take().expect("a registered temporary file");
+        let path = temporary.to_path_buf();
+        match temporary.persist(destination) {
+            Ok(()) => {
+                forget_temporary(state, &path);
+                Ok(())
+            }
+            Err(e) => Err((Registered(Some(e.path)), e.error)),
+        }
+    }
+}
+
+fn forget_temporary(state: &mut Uncommitted, path: &Path) {
+    if let Some(count) = state.temporaries.get_mut(path) {
+        *count -= 1;
+        if *count == 0 {
+            state.temporaries.remove(path);
+        }
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Some(temporary) = self.0.take() {
+            let path = temporary.to_path_buf();
+            // Removed first, forgotten after: a signal in between only
+            // removes a file that is gone already.
+            drop(temporary);
+            forget_temporary(&mut uncommitted(), &path);
+        }
+    }
+}
+
 enum Staged {
     /// A complete temporary file waiting to be renamed over `destination`.
     Renamed {
-        temporary: tempfile::TempPath,
+        temporary: Registered,
         destination: PathBuf,
         shown: String,
     },
@@ -143,13 +323,19 @@ impl StagedWrites {
             missing.push(p.to_path_buf());
             probe = p.parent();
         }
-        fs::create_dir_all(folder).map_err(|e| Error::io(&shown, e))?;
+        // Innermost last, so that dropping removes children before parents.
+        missing.reverse();
+        let mut state = uncommitted();
+        let created = fs::create_dir_all(folder);
+        // Registered even when creation failed half-way: whatever exists
+        // of them is this run's.
+        state.folders.extend(missing.iter().cloned());
+        drop(state);
+        self.created_folders.extend(missing);
+        created.map_err(|e| Error::io(&shown, e))?;
         if !fs::metadata(folder).map(|m| m.is_dir()).unwrap_or(false) {
             return Err(Error::InvalidArgument(format!("{shown}: not a folder")));
         }
-        // Innermost last, so that dropping removes children before parents.
-        missing.reverse();
-        self.created_folders.extend(missing);
         Ok(())
     }
 
@@ -250,18 +436,26 @@ impl StagedWrites {
         })?);
         prefix.push(".");
         let mode = new_file_mode(&destination);
+        remove_stale_temporaries(folder, &destination);
+        let mut state = uncommitted();
         let file = tempfile::Builder::new()
             .prefix(&prefix)
             .suffix(TEMPORARY_SUFFIX)
             .tempfile_in(folder)
             .map_err(|e| Error::io(&shown, e))?;
         let (mut handle, temporary) = file.into_parts();
+        *state
+            .temporaries
+            .entry(temporary.to_path_buf())
+            .or_default() += 1;
+        drop(state);
+        let temporary = Registered(Some(temporary));
         let written = (|| {
             use std::os::unix::fs::PermissionsExt;
             fill(&mut handle, &temporary)?;
             // Whatever wrote by path, the data is synced through a fresh
             // handle on the same file.
-            let synced = fs::OpenOptions::new().write(true).open(&temporary)?;
+            let synced = fs::OpenOptions::new().write(true).open(&*temporary)?;
             synced.set_permissions(fs::Permissions::from_mode(mode))?;
             synced.sync_all()
         })();
@@ -303,6 +497,12 @@ impl StagedWrites {
             }
         }
         let mut folders = Vec::new();
+        // The renames under the lock: a termination signal waits for all
+        // of them. Files that were not renamed are dropped (removed) after
+        // the lock is released.
+        let mut state = uncommitted();
+        let mut failure = None;
+        let mut left = Vec::new();
         for item in renamed {
             if let Staged::Renamed {
                 temporary,
@@ -310,13 +510,33 @@ impl StagedWrites {
                 shown,
             } = item
             {
-                temporary
-                    .persist(&destination)
-                    .map_err(|e| Error::io(&shown, e.error))?;
-                if let Some(folder) = destination.parent() {
-                    folders.push(folder.to_path_buf());
+                if failure.is_some() {
+                    left.push(temporary);
+                    continue;
+                }
+                match temporary.persist(&destination, &mut state) {
+                    Ok(()) => {
+                        if let Some(folder) = destination.parent() {
+                            folders.push(folder.to_path_buf());
+                        }
+                    }
+                    Err((temporary, e)) => {
+                        left.push(temporary);
+                        failure = Some(Error::io(&shown, e));
+                    }
                 }
             }
+        }
+        if failure.is_none() {
+            // The folders hold committed outputs now: nobody removes them.
+            for folder in self.created_folders.drain(..) {
+                forget_folder(&mut state, &folder);
+            }
+        }
+        drop(state);
+        drop(left);
+        if let Some(e) = failure {
+            return Err(e);
         }
         folders.sort();
         folders.dedup();
@@ -332,18 +552,27 @@ impl StagedWrites {
                 let _ = dir.sync_all();
             }
         }
-        self.created_folders.clear();
         Ok(())
+    }
+}
+
+fn forget_folder(state: &mut Uncommitted, folder: &Path) {
+    if let Some(k) = state.folders.iter().position(|f| f == folder) {
+        state.folders.remove(k);
     }
 }
 
 impl Drop for StagedWrites {
     fn drop(&mut self) {
-        // Temporary files remove themselves (TempPath); folders this run
+        // Temporary files remove themselves (Registered); folders this run
         // created go too, innermost first, if they are empty by now.
         self.staged.clear();
         for folder in self.created_folders.iter().rev() {
             let _ = fs::remove_dir(folder);
+        }
+        let mut state = uncommitted();
+        for folder in &self.created_folders {
+            forget_folder(&mut state, folder);
         }
     }
 }
