@@ -1,8 +1,9 @@
 //! The installed package as a DFT/MD code uses it: CMake builds and installs
 //! libe3relax (with its libtorch, the CLI and the models), the build tree
-//! is deleted, the source tree's .libtorch hidden and the install tree
-//! moved (self-contained, relocatable: relative run paths, libtorch
-//! resolved inside the prefix), a consumer project
+//! is deleted and the install tree moved (self-contained, relocatable:
+//! relative run paths, libtorch resolved inside the prefix and never from
+//! the source tree's .libtorch, which the test leaves in place), a consumer
+//! project
 //! in C, C++ and Fortran is built with find_package(E3Relax) and run by
 //! ctest, the C example is built with pkg-config and a plain Makefile, and
 //! every program's triclinic answer matches the Rust API to 1e-5 in Å and
@@ -31,31 +32,17 @@ fn built_library() -> PathBuf {
     lib
 }
 
-/// Renames a folder out of the way and back when dropped (also when the
-/// test fails).
-struct HiddenFolder {
-    original: PathBuf,
-    hidden: PathBuf,
-}
-
-impl HiddenFolder {
-    fn new(original: &Path) -> Option<HiddenFolder> {
-        let hidden = original.with_file_name(".libtorch-hidden-by-the-packaging-test");
-        if !original.is_dir() {
-            return None;
-        }
-        std::fs::rename(original, &hidden).ok()?;
-        Some(HiddenFolder {
-            original: original.to_path_buf(),
-            hidden,
-        })
-    }
-}
-
-impl Drop for HiddenFolder {
-    fn drop(&mut self) {
-        let _ = std::fs::rename(&self.hidden, &self.original);
-    }
+/// Asserts that no shared library `ldd` resolves for `file` comes from
+/// the source tree's `.libtorch` (the test does not rename it away, which a
+/// killed run would leave renamed and parallel runs would collide on).
+fn assert_not_from_source_libtorch(file: &Path) {
+    let resolved = run(Command::new("ldd").arg(file), "ldd");
+    let source_libtorch = source_dir().join(".libtorch").display().to_string();
+    assert!(
+        !resolved.contains(&source_libtorch),
+        "{} loads libraries from the source tree:\n{resolved}",
+        file.display()
+    );
 }
 
 fn run(cmd: &mut Command, what: &str) -> String {
@@ -172,11 +159,9 @@ fn installed_package_serves_c_cxx_fortran_and_pkg_config() {
     // .libtorch included): run paths are relative, libtorch is in the
     // prefix.
     std::fs::remove_dir_all(&build).unwrap();
-    // The source tree's libtorch is hidden while the installed package is
-    // used: everything must come from the prefix. (cargo runs test binaries
-    // one at a time and this binary has one test, so nothing else needs
-    // it meanwhile; this process has its libtorch mapped already.)
-    let _hidden = HiddenFolder::new(&source_dir().join(".libtorch"));
+    // Everything must come from the prefix, never from the source tree's
+    // .libtorch (checked with ldd on the installed files and on every
+    // consumer program below).
     // cargo runs tests with LD_LIBRARY_PATH pointing into the build tree
     // (whose libe3relax.so.0 would then win); a user's shell has no such
     // path, and neither do the programs started from here on.
@@ -199,6 +184,9 @@ fn installed_package_serves_c_cxx_fortran_and_pkg_config() {
             dynamic.contains(&format!("runpath: [{runpath}]")),
             "{file}: {dynamic}"
         );
+    }
+    for file in ["lib/libe3relax.so.0.1.0", "bin/e3relax"] {
+        assert_not_from_source_libtorch(&moved.join(file));
     }
     let resolved = run(Command::new("ldd").arg(moved.join("bin/e3relax")), "ldd");
     for library in ["libtorch_cpu.so", "libc10.so", "libgomp.so.1"] {
@@ -264,6 +252,7 @@ fn installed_package_serves_c_cxx_fortran_and_pkg_config() {
 
     for program in ["relax_c", "relax_cxx", "relax_fortran"] {
         let exe = consumer.join(program);
+        assert_not_from_source_libtorch(&exe);
         let angstrom = run(
             Command::new(&exe)
                 .arg(&model_dir)
@@ -312,6 +301,7 @@ fn installed_package_serves_c_cxx_fortran_and_pkg_config() {
         "relax_c_pkgconfig",
     );
     assert_matches(&text, &expected, 1.0, "pkg-config build");
+    assert_not_from_source_libtorch(&out_dir.join("relax_c_pkgconfig"));
 
     // A missing header makes find_package fail with a clear message.
     std::fs::remove_file(moved.join("include/e3relax.hpp")).unwrap();
