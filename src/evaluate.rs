@@ -469,6 +469,114 @@ impl FixedPointReport {
     }
 }
 
+/// How well an ensemble's spread tells its error, on relaxation pairs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CalibrationReport {
+    /// Members in the ensemble.
+    pub members: usize,
+    /// The ensemble mean's numbers.
+    pub mean: Metrics,
+    /// Per crystal: (mean atom uncertainty Å, coordinate error Å, cell
+    /// uncertainty, shape deviation Å^2, volume uncertainty Å^3, volume
+    /// error Å^3).
+    pub rows: Vec<[f64; 6]>,
+    /// Spearman correlations of uncertainty and error per crystal:
+    /// coordinates, cell shape, volume.
+    pub spearman_coordinates: Option<f64>,
+    pub spearman_shape: Option<f64>,
+    pub spearman_volume: Option<f64>,
+    /// Crystals sorted by mean atom uncertainty in ten bins: (mean
+    /// uncertainty, mean coordinate error, crystals).
+    pub deciles: Vec<(f64, f64, usize)>,
+    /// Wall time of the ensemble's predictions, seconds.
+    pub seconds: f64,
+}
+
+/// Relaxes every pair's unrelaxed structure with an ensemble and compares
+/// its spread with its error.
+pub fn calibration(
+    relaxer: &crate::relax::Relaxer,
+    pairs: &[RelaxationPair],
+    options: &RelaxOptions,
+    on_batch: &(dyn Fn(usize) + Sync),
+) -> Result<CalibrationReport> {
+    let inputs: Vec<_> = pairs.iter().map(|p| p.unrelaxed.clone()).collect();
+    let start = Instant::now();
+    let results = relaxer.relax_many_with_progress(&inputs, options, 1, on_batch)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let mut errors = Vec::with_capacity(pairs.len());
+    let rows: Vec<[f64; 6]> = pairs
+        .iter()
+        .zip(&results)
+        .map(|(pair, r)| {
+            let m = metrics::compare(&r.relaxed.lattice, &r.relaxed.positions, &pair.target);
+            errors.push(m);
+            let u = r.uncertainty.as_ref().expect("an ensemble's prediction");
+            [
+                u.mean_atom(),
+                m.coordinate_mae,
+                u.cell,
+                m.shape_deviation,
+                u.volume,
+                m.volume_error,
+            ]
+        })
+        .collect();
+    let column = |k: usize| rows.iter().map(|r| r[k]).collect::<Vec<_>>();
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| rows[a][0].total_cmp(&rows[b][0]));
+    let deciles = (0..10)
+        .filter_map(|d| {
+            let bin = &order[d * order.len() / 10..(d + 1) * order.len() / 10];
+            (!bin.is_empty()).then(|| {
+                let n = bin.len() as f64;
+                (
+                    bin.iter().map(|&i| rows[i][0]).sum::<f64>() / n,
+                    bin.iter().map(|&i| rows[i][1]).sum::<f64>() / n,
+                    bin.len(),
+                )
+            })
+        })
+        .collect();
+    Ok(CalibrationReport {
+        members: relaxer.ensemble_size(),
+        mean: metrics::mean(&errors),
+        spearman_coordinates: crate::ensemble::spearman(&column(0), &column(1)),
+        spearman_shape: crate::ensemble::spearman(&column(2), &column(3)),
+        spearman_volume: crate::ensemble::spearman(&column(4), &column(5)),
+        rows,
+        deciles,
+        seconds,
+    })
+}
+
+impl CalibrationReport {
+    pub fn table(&self) -> String {
+        let r = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+        let mut out = format!(
+            "ensemble of {} models: mean prediction coord MAE {:.4} Å, shape {:.4} Å^2, volume {:.4} Å^3 ({:.2} s)\n\
+             Spearman correlation of uncertainty and error per crystal: coordinates {}, cell shape {}, volume {}\n\
+             {:<8} {:>22} {:>20} {:>9}\n",
+            self.members,
+            self.mean.coordinate_mae,
+            self.mean.shape_deviation,
+            self.mean.volume_error,
+            self.seconds,
+            r(self.spearman_coordinates),
+            r(self.spearman_shape),
+            r(self.spearman_volume),
+            "decile",
+            "mean uncertainty (Å)",
+            "mean coord MAE (Å)",
+            "crystals"
+        );
+        for (k, (u, e, n)) in self.deciles.iter().enumerate() {
+            out += &format!("{:<8} {u:>22.4} {e:>20.4} {n:>9}\n", k + 1);
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,6 +42,7 @@ macro_rules! deserialize_from_str {
 pub mod baseline;
 pub mod dataset;
 pub mod elements;
+pub mod ensemble;
 pub mod error;
 pub mod evaluate;
 /// The C ABI (`include/e3relax.h`): exported symbols of the shared

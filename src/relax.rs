@@ -94,14 +94,20 @@ pub struct Relaxation {
     /// The relaxed structure (the last layer's output), with the input's
     /// atom order, id and metadata.
     pub relaxed: Structure,
-    /// The structure after each layer (empty unless asked for).
+    /// The structure after each layer (empty unless asked for; with an
+    /// ensemble, the first member's layers).
     pub trajectory: Vec<Structure>,
+    /// The spread of an ensemble's predictions (see [`crate::ensemble`]);
+    /// `None` for a single model.
+    pub uncertainty: Option<crate::ensemble::Uncertainty>,
 }
 
 /// A loaded model ready to relax structures.
 #[derive(Debug)]
 pub struct Relaxer {
     model: Model,
+    /// The other members of an ensemble (empty for a single model).
+    members: Vec<Model>,
 }
 
 fn to_rows(t: &Tensor) -> Result<Vec<[f64; 3]>> {
@@ -122,11 +128,60 @@ impl Relaxer {
         let device = device.resolve()?;
         Ok(Relaxer {
             model: Model::load(dir, device)?,
+            members: Vec::new(),
         })
     }
 
+    /// Loads a model directory and the other members of its ensemble
+    /// (`ensemble.json`, see [`crate::ensemble`]): predictions are then the
+    /// members' mean, with their spread as the uncertainty. An error if
+    /// the directory holds no ensemble.
+    pub fn load_ensemble(dir: impl AsRef<Path>, device: DeviceRequest) -> Result<Relaxer> {
+        let dir = dir.as_ref();
+        let member_dirs = crate::ensemble::member_dirs(dir)?;
+        if member_dirs.is_empty() {
+            return Err(Error::Model(format!(
+                "{}: no ensemble.json, so no uncertainty (an ensemble lists its other members there)",
+                dir.display()
+            )));
+        }
+        let mut relaxer = Relaxer::load(dir, device)?;
+        let device = relaxer.model.device();
+        for member in member_dirs {
+            let model = Model::load(&member, device)?;
+            if model.config() != relaxer.model.config() {
+                return Err(Error::Model(format!(
+                    "{}: an ensemble member must have the first member's config.json",
+                    member.display()
+                )));
+            }
+            relaxer.members.push(model);
+        }
+        Ok(relaxer)
+    }
+
     pub fn from_model(model: Model) -> Relaxer {
-        Relaxer { model }
+        Relaxer {
+            model,
+            members: Vec::new(),
+        }
+    }
+
+    /// An ensemble of these models (the first one's config is used).
+    pub fn from_models(mut models: Vec<Model>) -> Result<Relaxer> {
+        if models.is_empty() {
+            return Err(Error::InvalidArgument("an ensemble needs a model".into()));
+        }
+        let model = models.remove(0);
+        Ok(Relaxer {
+            model,
+            members: models,
+        })
+    }
+
+    /// Models in the ensemble (1 for a single model).
+    pub fn ensemble_size(&self) -> usize {
+        1 + self.members.len()
     }
 
     pub fn model(&self) -> &Model {
@@ -154,7 +209,7 @@ impl Relaxer {
         structures: &[Structure],
         options: &RelaxOptions,
     ) -> Result<Vec<Relaxation>> {
-        predict(&self.model, structures, options, 0)
+        self.relax_many_with_progress(structures, options, 1, &|_| {})
     }
 
     /// [`Relaxer::relax_many`] on `workers` threads, each with its own copy
@@ -184,54 +239,86 @@ impl Relaxer {
         workers: usize,
         on_batch: &(dyn Fn(usize) + Sync),
     ) -> Result<Vec<Relaxation>> {
-        let batch_size = options.batch_size.max(1);
-        let batches = structures.len().div_ceil(batch_size);
-        let workers = workers.clamp(1, batches.max(1));
-        let done = std::sync::atomic::AtomicUsize::new(0);
-        let count = |n: usize| {
-            let total = done.fetch_add(n, std::sync::atomic::Ordering::SeqCst) + n;
-            on_batch(total);
-        };
-        if workers == 1 || self.model.device() != Device::Cpu {
-            return predict_with_progress(&self.model, structures, options, 0, &count);
+        if self.members.is_empty() {
+            return relax_with_model(&self.model, structures, options, workers, on_batch);
         }
-        // Shares of whole batches, so that every structure is batched with
-        // the same neighbours as in the serial run.
-        let share = batches.div_ceil(workers) * batch_size;
-        let parts: Vec<&[Structure]> = structures.chunks(share).collect();
-        let copies = (1..parts.len())
-            .map(|_| self.model.duplicate())
-            .collect::<Result<Vec<Model>>>()?;
-        let results = std::thread::scope(|scope| {
-            let handles: Vec<_> = copies
-                .into_iter()
-                .zip(&parts[1..])
-                .enumerate()
-                .map(|(k, (model, part))| {
-                    let offset = (k + 1) * share;
-                    let count = &count;
-                    scope.spawn(move || predict_with_progress(&model, part, options, offset, count))
-                })
+        // An ensemble: every member relaxes everything; progress counts
+        // structures whose every member is done (approximately, per member).
+        let k = self.ensemble_size();
+        let finished = std::sync::atomic::AtomicUsize::new(0);
+        let mut per_member = Vec::with_capacity(k);
+        for model in std::iter::once(&self.model).chain(&self.members) {
+            let base = finished.load(std::sync::atomic::Ordering::SeqCst);
+            let count = |done: usize| on_batch((base + done) / k);
+            per_member.push(relax_with_model(
+                model, structures, options, workers, &count,
+            )?);
+            finished.fetch_add(structures.len(), std::sync::atomic::Ordering::SeqCst);
+        }
+        let mut first = per_member.remove(0);
+        for (i, (input, relaxation)) in structures.iter().zip(&mut first).enumerate() {
+            let predictions: Vec<Structure> = std::iter::once(relaxation.relaxed.clone())
+                .chain(per_member.iter().map(|m| m[i].relaxed.clone()))
                 .collect();
-            let mut results = vec![predict_with_progress(
-                &self.model,
-                parts[0],
-                options,
-                0,
-                &count,
-            )];
-            results.extend(handles.into_iter().map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Error::Model("a prediction thread panicked".into())))
-            }));
-            results
-        });
-        let mut all = Vec::with_capacity(structures.len());
-        for part in results {
-            all.extend(part?);
+            let (mean, uncertainty) = crate::ensemble::combine(input, &predictions);
+            // The mean of frozen coordinates is frozen up to round-off:
+            // honour them exactly again.
+            relaxation.relaxed = crate::frozen::honour(input, mean, options.fixed_cell);
+            relaxation.uncertainty = Some(uncertainty);
         }
-        Ok(all)
+        Ok(first)
     }
+}
+
+/// [`Relaxer::relax_many_with_progress`] for one model.
+fn relax_with_model(
+    model: &Model,
+    structures: &[Structure],
+    options: &RelaxOptions,
+    workers: usize,
+    on_batch: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<Relaxation>> {
+    let batch_size = options.batch_size.max(1);
+    let batches = structures.len().div_ceil(batch_size);
+    let workers = workers.clamp(1, batches.max(1));
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let count = |n: usize| {
+        let total = done.fetch_add(n, std::sync::atomic::Ordering::SeqCst) + n;
+        on_batch(total);
+    };
+    if workers == 1 || model.device() != Device::Cpu {
+        return predict_with_progress(&model, structures, options, 0, &count);
+    }
+    // Shares of whole batches, so that every structure is batched with
+    // the same neighbours as in the serial run.
+    let share = batches.div_ceil(workers) * batch_size;
+    let parts: Vec<&[Structure]> = structures.chunks(share).collect();
+    let copies = (1..parts.len())
+        .map(|_| model.duplicate())
+        .collect::<Result<Vec<Model>>>()?;
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = copies
+            .into_iter()
+            .zip(&parts[1..])
+            .enumerate()
+            .map(|(k, (model, part))| {
+                let offset = (k + 1) * share;
+                let count = &count;
+                scope.spawn(move || predict_with_progress(&model, part, options, offset, count))
+            })
+            .collect();
+        let mut results = vec![predict_with_progress(&model, parts[0], options, 0, &count)];
+        results.extend(handles.into_iter().map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(Error::Model("a prediction thread panicked".into())))
+        }));
+        results
+    });
+    let mut all = Vec::with_capacity(structures.len());
+    for part in results {
+        all.extend(part?);
+    }
+    Ok(all)
 }
 
 /// Runs a model on structures in batches (inference, no gradients).
@@ -403,6 +490,7 @@ fn assemble(
         results.push(Relaxation {
             relaxed,
             trajectory,
+            uncertainty: None,
         });
         first += n;
     }

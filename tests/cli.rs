@@ -1,5 +1,7 @@
 //! The `e3relax` command-line tool, run as a user would.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -454,4 +456,88 @@ fn the_trust_policy_moves_crystals_less() {
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("STRAIN,DISPLACEMENT"));
+}
+
+#[test]
+fn relax_writes_the_ensemble_uncertainty() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("ensemble");
+    let config = common::small_config().invariant();
+    common::small_model(&config, 1).save(&model).unwrap();
+    for (k, seed) in [(2, 2), (3, 3)] {
+        common::small_model(&config, seed)
+            .save(&model.join(format!("members/seed-{k}")))
+            .unwrap();
+    }
+    let input = fixture("ase_multi.extxyz");
+    // Without ensemble.json: a clear error.
+    let out = e3relax(&[
+        "relax",
+        s(&input),
+        "-o",
+        s(&dir.path().join("x.extxyz")),
+        "--model",
+        s(&model),
+        "--uncertainty",
+    ]);
+    assert_one_line_error(&out, &["ensemble.json"]);
+    std::fs::write(
+        model.join("ensemble.json"),
+        r#"{"members": ["members/seed-2", "members/seed-3"]}"#,
+    )
+    .unwrap();
+    let output = dir.path().join("out.extxyz");
+    let out = e3relax(&[
+        "relax",
+        s(&input),
+        "-o",
+        s(&output),
+        "--model",
+        s(&model),
+        "--uncertainty",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let frames = e3relax::io::read_file(&output, None).unwrap();
+    for f in &frames {
+        let column = f
+            .atom_properties
+            .iter()
+            .find(|p| p.name == "uncertainty")
+            .expect("an uncertainty column");
+        assert_eq!(column.values.len(), f.natoms());
+        assert!(column
+            .values
+            .iter()
+            .all(|v| v.parse::<f64>().unwrap() > 0.0));
+        for key in ["cell_uncertainty", "volume_uncertainty"] {
+            assert!(
+                f.info_value(key).unwrap().parse::<f64>().unwrap() > 0.0,
+                "{key}"
+            );
+        }
+    }
+    // A POSCAR output gets the side table.
+    let poscar = dir.path().join("POSCAR");
+    let out = e3relax(&[
+        "relax",
+        s(&fixture("ase_direct.vasp")),
+        "-o",
+        s(&poscar),
+        "--model",
+        s(&model),
+        "--uncertainty",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = std::fs::read_to_string(dir.path().join("POSCAR.uncertainty.csv")).unwrap();
+    let atoms = e3relax::io::read_file(&poscar, None).unwrap()[0].natoms();
+    assert_eq!(table.lines().count(), atoms + 1, "{table}");
+    assert!(table.starts_with("frame,id,atom,element,uncertainty_angstrom"));
 }

@@ -406,3 +406,72 @@ fn frozen_atoms_keep_the_prediction_symmetric_and_invariant() {
         );
     }
 }
+
+/// An ensemble's uncertainty is zero for identical members, positive for
+/// different ones, the same for a crystal alone or in a batch (1e-5), and
+/// invariant to rotation, another origin and permutation (1e-4).
+#[test]
+fn ensemble_uncertainty_is_invariant_and_batch_independent() {
+    let same = Relaxer::from_models(vec![invariant_model(5), invariant_model(5)]).unwrap();
+    let crystal = random_crystal(11, 6);
+    let single = Relaxer::from_model(invariant_model(5))
+        .relax(&crystal)
+        .unwrap();
+    let out = &same
+        .relax_many(std::slice::from_ref(&crystal), &RelaxOptions::default())
+        .unwrap()[0];
+    let u = out.uncertainty.as_ref().unwrap();
+    assert!(u.atoms.iter().all(|&a| a < 1e-6) && u.cell < 1e-6 && u.volume < 1e-4);
+    assert!(max_abs_diff(&out.relaxed.positions, &single.positions) < 1e-9);
+
+    let ensemble = Relaxer::from_models(vec![
+        invariant_model(5),
+        invariant_model(6),
+        invariant_model(7),
+    ])
+    .unwrap();
+    assert_eq!(ensemble.ensemble_size(), 3);
+    let run = |s: &Structure| {
+        ensemble
+            .relax_many(std::slice::from_ref(s), &RelaxOptions::default())
+            .unwrap()
+            .remove(0)
+    };
+    let base = run(&crystal);
+    let u = base.uncertainty.clone().unwrap();
+    assert!(
+        u.atoms.iter().all(|&a| a > 1e-4) && u.cell > 1e-5 && u.volume > 1e-4,
+        "{u:?}"
+    );
+    let close =
+        |a: &e3relax::ensemble::Uncertainty, b: &e3relax::ensemble::Uncertainty, tol: f64| {
+            a.atoms
+                .iter()
+                .zip(&b.atoms)
+                .all(|(x, y)| (x - y).abs() < tol)
+                && (a.cell - b.cell).abs() < tol
+                && (a.volume - b.volume).abs() < tol * 100.0
+        };
+    // Alone or in a batch with others.
+    let batch = ensemble
+        .relax_many(
+            &[random_crystal(3, 4), crystal.clone(), random_crystal(4, 7)],
+            &RelaxOptions::default(),
+        )
+        .unwrap();
+    assert!(close(batch[1].uncertainty.as_ref().unwrap(), &u, 1e-5));
+    // Rotated, shifted, permuted.
+    let rotated = run(&rotate(&crystal, &random_rotation(8)));
+    assert!(close(rotated.uncertainty.as_ref().unwrap(), &u, 1e-4));
+    let moved = run(&shifted(&crystal, [0.7, -1.3, 2.1]));
+    assert!(close(moved.uncertainty.as_ref().unwrap(), &u, 1e-4));
+    let n = crystal.natoms();
+    let mut permuted = crystal.clone();
+    permuted.positions.reverse();
+    permuted.numbers.reverse();
+    let p = run(&permuted);
+    let mut back = p.uncertainty.clone().unwrap();
+    back.atoms.reverse();
+    assert_eq!(back.atoms.len(), n);
+    assert!(close(&back, &u, 1e-4));
+}

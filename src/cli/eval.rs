@@ -53,6 +53,10 @@ pub struct EvalArgs {
     /// (cell strain, dimensionless; atom displacement, Å): the trust policy
     #[arg(long, value_name = "STRAIN,DISPLACEMENT", value_parser = parse_trust)]
     trust: Option<e3relax::trust::Trust>,
+    /// Also relax with the model's ensemble (ensemble.json) and print how
+    /// well its spread tells its error (Spearman correlations, deciles)
+    #[arg(long)]
+    uncertainty: bool,
 }
 
 pub fn parse_trust(text: &str) -> std::result::Result<e3relax::trust::Trust, String> {
@@ -148,9 +152,18 @@ pub fn run(args: EvalArgs) -> Result<()> {
         )),
         _ => None,
     };
+    let calibration = match (&report, args.uncertainty) {
+        (Ok(_), true) => Some(
+            Relaxer::load_ensemble(&dir, args.device.parse::<DeviceRequest>()?).and_then(
+                |ensemble| e3relax::evaluate::calibration(&ensemble, &pairs, &options, &|_| {}),
+            ),
+        ),
+        _ => None,
+    };
     progress.finish();
     let report = report?;
     let fixed = fixed.transpose()?;
+    let calibration = calibration.transpose()?;
     if let Some(path) = &args.csv {
         e3relax::io::write_atomically(path, report.csv().as_bytes())?;
     }
@@ -179,12 +192,25 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 "share_over_5_percent": fixed.share_over_5_percent,
             });
         }
+        if let Some(calibration) = &calibration {
+            json["calibration"] = serde_json::json!({
+                "members": calibration.members,
+                "mean": calibration.mean,
+                "spearman_coordinates": calibration.spearman_coordinates,
+                "spearman_shape": calibration.spearman_shape,
+                "spearman_volume": calibration.spearman_volume,
+                "deciles": calibration.deciles,
+            });
+        }
         println!("{json}");
     } else {
         println!("{}", report.table());
         if let Some(key) = &args.group_by {
             println!("\nby {key} (/D: ratio to Dummy, /B: to the volume baseline)");
             print!("{}", report.group_table(key));
+        }
+        if let Some(calibration) = &calibration {
+            print!("\n{}", calibration.table());
         }
         if let Some(fixed) = &fixed {
             println!("\n{}", fixed.table());

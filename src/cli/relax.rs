@@ -69,6 +69,74 @@ pub struct RelaxArgs {
     /// (see the model card)
     #[arg(long, value_name = "STRAIN,DISPLACEMENT", value_parser = super::eval::parse_trust)]
     trust: Option<e3relax::trust::Trust>,
+    /// Relax with the model's ensemble (its ensemble.json): the members'
+    /// mean is the prediction, their spread is written as a per-atom
+    /// `uncertainty` column (Å) and per-frame `cell_uncertainty` and
+    /// `volume_uncertainty` (Å^3) in extended XYZ, or as OUTPUT.uncertainty.csv
+    /// beside a POSCAR or CIF output
+    #[arg(long)]
+    uncertainty: bool,
+}
+
+/// The relaxed structure with its ensemble spread as extended XYZ data.
+fn with_uncertainty(r: &e3relax::Relaxation) -> Structure {
+    let mut s = r.relaxed.clone();
+    if let Some(u) = &r.uncertainty {
+        s.atom_properties.retain(|p| p.name != "uncertainty");
+        s.atom_properties.push(e3relax::structure::AtomProperty {
+            name: "uncertainty".into(),
+            kind: 'R',
+            columns: 1,
+            values: u.atoms.iter().map(|v| v.to_string()).collect(),
+        });
+        s.set_info("cell_uncertainty", u.cell.to_string());
+        s.set_info("volume_uncertainty", u.volume.to_string());
+    }
+    s
+}
+
+/// The side table of a POSCAR or CIF output: one row per atom.
+fn uncertainty_table(results: &[e3relax::Relaxation]) -> String {
+    let mut out = String::from(
+        "frame,id,atom,element,uncertainty_angstrom,cell_uncertainty,volume_uncertainty_angstrom3\n",
+    );
+    for (frame, r) in results.iter().enumerate() {
+        let Some(u) = &r.uncertainty else { continue };
+        for (atom, (value, z)) in u.atoms.iter().zip(&r.relaxed.numbers).enumerate() {
+            out += &format!(
+                "{},{},{},{},{value},{},{}\n",
+                frame + 1,
+                r.relaxed.id.as_deref().unwrap_or(""),
+                atom + 1,
+                e3relax::elements::symbol(*z).unwrap_or("X"),
+                u.cell,
+                u.volume
+            );
+        }
+    }
+    out
+}
+
+/// Stages the side table of `results` beside `out` when its format has no
+/// place for per-atom data.
+fn stage_uncertainty(
+    writes: &mut io::StagedWrites,
+    out: &Path,
+    format: Option<Format>,
+    results: &[e3relax::Relaxation],
+) -> Result<()> {
+    let format = format.or(Format::from_path(out).ok());
+    if format == Some(Format::ExtXyz) || results.iter().all(|r| r.uncertainty.is_none()) {
+        return Ok(());
+    }
+    if out.as_os_str() == io::output::STDOUT {
+        return Err(Error::InvalidArgument(
+            "--uncertainty with standard output needs --format extxyz (other formats get a side table file)".into(),
+        ));
+    }
+    let mut name = out.as_os_str().to_os_string();
+    name.push(".uncertainty.csv");
+    writes.stage(Path::new(&name), uncertainty_table(results).into_bytes())
 }
 
 /// The model used when `--model` is not given (see
@@ -151,7 +219,11 @@ pub fn run(args: RelaxArgs) -> Result<()> {
         Some(dir) => dir.clone(),
         None => default_model_dir()?,
     };
-    let relaxer = Relaxer::load(&model_dir, device)?;
+    let relaxer = if args.uncertainty {
+        Relaxer::load_ensemble(&model_dir, device)?
+    } else {
+        Relaxer::load(&model_dir, device)?
+    };
     let mut skipped = 0;
     if args.skip_invalid {
         for (path, frames) in &mut jobs {
@@ -213,10 +285,8 @@ pub fn run(args: RelaxArgs) -> Result<()> {
         writes.create_folder(&args.output)?;
         let mut names = std::collections::BTreeMap::new();
         for (path, frames) in &jobs {
-            let relaxed: Vec<Structure> = results[next..next + frames.len()]
-                .iter()
-                .map(|r| r.relaxed.clone())
-                .collect();
+            let these = &results[next..next + frames.len()];
+            let relaxed: Vec<Structure> = these.iter().map(with_uncertainty).collect();
             next += frames.len();
             let input_name = path.file_name().expect("folder entries have names");
             let name = match output_format {
@@ -237,14 +307,16 @@ pub fn run(args: RelaxArgs) -> Result<()> {
                 .or(input_format)
                 .or(Format::from_path(path).ok());
             writes.stage(&out, io::file_bytes(&out, &relaxed, format)?)?;
+            stage_uncertainty(&mut writes, &out, format, these)?;
         }
     } else {
-        let relaxed: Vec<Structure> = results.iter().map(|r| r.relaxed.clone()).collect();
+        let relaxed: Vec<Structure> = results.iter().map(with_uncertainty).collect();
         super::refuse_overwriting_inputs(&args.output, &input_files, args.overwrite_input)?;
         writes.stage(
             &args.output,
             io::file_bytes(&args.output, &relaxed, output_format)?,
         )?;
+        stage_uncertainty(&mut writes, &args.output, output_format, &results)?;
     }
     if let Some(path) = &args.trajectory {
         let frames: Vec<Structure> = results
