@@ -287,7 +287,7 @@ fn relax_with_model(
         on_batch(total);
     };
     if workers == 1 || model.device() != Device::Cpu {
-        return predict_with_progress(&model, structures, options, 0, &count);
+        return predict_with_progress(model, structures, options, 0, &count);
     }
     // Shares of whole batches, so that every structure is batched with
     // the same neighbours as in the serial run.
@@ -307,7 +307,7 @@ fn relax_with_model(
                 scope.spawn(move || predict_with_progress(&model, part, options, offset, count))
             })
             .collect();
-        let mut results = vec![predict_with_progress(&model, parts[0], options, 0, &count)];
+        let mut results = vec![predict_with_progress(model, parts[0], options, 0, &count)];
         results.extend(handles.into_iter().map(|h| {
             h.join()
                 .unwrap_or_else(|_| Err(Error::Model("a prediction thread panicked".into())))
