@@ -186,9 +186,14 @@ e3relax_status_t e3relax_set_predict_progress(e3relax_model_t *model,
  the installed `share/e3relax/models/default` beside the library).
  `options_json` may be NULL or e.g. `{"device": "cpu", "length_unit":
  "bohr", "coordinates": "fractional", "fixed_cell": false, "batch_size":
- 16, "symmetry_tolerance": 0.001}`. `symmetry_tolerance` (Å, default
- 0.001; null for the network's raw output) is the tolerance of the search
- for the input's space group, which the prediction keeps. On success `*model` is the new handle (free it with
+ 16, "symmetry_tolerance": 0.001, "uncertainty": false, "trust": null}`.
+ `symmetry_tolerance` (Å, default 0.001; null for the network's raw
+ output) is the tolerance of the search for the input's space group,
+ which the prediction keeps. `uncertainty: true` loads the directory's
+ ensemble (`ensemble.json`): predictions are its members' mean, and
+ `e3relax_predict_uncertainty` also returns their spread. `trust:
+ [strain, displacement]` shrinks each predicted change towards the input
+ where it is no larger than these scales (the trust policy). On success `*model` is the new handle (free it with
  `e3relax_free`); on failure it is set to NULL.
 
  Memory: the first load tunes glibc's malloc for the process (mmap
@@ -244,6 +249,24 @@ e3relax_status_t e3relax_predict_frozen(const e3relax_model_t *model,
                                         int32_t mask_axes,
                                         double *out_positions,
                                         double *out_lattice);
+
+/*
+ `e3relax_predict` with the ensemble's spread (the handle must be loaded
+ with `{"uncertainty": true}`): `out_atom_uncertainty[natoms]` per atom
+ (in the handle's length unit), `*out_cell_uncertainty` the spread of the
+ cell strain (dimensionless) and `*out_volume_uncertainty` of the volume
+ (length unit cubed). Any output may be NULL when not wanted.
+ */
+e3relax_status_t e3relax_predict_uncertainty(const e3relax_model_t *model,
+                                             int32_t natoms,
+                                             const int32_t *numbers,
+                                             const double *positions,
+                                             const double *lattice,
+                                             double *out_positions,
+                                             double *out_lattice,
+                                             double *out_atom_uncertainty,
+                                             double *out_cell_uncertainty,
+                                             double *out_volume_uncertainty);
 
 /*
  The number of layers of a model (the structures `e3relax_predict_layers`

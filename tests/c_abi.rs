@@ -952,3 +952,105 @@ fn model_files_must_be_regular_files() {
         "{message}"
     );
 }
+
+#[test]
+fn ensemble_uncertainty_through_the_c_abi() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config().invariant();
+    small_model(&config, 41).save(dir.path()).unwrap();
+    small_model(&config, 42)
+        .save(&dir.path().join("members/b"))
+        .unwrap();
+    std::fs::write(
+        dir.path().join("ensemble.json"),
+        r#"{"members": ["members/b"]}"#,
+    )
+    .unwrap();
+    let path = CString::new(dir.path().to_str().unwrap()).unwrap();
+    let crystal = random_crystal(8, 6);
+    let expected = Relaxer::load_ensemble(dir.path(), e3relax::DeviceRequest::Cpu)
+        .unwrap()
+        .relax_many(std::slice::from_ref(&crystal), &Default::default())
+        .unwrap()
+        .remove(0);
+    let (numbers, positions, lattice) = arrays(&crystal);
+    let n = numbers.len();
+    let run = |model: *const e3relax_model_t| {
+        let mut pos = vec![0.0; 3 * n];
+        let mut atoms = vec![0.0; n];
+        let (mut cell, mut volume) = (0.0, 0.0);
+        let status = unsafe {
+            e3relax_predict_uncertainty(
+                model,
+                n as i32,
+                numbers.as_ptr(),
+                positions.as_ptr(),
+                lattice.as_ptr(),
+                pos.as_mut_ptr(),
+                null_mut(),
+                atoms.as_mut_ptr(),
+                &mut cell,
+                &mut volume,
+            )
+        };
+        (status, pos, atoms, cell, volume)
+    };
+    // A handle without the ensemble says how to get one.
+    let (status, single) = load(&path, None);
+    assert_eq!(status, E3RELAX_SUCCESS);
+    assert_eq!(run(single).0, E3RELAX_INVALID_ARGUMENT);
+    assert!(last_error().contains("uncertainty"), "{}", last_error());
+    unsafe { e3relax_free(single) };
+    let (status, model) = load(&path, Some(r#"{"uncertainty": true}"#));
+    assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+    let (status, pos, atoms, cell, volume) = run(model);
+    assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+    let u = expected.uncertainty.unwrap();
+    assert!(atoms
+        .iter()
+        .zip(&u.atoms)
+        .all(|(a, b)| (a - b).abs() < 1e-5));
+    assert!(atoms.iter().all(|&a| a > 0.0));
+    assert!((cell - u.cell).abs() < 1e-5 && (volume - u.volume).abs() < 1e-3);
+    let want: Vec<f64> = expected
+        .relaxed
+        .positions
+        .iter()
+        .flatten()
+        .copied()
+        .collect();
+    assert!(pos.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5));
+    unsafe { e3relax_free(model) };
+    // Bohr: lengths scale, the strain spread does not.
+    let (_, bohr) = load(
+        &path,
+        Some(r#"{"uncertainty": true, "length_unit": "bohr"}"#),
+    );
+    let to_bohr = 1.0 / 0.529177210903;
+    let scaled: Vec<f64> = positions.iter().map(|x| x * to_bohr).collect();
+    let scaled_lattice: Vec<f64> = lattice.iter().map(|x| x * to_bohr).collect();
+    let mut atoms_bohr = vec![0.0; n];
+    let mut cell_bohr = 0.0;
+    let status = unsafe {
+        e3relax_predict_uncertainty(
+            bohr,
+            n as i32,
+            numbers.as_ptr(),
+            scaled.as_ptr(),
+            scaled_lattice.as_ptr(),
+            null_mut(),
+            null_mut(),
+            atoms_bohr.as_mut_ptr(),
+            &mut cell_bohr,
+            null_mut(),
+        )
+    };
+    assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+    assert!((atoms_bohr[0] - atoms[0] * to_bohr).abs() < 1e-4);
+    assert!((cell_bohr - cell).abs() < 1e-5);
+    unsafe { e3relax_free(bohr) };
+    // A bad trust option names itself.
+    let (status, _) = load(&path, Some(r#"{"trust": [0.1, -1]}"#));
+    assert_eq!(status, E3RELAX_INVALID_ARGUMENT);
+    assert!(last_error().contains("trust"), "{}", last_error());
+}

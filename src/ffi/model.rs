@@ -34,6 +34,13 @@ struct LoadOptions {
     /// Tolerance (Å) of the symmetry search whose operations the
     /// prediction keeps; null: the network's raw output.
     symmetry_tolerance: Option<f64>,
+    /// Load the model directory's ensemble (`ensemble.json`): predictions
+    /// are the members' mean, `e3relax_predict_uncertainty` returns their
+    /// spread.
+    uncertainty: bool,
+    /// The trust policy's scales `[strain, displacement (Å)]`, or null
+    /// (the default) for the raw prediction.
+    trust: Option<[f64; 2]>,
 }
 
 impl Default for LoadOptions {
@@ -45,6 +52,8 @@ impl Default for LoadOptions {
             fixed_cell: false,
             batch_size: 16,
             symmetry_tolerance: Some(crate::relax::DEFAULT_SYMMETRY_TOLERANCE),
+            uncertainty: false,
+            trust: None,
         }
     }
 }
@@ -129,9 +138,14 @@ fn parse_load_options(text: &str) -> Result<LoadOptions, Error> {
 /// the installed `share/e3relax/models/default` beside the library).
 /// `options_json` may be NULL or e.g. `{"device": "cpu", "length_unit":
 /// "bohr", "coordinates": "fractional", "fixed_cell": false, "batch_size":
-/// 16, "symmetry_tolerance": 0.001}`. `symmetry_tolerance` (Å, default
-/// 0.001; null for the network's raw output) is the tolerance of the search
-/// for the input's space group, which the prediction keeps. On success `*model` is the new handle (free it with
+/// 16, "symmetry_tolerance": 0.001, "uncertainty": false, "trust": null}`.
+/// `symmetry_tolerance` (Å, default 0.001; null for the network's raw
+/// output) is the tolerance of the search for the input's space group,
+/// which the prediction keeps. `uncertainty: true` loads the directory's
+/// ensemble (`ensemble.json`): predictions are its members' mean, and
+/// `e3relax_predict_uncertainty` also returns their spread. `trust:
+/// [strain, displacement]` shrinks each predicted change towards the input
+/// where it is no larger than these scales (the trust policy). On success `*model` is the new handle (free it with
 /// `e3relax_free`); on failure it is set to NULL.
 ///
 /// Memory: the first load tunes glibc's malloc for the process (mmap
@@ -187,7 +201,18 @@ pub unsafe extern "C" fn e3relax_load(
         } else {
             Path::new(path).to_path_buf()
         };
-        let relaxer = Relaxer::load(&dir, options.device)?;
+        if let Some(scales) = options.trust {
+            if !scales.iter().all(|v| v.is_finite() && *v >= 0.0) {
+                return Err(Error::InvalidArgument(format!(
+                    "options_json: trust must be two non-negative numbers [strain, displacement], got {scales:?}"
+                )));
+            }
+        }
+        let relaxer = if options.uncertainty {
+            Relaxer::load_ensemble(&dir, options.device)?
+        } else {
+            Relaxer::load(&dir, options.device)?
+        };
         let validation = ValidationOptions {
             max_atomic_number: relaxer.model().config().max_atomic_number(),
             ..Default::default()
@@ -202,7 +227,12 @@ pub unsafe extern "C" fn e3relax_load(
                 batch_size: options.batch_size,
                 keep_trajectory: false,
                 symmetry_tolerance: options.symmetry_tolerance,
-                trust: None,
+                trust: options
+                    .trust
+                    .map(|[strain, displacement]| crate::trust::Trust {
+                        strain,
+                        displacement,
+                    }),
             },
             progress: Mutex::new(None),
         });
@@ -438,6 +468,58 @@ unsafe fn relax_one<'a>(
         .relax_many(std::slice::from_ref(&s), &options)?
         .remove(0);
     Ok((handle, relaxation))
+}
+
+/// `e3relax_predict` with the ensemble's spread (the handle must be loaded
+/// with `{"uncertainty": true}`): `out_atom_uncertainty[natoms]` per atom
+/// (in the handle's length unit), `*out_cell_uncertainty` the spread of the
+/// cell strain (dimensionless) and `*out_volume_uncertainty` of the volume
+/// (length unit cubed). Any output may be NULL when not wanted.
+#[no_mangle]
+pub unsafe extern "C" fn e3relax_predict_uncertainty(
+    model: *const e3relax_model_t,
+    natoms: i32,
+    numbers: *const i32,
+    positions: *const f64,
+    lattice: *const f64,
+    out_positions: *mut f64,
+    out_lattice: *mut f64,
+    out_atom_uncertainty: *mut f64,
+    out_cell_uncertainty: *mut f64,
+    out_volume_uncertainty: *mut f64,
+) -> e3relax_status_t {
+    guard(|| {
+        let handle = model.as_ref().ok_or_else(|| null("model"))?;
+        {
+            let relaxer = handle.relaxer.lock().unwrap_or_else(|e| e.into_inner());
+            if relaxer.ensemble_size() < 2 {
+                return Err(Error::InvalidArgument(
+                    "this handle has no ensemble: load it with {\"uncertainty\": true} from a model directory with ensemble.json".into(),
+                ));
+            }
+        }
+        let (handle, relaxation) =
+            relax_one(model, natoms, numbers, positions, lattice, None, false)?;
+        write_out(handle, &relaxation.relaxed, out_positions, out_lattice);
+        let u = relaxation
+            .uncertainty
+            .as_ref()
+            .ok_or_else(|| Error::Model("the ensemble returned no spread".into()))?;
+        let scale = 1.0 / handle.unit.in_angstrom();
+        if !out_atom_uncertainty.is_null() {
+            let out = std::slice::from_raw_parts_mut(out_atom_uncertainty, u.atoms.len());
+            for (o, v) in out.iter_mut().zip(&u.atoms) {
+                *o = v * scale;
+            }
+        }
+        if !out_cell_uncertainty.is_null() {
+            *out_cell_uncertainty = u.cell;
+        }
+        if !out_volume_uncertainty.is_null() {
+            *out_volume_uncertainty = u.volume * scale.powi(3);
+        }
+        Ok(())
+    })
 }
 
 /// The number of layers of a model (the structures `e3relax_predict_layers`

@@ -61,6 +61,18 @@ unsafe extern "C" {
         callback: e3relax_predict_progress_t,
         user_data: *mut c_void,
     ) -> e3relax_status_t;
+    pub fn e3relax_predict_uncertainty(
+        model: *const e3relax_model_t,
+        natoms: i32,
+        numbers: *const i32,
+        positions: *const f64,
+        lattice: *const f64,
+        out_positions: *mut f64,
+        out_lattice: *mut f64,
+        out_atom_uncertainty: *mut f64,
+        out_cell_uncertainty: *mut f64,
+        out_volume_uncertainty: *mut f64,
+    ) -> e3relax_status_t;
     pub fn e3relax_predict_frozen(
         model: *const e3relax_model_t,
         natoms: i32,
