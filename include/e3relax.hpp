@@ -216,6 +216,31 @@ public:
                                               static_cast<int32_t>(mask_axes), out_positions, out_lattice));
     }
 
+    /// The spread of an ensemble's predictions for one crystal.
+    struct Uncertainty {
+        std::vector<double> atoms;  ///< per atom, in the model's length unit
+        double cell = 0.0;          ///< spread of the cell strain
+        double volume = 0.0;        ///< spread of the volume (length unit cubed)
+    };
+
+    /// The ensemble's mean prediction and its spread (load the model with
+    /// R"({"uncertainty": true})" from a directory with ensemble.json).
+    Structure predict(const Structure& structure, Uncertainty& uncertainty) const {
+        if (structure.numbers.size() != structure.positions.size()) {
+            throw Error(E3RELAX_INVALID_ARGUMENT, "numbers and positions have different lengths");
+        }
+        if (!structure.move_mask.empty()) {
+            throw Error(E3RELAX_INVALID_ARGUMENT, "predict with uncertainty does not take a move mask");
+        }
+        Structure out = structure;
+        uncertainty.atoms.assign(structure.numbers.size(), 0.0);
+        details::check(e3relax_predict_uncertainty(
+            model_, static_cast<int32_t>(structure.numbers.size()), structure.numbers.data(),
+            structure.positions.data()->data(), structure.lattice.data()->data(), out.positions.data()->data(),
+            out.lattice.data()->data(), uncertainty.atoms.data(), &uncertainty.cell, &uncertainty.volume));
+        return out;
+    }
+
     /// One structure in, the relaxed structure out (its move mask honoured
     /// and carried over).
     Structure predict(const Structure& structure) const {

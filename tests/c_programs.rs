@@ -96,6 +96,11 @@ fn cxx_and_fortran_bindings_cover_the_c_api() {
     common::small_model(&common::small_config(), 4)
         .save(&model)
         .unwrap();
+    // An ensemble in the same directory (used with "uncertainty": true).
+    common::small_model(&common::small_config(), 5)
+        .save(&model.join("members/b"))
+        .unwrap();
+    std::fs::write(model.join("ensemble.json"), r#"{"members": ["members/b"]}"#).unwrap();
     let data = source.join("tests/fixtures/pairs/bulk-small");
     let cxx = work.path().join("api_coverage_cxx");
     common::compile_against_library(

@@ -22,6 +22,7 @@ module e3relax
 
     public :: e3relax_model, e3relax_load, e3relax_free, e3relax_predict, e3relax_predict_batch
     public :: e3relax_num_layers, e3relax_predict_layers, e3relax_train, e3relax_set_predict_progress
+    public :: e3relax_predict_uncertainty
     public :: e3relax_last_error, e3relax_version, e3relax_torch_version, e3relax_abi_version
     public :: e3relax_set_num_threads, e3relax_cuda_device_count, E3RELAX_FORTRAN_ABI_VERSION
     public :: E3RELAX_SUCCESS, E3RELAX_INVALID_ARGUMENT, E3RELAX_INVALID_STRUCTURE, E3RELAX_MODEL_ERROR
@@ -91,6 +92,18 @@ module e3relax
             real(c_double), dimension(*), intent(out) :: out_positions, out_lattice
             integer(c_int32_t) :: status
         end function c_predict_frozen
+
+        function c_predict_uncertainty(model, natoms, numbers, positions, lattice, out_positions, out_lattice, &
+                out_atoms, out_cell, out_volume) bind(C, name="e3relax_predict_uncertainty") result(status)
+            import :: c_ptr, c_int32_t, c_double
+            type(c_ptr), value :: model
+            integer(c_int32_t), value :: natoms
+            integer(c_int32_t), dimension(*), intent(in) :: numbers
+            real(c_double), dimension(*), intent(in) :: positions, lattice
+            real(c_double), dimension(*), intent(out) :: out_positions, out_lattice, out_atoms
+            real(c_double), intent(out) :: out_cell, out_volume
+            integer(c_int32_t) :: status
+        end function c_predict_uncertainty
 
         function c_predict_batch(model, nstructures, natoms, numbers, positions, lattices, out_positions, out_lattices) &
                 bind(C, name="e3relax_predict_batch") result(status)
@@ -304,11 +317,11 @@ contains
     !> the input's space group found at this tolerance; symmetrize=.false.
     !> returns the network's raw output instead.
     subroutine e3relax_load(model, path, unit, device, fixed_cell, coordinates, batch_size, &
-            symmetry_tolerance, symmetrize, ierr)
+            symmetry_tolerance, symmetrize, ierr, uncertainty)
         type(e3relax_model), intent(out) :: model
         character(len=*), intent(in) :: path
         character(len=*), optional, intent(in) :: unit, device, coordinates
-        logical, optional, intent(in) :: fixed_cell, symmetrize
+        logical, optional, intent(in) :: fixed_cell, symmetrize, uncertainty
         integer, optional, intent(in) :: batch_size
         real(c_double), optional, intent(in) :: symmetry_tolerance
         integer, optional, intent(out) :: ierr
@@ -335,6 +348,9 @@ contains
         if (present(symmetry_tolerance) .and. .not. index(options, 'null') > 0) then
             write (number, '(es23.16)') symmetry_tolerance
             options = options//', "symmetry_tolerance": '//trim(adjustl(number))
+        end if
+        if (present(uncertainty)) then
+            if (uncertainty) options = options//', "uncertainty": true'
         end if
         options = options//'}'
         call finish(c_load(trim(path)//c_null_char, options//c_null_char, model%handle), ierr)
@@ -461,6 +477,25 @@ contains
         end if
         call finish(status, ierr)
     end subroutine e3relax_predict
+
+    !> e3relax_predict with an ensemble's spread (load with
+    !> uncertainty=.true. a model directory that has ensemble.json):
+    !> atom_uncertainty(natoms) in the model's length unit, the cell strain's
+    !> spread (dimensionless) and the volume's (length unit cubed).
+    subroutine e3relax_predict_uncertainty(model, natoms, numbers, positions, lattice, new_positions, new_lattice, &
+            atom_uncertainty, cell_uncertainty, volume_uncertainty, ierr)
+        type(e3relax_model), intent(in) :: model
+        integer, intent(in) :: natoms
+        integer, intent(in) :: numbers(natoms)
+        real(c_double), intent(in) :: positions(3, natoms), lattice(3, 3)
+        real(c_double), intent(out) :: new_positions(3, natoms), new_lattice(3, 3), atom_uncertainty(natoms)
+        real(c_double), intent(out) :: cell_uncertainty, volume_uncertainty
+        integer, optional, intent(out) :: ierr
+        integer(c_int32_t) :: z(natoms)
+        z = int(numbers, c_int32_t)
+        call finish(c_predict_uncertainty(model%handle, int(natoms, c_int32_t), z, positions, lattice, new_positions, &
+            new_lattice, atom_uncertainty, cell_uncertainty, volume_uncertainty), ierr)
+    end subroutine e3relax_predict_uncertainty
 
     !> Predicts many crystals of different sizes: natoms(nstructures) atom
     !> counts, numbers and positions concatenated, lattices(3,3,nstructures).

@@ -318,6 +318,20 @@ def _rebuilt(item, positions, lattice, layer=None):
     )
 
 
+def _with_uncertainty(item, positions, lattice, atoms, cell, volume):
+    """The rebuilt item carrying an ensemble's spread."""
+    out = _rebuilt(item, positions, lattice)
+    if _is_ase(out):
+        out.arrays["uncertainty"] = np.asarray(atoms, dtype=np.float64)
+        out.info["cell_uncertainty"] = cell
+        out.info["volume_uncertainty"] = volume
+    else:
+        out.add_site_property("uncertainty", [float(a) for a in atoms])
+        out.properties["cell_uncertainty"] = cell
+        out.properties["volume_uncertainty"] = volume
+    return out
+
+
 def _c_array(values, ctype, shape):
     array = np.ascontiguousarray(values, dtype=np.float64 if ctype is ctypes.c_double else np.int32)
     if array.shape != shape:
@@ -366,17 +380,34 @@ class Model:
     None for the shipped default model. ``device``: ``"cpu"``, ``"cuda"``,
     ``"cuda:K"`` or ``"auto"``. ``symmetry_tolerance`` (Å): the prediction
     keeps the input's space group found at this tolerance (None: the
-    network's raw output).
+    network's raw output). ``uncertainty=True`` loads the directory's
+    ensemble (``ensemble.json``): predictions are its members' mean, and
+    ``relax`` adds their spread (ASE: ``atoms.arrays["uncertainty"]`` in Å,
+    ``atoms.info["cell_uncertainty"]`` and ``["volume_uncertainty"]`` in
+    Å^3; pymatgen: the ``uncertainty`` site property and the same keys in
+    ``properties``). ``trust=(strain, displacement)``: the trust policy
+    (see the README).
     """
 
-    def __init__(self, path=None, device="cpu", symmetry_tolerance=1e-3, batch_size=16):
+    def __init__(self, path=None, device="cpu", symmetry_tolerance=1e-3, batch_size=16, uncertainty=False,
+                 trust=None):
         self.path = _path_argument(path)
         self.device = device
+        self.uncertainty = bool(uncertainty)
         self._options = {
             "device": device,
             "batch_size": _integer_option("batch_size", batch_size),
             "symmetry_tolerance": _tolerance_option(symmetry_tolerance),
+            "uncertainty": self.uncertainty,
         }
+        if trust is not None:
+            try:
+                strain, displacement = (float(v) for v in trust)
+            except (TypeError, ValueError):
+                raise InvalidArgumentError(
+                    f"trust must be (strain, displacement), two non-negative numbers; got {trust!r}"
+                ) from None
+            self._options["trust"] = [strain, displacement]
         self._handles = {}
         self._progress_lock = threading.Lock()
         self._load_lock = threading.Lock()
@@ -627,6 +658,18 @@ class Model:
                 results.append(
                     [_rebuilt(item, p, l, layer=t + 1) for t, (p, l) in enumerate(zip(all_positions, all_lattices))]
                 )
+        elif self.uncertainty:
+            if any(m is not None for m, _ in masks):
+                raise InvalidArgumentError(
+                    "uncertainty with frozen atoms is not supported; relax without constraints, "
+                    "or with a Model(uncertainty=False)"
+                )
+            handle = self._handle(fixed_cell)
+            results = []
+            for k, (item, (numbers, positions, lattice)) in enumerate(zip(items, arrays)):
+                results.append(_with_uncertainty(item, *self._predict_uncertainty(handle, numbers, positions, lattice)))
+                if callable(progress):
+                    progress(k + 1, len(items))
         else:
             handle = self._handle(fixed_cell)
             predicted = self._with_progress(
@@ -634,3 +677,20 @@ class Model:
             )
             results = [_rebuilt(item, p, l) for item, (p, l) in zip(items, predicted)]
         return results[0] if single else results
+
+    def _predict_uncertainty(self, handle, numbers, positions, lattice):
+        n = len(numbers)
+        numbers, numbers_p = _c_array(numbers, ctypes.c_int32, (n,))
+        positions, positions_p = _c_array(positions, ctypes.c_double, (n, 3))
+        lattice, lattice_p = _c_array(lattice, ctypes.c_double, (3, 3))
+        out_positions, out_lattice, atoms = np.empty((n, 3)), np.empty((3, 3)), np.empty(n)
+        cell, volume = ctypes.c_double(), ctypes.c_double()
+        double_p = ctypes.POINTER(ctypes.c_double)
+        _capi.check(
+            _capi.predict_uncertainty(
+                handle, n, numbers_p, positions_p, lattice_p,
+                out_positions.ctypes.data_as(double_p), out_lattice.ctypes.data_as(double_p),
+                atoms.ctypes.data_as(double_p), ctypes.byref(cell), ctypes.byref(volume),
+            )
+        )
+        return out_positions, out_lattice, atoms, cell.value, volume.value

@@ -511,3 +511,34 @@ except e3relax.E3RelaxError as error:
     assert "IoError" not in result.stdout and "libtorch" not in result.stdout, result.stdout
     leftovers = [p.name for p in (tmp_path / "run").rglob("*.tmp")]
     assert leftovers == [], leftovers
+
+
+def test_ensemble_uncertainty(tmp_path):
+    import shutil
+
+    ensemble = tmp_path / "ensemble"
+    shutil.copytree(REPOSITORY / "models/default", ensemble)
+    # A second member: the same weights, so the spread must be zero; a
+    # third one trained differently is not needed to test the plumbing.
+    shutil.copytree(REPOSITORY / "models/default", ensemble / "members/copy", ignore=shutil.ignore_patterns("ensemble.json", "members"))
+    (ensemble / "ensemble.json").write_text('{"members": ["members/copy"]}')
+    atoms = crystals()[0]
+    with e3relax.Model(ensemble, uncertainty=True) as model, e3relax.Model() as single:
+        relaxed = model.relax(atoms)
+        assert relaxed.arrays["uncertainty"].shape == (len(atoms),)
+        assert np.abs(relaxed.arrays["uncertainty"]).max() < 1e-5
+        assert relaxed.info["cell_uncertainty"] < 1e-6 and relaxed.info["volume_uncertainty"] < 1e-3
+        assert np.abs(relaxed.positions - single.relax(atoms).positions).max() < 1e-5
+        pymatgen = pytest.importorskip("pymatgen.io.ase")
+        structure = pymatgen.AseAtomsAdaptor().get_structure(atoms)
+        out = model.relax(structure)
+        assert len(out.site_properties["uncertainty"]) == len(structure)
+        assert "cell_uncertainty" in out.properties
+    with pytest.raises(e3relax.ModelError, match="ensemble.json"):
+        e3relax.Model(uncertainty=True)
+    with pytest.raises(e3relax.InvalidArgumentError, match="trust"):
+        e3relax.Model(trust=(0.1,))
+    with e3relax.Model(trust=(0.087, 0.167)) as trusted, e3relax.Model() as raw:
+        a, b = trusted.relax(atoms), raw.relax(atoms)
+        change = lambda s: abs(s.get_volume() / atoms.get_volume() - 1)  # noqa: E731
+        assert change(a) < change(b)

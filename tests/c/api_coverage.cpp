@@ -100,6 +100,18 @@ int main(int argc, char** argv) {
     } catch (const e3relax::Error& e) {
         CHECK(e.status() == E3RELAX_INVALID_ARGUMENT);
     }
+    // The ensemble's spread.
+    e3relax::Model ensemble(model_dir, R"({"uncertainty": true})");
+    e3relax::Model::Uncertainty spread;
+    const e3relax::Structure mean = ensemble.predict(crystal, spread);
+    CHECK(spread.atoms.size() == 3 && spread.atoms[0] > 0.0 && spread.cell > 0.0 && spread.volume > 0.0);
+    CHECK(mean.positions.size() == 3);
+    try {
+        model.predict(crystal, spread);
+        CHECK(false);
+    } catch (const e3relax::Error& e) {
+        CHECK(e.status() == E3RELAX_INVALID_ARGUMENT);
+    }
     e3relax::Model fixed_cell(model_dir, R"({"fixed_cell": true})");
     const e3relax::Structure pinned = fixed_cell.predict(frozen);
     CHECK(pinned.positions[0] == crystal.positions[0]);

@@ -44,6 +44,7 @@ program api_coverage
     real(c_double) :: positions(3, 3), lattice(3, 3), new_positions(3, 3), new_lattice(3, 3)
     real(c_double), allocatable :: all_positions(:, :, :), all_lattices(:, :, :)
     logical :: move_mask(3, 3)
+    real(c_double) :: atom_uncertainty(3), cell_uncertainty, volume_uncertainty
     real(c_double) :: batch_positions(3, 6), batch_lattices(3, 3, 2)
 
     failures = 0
@@ -88,6 +89,14 @@ program api_coverage
         reshape([lattice, lattice], [3, 3, 2]), batch_positions, batch_lattices)
     call expect(last_done == 2 .and. last_total == 2, 'batch progress')
     call e3relax_set_predict_progress(model, c_null_funptr)
+    call e3relax_free(model)
+
+    ! The ensemble's spread.
+    call e3relax_load(model, trim(model_dir), uncertainty=.true.)
+    call e3relax_predict_uncertainty(model, 3, numbers, positions, lattice, new_positions, new_lattice, &
+        atom_uncertainty, cell_uncertainty, volume_uncertainty)
+    call expect(all(atom_uncertainty > 0d0) .and. cell_uncertainty > 0d0 .and. volume_uncertainty > 0d0, &
+        'ensemble spread')
     call e3relax_free(model)
 
     ! Frozen atoms (Quantum ESPRESSO's if_pos = 0): atom 1 on every axis,
