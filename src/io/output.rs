@@ -123,7 +123,8 @@ fn terminate(signal: libc::c_int) -> ! {
 }
 
 /// Removes the temporary files a killed run left for `destination`
-/// (`.<name>.<random>.tmp` beside it).
+/// (`.<name>.<random>.tmp` beside it): those whose `flock` can be taken,
+/// because no live run (this one or another process) holds them.
 fn remove_stale_temporaries(folder: &Path, destination: &Path) {
     let Some(name) = destination.file_name() else {
         return;
@@ -142,9 +143,25 @@ fn remove_stale_temporaries(folder: &Path, destination: &Path) {
             && bytes.starts_with(&prefix)
             && is_temporary_name(&file_name)
             && !bytes[prefix.len()..prefix.len() + 6].contains(&b'.');
-        if stale && entry.file_type().is_ok_and(|t| t.is_file()) {
+        if stale && entry.file_type().is_ok_and(|t| t.is_file()) && unowned(&entry.path()) {
             let _ = fs::remove_file(entry.path());
         }
+    }
+}
+
+/// Whether no live run holds the temporary file at `path` (its `flock` can
+/// be taken now).
+fn unowned(path: &Path) -> bool {
+    let Ok(file) = fs::File::open(path) else {
+        return false;
+    };
+    // SAFETY: flock on a descriptor of a file opened here; the lock goes
+    // with `file`.
+    unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            libc::LOCK_EX | libc::LOCK_NB,
+        ) == 0
     }
 }
 
@@ -285,6 +302,10 @@ enum Staged {
         temporary: Registered,
         destination: PathBuf,
         shown: String,
+        /// The temporary file, open and `flock`ed for as long as this run
+        /// may still rename it: another run takes a temporary whose lock it
+        /// can get for one a killed run left behind.
+        _lock: fs::File,
     },
     /// Bytes for standard output or an existing non-regular file.
     Direct {
@@ -444,6 +465,15 @@ impl StagedWrites {
             .tempfile_in(folder)
             .map_err(|e| Error::io(&shown, e))?;
         let (mut handle, temporary) = file.into_parts();
+        // Held until this run is done with the file (the kernel drops it
+        // when the process dies, however it dies).
+        // SAFETY: flock on a descriptor this function owns.
+        unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&handle),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        };
         *state
             .temporaries
             .entry(temporary.to_path_buf())
@@ -464,6 +494,7 @@ impl StagedWrites {
             temporary,
             destination,
             shown,
+            _lock: handle,
         });
         Ok(())
     }
@@ -508,6 +539,7 @@ impl StagedWrites {
                 temporary,
                 destination,
                 shown,
+                ..
             } = item
             {
                 if failure.is_some() {
