@@ -488,6 +488,13 @@ pub struct CalibrationReport {
     /// Crystals sorted by mean atom uncertainty in ten bins: (mean
     /// uncertainty, mean coordinate error, crystals).
     pub deciles: Vec<(f64, f64, usize)>,
+    /// On the pairs' relaxed structures fed back (the fixed point): Spearman
+    /// correlations of the ensemble's atom uncertainty with how far its
+    /// mean moves the atoms, and of its volume uncertainty with the volume
+    /// change. A crystal the model would push away from its minimum should
+    /// be one it calls uncertain.
+    pub fixed_point_spearman_coordinates: Option<f64>,
+    pub fixed_point_spearman_volume: Option<f64>,
     /// Wall time of the ensemble's predictions, seconds.
     pub seconds: f64,
 }
@@ -522,6 +529,18 @@ pub fn calibration(
             ]
         })
         .collect();
+    let relaxed: Vec<_> = pairs.iter().map(|p| p.relaxed_as_input()).collect();
+    let fixed = relaxer.relax_many_with_progress(&relaxed, options, 1, &|_| {})?;
+    let (mut fixed_u, mut fixed_move, mut fixed_uv, mut fixed_dv) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((pair, input), r) in pairs.iter().zip(&relaxed).zip(&fixed) {
+        let u = r.uncertainty.as_ref().expect("an ensemble's prediction");
+        let m = metrics::compare(&r.relaxed.lattice, &r.relaxed.positions, &pair.target);
+        fixed_u.push(u.mean_atom());
+        fixed_move.push(m.coordinate_mae);
+        fixed_uv.push(u.volume);
+        fixed_dv.push((r.relaxed.volume() - input.volume()).abs());
+    }
     let column = |k: usize| rows.iter().map(|r| r[k]).collect::<Vec<_>>();
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by(|&a, &b| rows[a][0].total_cmp(&rows[b][0]));
@@ -546,6 +565,8 @@ pub fn calibration(
         spearman_volume: crate::ensemble::spearman(&column(4), &column(5)),
         rows,
         deciles,
+        fixed_point_spearman_coordinates: crate::ensemble::spearman(&fixed_u, &fixed_move),
+        fixed_point_spearman_volume: crate::ensemble::spearman(&fixed_uv, &fixed_dv),
         seconds,
     })
 }
@@ -556,6 +577,7 @@ impl CalibrationReport {
         let mut out = format!(
             "ensemble of {} models: mean prediction coord MAE {:.4} Å, shape {:.4} Å^2, volume {:.4} Å^3 ({:.2} s)\n\
              Spearman correlation of uncertainty and error per crystal: coordinates {}, cell shape {}, volume {}\n\
+             on relaxed inputs, of uncertainty and how far the mean moves them: coordinates {}, volume {}\n\
              {:<8} {:>22} {:>20} {:>9}\n",
             self.members,
             self.mean.coordinate_mae,
@@ -565,6 +587,8 @@ impl CalibrationReport {
             r(self.spearman_coordinates),
             r(self.spearman_shape),
             r(self.spearman_volume),
+            r(self.fixed_point_spearman_coordinates),
+            r(self.fixed_point_spearman_volume),
             "decile",
             "mean uncertainty (Å)",
             "mean coord MAE (Å)",

@@ -200,6 +200,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 "spearman_shape": calibration.spearman_shape,
                 "spearman_volume": calibration.spearman_volume,
                 "deciles": calibration.deciles,
+                "fixed_point_spearman_coordinates": calibration.fixed_point_spearman_coordinates,
+                "fixed_point_spearman_volume": calibration.fixed_point_spearman_volume,
             });
         }
         println!("{json}");
