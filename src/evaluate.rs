@@ -495,6 +495,10 @@ pub struct CalibrationReport {
     /// be one it calls uncertain.
     pub fixed_point_spearman_coordinates: Option<f64>,
     pub fixed_point_spearman_volume: Option<f64>,
+    /// The ensemble mean's fixed-point numbers (relaxed inputs against
+    /// themselves) and mean `|V'/V - 1|`.
+    pub fixed_point: Metrics,
+    pub fixed_point_volume_change: f64,
     /// Wall time of the ensemble's predictions, seconds.
     pub seconds: f64,
 }
@@ -533,6 +537,7 @@ pub fn calibration(
     let fixed = relaxer.relax_many_with_progress(&relaxed, options, 1, &|_| {})?;
     let (mut fixed_u, mut fixed_move, mut fixed_uv, mut fixed_dv) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut fixed_metrics, mut fixed_change) = (Vec::new(), 0.0);
     for ((pair, input), r) in pairs.iter().zip(&relaxed).zip(&fixed) {
         let u = r.uncertainty.as_ref().expect("an ensemble's prediction");
         let m = metrics::compare(&r.relaxed.lattice, &r.relaxed.positions, &pair.target);
@@ -540,6 +545,8 @@ pub fn calibration(
         fixed_move.push(m.coordinate_mae);
         fixed_uv.push(u.volume);
         fixed_dv.push((r.relaxed.volume() - input.volume()).abs());
+        fixed_change += (r.relaxed.volume() / input.volume() - 1.0).abs() / pairs.len() as f64;
+        fixed_metrics.push(m);
     }
     let column = |k: usize| rows.iter().map(|r| r[k]).collect::<Vec<_>>();
     let mut order: Vec<usize> = (0..rows.len()).collect();
@@ -567,6 +574,8 @@ pub fn calibration(
         deciles,
         fixed_point_spearman_coordinates: crate::ensemble::spearman(&fixed_u, &fixed_move),
         fixed_point_spearman_volume: crate::ensemble::spearman(&fixed_uv, &fixed_dv),
+        fixed_point: metrics::mean(&fixed_metrics),
+        fixed_point_volume_change: fixed_change,
         seconds,
     })
 }
@@ -578,6 +587,7 @@ impl CalibrationReport {
             "ensemble of {} models: mean prediction coord MAE {:.4} Å, shape {:.4} Å^2, volume {:.4} Å^3 ({:.2} s)\n\
              Spearman correlation of uncertainty and error per crystal: coordinates {}, cell shape {}, volume {}\n\
              on relaxed inputs, of uncertainty and how far the mean moves them: coordinates {}, volume {}\n\
+             the mean on relaxed inputs (fixed point): coord {:.4} Å, shape {:.4} Å^2, volume {:.4} Å^3, mean volume change {:.2} %\n\
              {:<8} {:>22} {:>20} {:>9}\n",
             self.members,
             self.mean.coordinate_mae,
@@ -589,6 +599,10 @@ impl CalibrationReport {
             r(self.spearman_volume),
             r(self.fixed_point_spearman_coordinates),
             r(self.fixed_point_spearman_volume),
+            self.fixed_point.coordinate_mae,
+            self.fixed_point.shape_deviation,
+            self.fixed_point.volume_error,
+            100.0 * self.fixed_point_volume_change,
             "decile",
             "mean uncertainty (Å)",
             "mean coord MAE (Å)",

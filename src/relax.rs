@@ -30,6 +30,11 @@ pub struct RelaxOptions {
     /// no larger than these error scales (see [`crate::trust`]); `None`:
     /// the prediction as it is.
     pub trust: Option<crate::trust::Trust>,
+    /// With an ensemble: shrink each crystal's mean predicted change by
+    /// `c^2 / (c^2 + (k s)^2)`, `s` the members' spread of that change (cell
+    /// strain; atom moves), `k` this factor: the trust policy driven by the
+    /// crystal's own uncertainty. `None`: the mean as it is.
+    pub spread_trust: Option<f64>,
 }
 
 /// Default tolerance of the symmetry search, Å (spglib's usual 1e-3).
@@ -84,6 +89,7 @@ impl Default for RelaxOptions {
             keep_trajectory: false,
             symmetry_tolerance: Some(DEFAULT_SYMMETRY_TOLERANCE),
             trust: None,
+            spread_trust: None,
         }
     }
 }
@@ -260,7 +266,14 @@ impl Relaxer {
             let predictions: Vec<Structure> = std::iter::once(relaxation.relaxed.clone())
                 .chain(per_member.iter().map(|m| m[i].relaxed.clone()))
                 .collect();
-            let (mean, uncertainty) = crate::ensemble::combine(input, &predictions);
+            let (mut mean, uncertainty) = crate::ensemble::combine(input, &predictions);
+            if let Some(k) = options.spread_trust {
+                let trust = crate::trust::Trust {
+                    strain: k * uncertainty.cell,
+                    displacement: k * uncertainty.mean_atom(),
+                };
+                mean = crate::trust::shrink(input, &mean, &trust);
+            }
             // The mean of frozen coordinates is frozen up to round-off:
             // honour them exactly again.
             relaxation.relaxed = crate::frozen::honour(input, mean, options.fixed_cell);

@@ -520,6 +520,35 @@ fn relax_writes_the_ensemble_uncertainty() {
             );
         }
     }
+    // Trusting the spread moves every crystal less than the plain mean.
+    let trusted = dir.path().join("trusted.extxyz");
+    let out = e3relax(&[
+        "relax",
+        s(&input),
+        "-o",
+        s(&trusted),
+        "--model",
+        s(&model),
+        "--uncertainty",
+        "--spread-trust",
+        "2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let given = e3relax::io::read_file(&input, None).unwrap();
+    let kept = e3relax::io::read_file(&trusted, None).unwrap();
+    for ((g, mean), t) in given.iter().zip(&frames).zip(&kept) {
+        let change = |x: &e3relax::Structure| (x.volume() / g.volume() - 1.0).abs();
+        assert!(
+            change(t) < change(mean),
+            "{} vs {}",
+            change(t),
+            change(mean)
+        );
+    }
     // A POSCAR output gets the side table.
     let poscar = dir.path().join("POSCAR");
     let out = e3relax(&[

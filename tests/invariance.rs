@@ -20,6 +20,7 @@ const RAW: RelaxOptions = RelaxOptions {
     keep_trajectory: false,
     symmetry_tolerance: None,
     trust: None,
+    spread_trust: None,
 };
 use e3relax::Structure;
 

@@ -57,6 +57,10 @@ pub struct EvalArgs {
     /// well its spread tells its error (Spearman correlations, deciles)
     #[arg(long)]
     uncertainty: bool,
+    /// With --uncertainty: shrink the ensemble's mean change of each crystal
+    /// where it is not much larger than K times the members' spread
+    #[arg(long, value_name = "K", requires = "uncertainty")]
+    spread_trust: Option<f64>,
 }
 
 pub fn parse_trust(text: &str) -> std::result::Result<e3relax::trust::Trust, String> {
@@ -155,7 +159,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let calibration = match (&report, args.uncertainty) {
         (Ok(_), true) => Some(
             Relaxer::load_ensemble(&dir, args.device.parse::<DeviceRequest>()?).and_then(
-                |ensemble| e3relax::evaluate::calibration(&ensemble, &pairs, &options, &|_| {}),
+                |ensemble| {
+                    let options = RelaxOptions {
+                        spread_trust: args.spread_trust,
+                        ..options
+                    };
+                    e3relax::evaluate::calibration(&ensemble, &pairs, &options, &|_| {})
+                },
             ),
         ),
         _ => None,

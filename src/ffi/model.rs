@@ -227,6 +227,7 @@ pub unsafe extern "C" fn e3relax_load(
                 batch_size: options.batch_size,
                 keep_trajectory: false,
                 symmetry_tolerance: options.symmetry_tolerance,
+                spread_trust: None,
                 trust: options
                     .trust
                     .map(|[strain, displacement]| crate::trust::Trust {
