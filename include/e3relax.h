@@ -256,12 +256,17 @@ e3relax_status_t e3relax_predict_frozen(const e3relax_model_t *model,
  (in the handle's length unit), `*out_cell_uncertainty` the spread of the
  cell strain (dimensionless) and `*out_volume_uncertainty` of the volume
  (length unit cubed). Any output may be NULL when not wanted.
+ `move_mask` and `mask_axes` as in `e3relax_predict_frozen` (NULL: all
+ atoms free): the mean honours frozen coordinates as a single prediction
+ does.
  */
 e3relax_status_t e3relax_predict_uncertainty(const e3relax_model_t *model,
                                              int32_t natoms,
                                              const int32_t *numbers,
                                              const double *positions,
                                              const double *lattice,
+                                             const int32_t *move_mask,
+                                             int32_t mask_axes,
                                              double *out_positions,
                                              double *out_lattice,
                                              double *out_atom_uncertainty,

@@ -229,15 +229,15 @@ public:
         if (structure.numbers.size() != structure.positions.size()) {
             throw Error(E3RELAX_INVALID_ARGUMENT, "numbers and positions have different lengths");
         }
-        if (!structure.move_mask.empty()) {
-            throw Error(E3RELAX_INVALID_ARGUMENT, "predict with uncertainty does not take a move mask");
-        }
         Structure out = structure;
+        std::vector<int32_t> flags = details::mask_flags(structure);
         uncertainty.atoms.assign(structure.numbers.size(), 0.0);
         details::check(e3relax_predict_uncertainty(
             model_, static_cast<int32_t>(structure.numbers.size()), structure.numbers.data(),
-            structure.positions.data()->data(), structure.lattice.data()->data(), out.positions.data()->data(),
-            out.lattice.data()->data(), uncertainty.atoms.data(), &uncertainty.cell, &uncertainty.volume));
+            structure.positions.data()->data(), structure.lattice.data()->data(),
+            flags.empty() ? nullptr : flags.data(), static_cast<int32_t>(structure.mask_axes),
+            out.positions.data()->data(), out.lattice.data()->data(), uncertainty.atoms.data(), &uncertainty.cell,
+            &uncertainty.volume));
         return out;
     }
 

@@ -975,7 +975,7 @@ fn ensemble_uncertainty_through_the_c_abi() {
         .remove(0);
     let (numbers, positions, lattice) = arrays(&crystal);
     let n = numbers.len();
-    let run = |model: *const e3relax_model_t| {
+    let run = |model: *const e3relax_model_t, mask: Option<&Vec<i32>>| {
         let mut pos = vec![0.0; 3 * n];
         let mut atoms = vec![0.0; n];
         let (mut cell, mut volume) = (0.0, 0.0);
@@ -986,6 +986,8 @@ fn ensemble_uncertainty_through_the_c_abi() {
                 numbers.as_ptr(),
                 positions.as_ptr(),
                 lattice.as_ptr(),
+                mask.map_or(null(), |m: &Vec<i32>| m.as_ptr()),
+                0,
                 pos.as_mut_ptr(),
                 null_mut(),
                 atoms.as_mut_ptr(),
@@ -998,13 +1000,57 @@ fn ensemble_uncertainty_through_the_c_abi() {
     // A handle without the ensemble says how to get one.
     let (status, single) = load(&path, None);
     assert_eq!(status, E3RELAX_SUCCESS);
-    assert_eq!(run(single).0, E3RELAX_INVALID_ARGUMENT);
+    assert_eq!(run(single, None).0, E3RELAX_INVALID_ARGUMENT);
     assert!(last_error().contains("uncertainty"), "{}", last_error());
     unsafe { e3relax_free(single) };
     let (status, model) = load(&path, Some(r#"{"uncertainty": true}"#));
     assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
-    let (status, pos, atoms, cell, volume) = run(model);
+    let (status, pos, atoms, cell, volume) = run(model, None);
     assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+    // With the first atom frozen, its fractional coordinates stay.
+    let mut frozen = vec![1; 3 * n];
+    frozen[..3].fill(0);
+    let (status, kept, _, _, _) = run(model, Some(&frozen));
+    assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+    let mut out_lattice = vec![0.0; 9];
+    let status = unsafe {
+        e3relax_predict_uncertainty(
+            model,
+            n as i32,
+            numbers.as_ptr(),
+            positions.as_ptr(),
+            lattice.as_ptr(),
+            frozen.as_ptr(),
+            0,
+            null_mut(),
+            out_lattice.as_mut_ptr(),
+            null_mut(),
+            null_mut(),
+            null_mut(),
+        )
+    };
+    assert_eq!(status, E3RELAX_SUCCESS);
+    let l: [[f64; 3]; 3] = [0, 1, 2].map(|r| {
+        [
+            out_lattice[3 * r],
+            out_lattice[3 * r + 1],
+            out_lattice[3 * r + 2],
+        ]
+    });
+    let out = e3relax::Structure::new(
+        l,
+        kept.chunks(3).map(|c| [c[0], c[1], c[2]]).collect(),
+        crystal.numbers.clone(),
+    )
+    .unwrap();
+    let (f0, f1) = (
+        crystal.fractional_positions()[0],
+        out.fractional_positions()[0],
+    );
+    assert!(
+        (0..3).all(|k| (f0[k] - f1[k]).abs() < 1e-12),
+        "{f0:?} {f1:?}"
+    );
     let u = expected.uncertainty.unwrap();
     assert!(atoms
         .iter()
@@ -1038,6 +1084,8 @@ fn ensemble_uncertainty_through_the_c_abi() {
             numbers.as_ptr(),
             scaled.as_ptr(),
             scaled_lattice.as_ptr(),
+            null(),
+            0,
             null_mut(),
             null_mut(),
             atoms_bohr.as_mut_ptr(),

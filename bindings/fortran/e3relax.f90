@@ -93,12 +93,13 @@ module e3relax
             integer(c_int32_t) :: status
         end function c_predict_frozen
 
-        function c_predict_uncertainty(model, natoms, numbers, positions, lattice, out_positions, out_lattice, &
-                out_atoms, out_cell, out_volume) bind(C, name="e3relax_predict_uncertainty") result(status)
+        function c_predict_uncertainty(model, natoms, numbers, positions, lattice, move_mask, mask_axes, &
+                out_positions, out_lattice, out_atoms, out_cell, out_volume) &
+                bind(C, name="e3relax_predict_uncertainty") result(status)
             import :: c_ptr, c_int32_t, c_double
             type(c_ptr), value :: model
-            integer(c_int32_t), value :: natoms
-            integer(c_int32_t), dimension(*), intent(in) :: numbers
+            integer(c_int32_t), value :: natoms, mask_axes
+            integer(c_int32_t), dimension(*), intent(in) :: numbers, move_mask
             real(c_double), dimension(*), intent(in) :: positions, lattice
             real(c_double), dimension(*), intent(out) :: out_positions, out_lattice, out_atoms
             real(c_double), intent(out) :: out_cell, out_volume
@@ -481,9 +482,10 @@ contains
     !> e3relax_predict with an ensemble's spread (load with
     !> uncertainty=.true. a model directory that has ensemble.json):
     !> atom_uncertainty(natoms) in the model's length unit, the cell strain's
-    !> spread (dimensionless) and the volume's (length unit cubed).
+    !> spread (dimensionless) and the volume's (length unit cubed);
+    !> move_mask and lattice_axes as for e3relax_predict.
     subroutine e3relax_predict_uncertainty(model, natoms, numbers, positions, lattice, new_positions, new_lattice, &
-            atom_uncertainty, cell_uncertainty, volume_uncertainty, ierr)
+            atom_uncertainty, cell_uncertainty, volume_uncertainty, ierr, move_mask, lattice_axes)
         type(e3relax_model), intent(in) :: model
         integer, intent(in) :: natoms
         integer, intent(in) :: numbers(natoms)
@@ -491,10 +493,18 @@ contains
         real(c_double), intent(out) :: new_positions(3, natoms), new_lattice(3, 3), atom_uncertainty(natoms)
         real(c_double), intent(out) :: cell_uncertainty, volume_uncertainty
         integer, optional, intent(out) :: ierr
-        integer(c_int32_t) :: z(natoms)
+        logical, optional, intent(in) :: move_mask(3, natoms), lattice_axes
+        integer(c_int32_t) :: z(natoms), flags(3, natoms), axes
         z = int(numbers, c_int32_t)
-        call finish(c_predict_uncertainty(model%handle, int(natoms, c_int32_t), z, positions, lattice, new_positions, &
-            new_lattice, atom_uncertainty, cell_uncertainty, volume_uncertainty), ierr)
+        ! All ones (every atom free) unless a mask is given.
+        flags = 1
+        if (present(move_mask)) flags = merge(1_c_int32_t, 0_c_int32_t, move_mask)
+        axes = 0
+        if (present(lattice_axes)) then
+            if (lattice_axes) axes = 1
+        end if
+        call finish(c_predict_uncertainty(model%handle, int(natoms, c_int32_t), z, positions, lattice, flags, axes, &
+            new_positions, new_lattice, atom_uncertainty, cell_uncertainty, volume_uncertainty), ierr)
     end subroutine e3relax_predict_uncertainty
 
     !> Predicts many crystals of different sizes: natoms(nstructures) atom

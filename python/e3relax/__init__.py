@@ -659,15 +659,12 @@ class Model:
                     [_rebuilt(item, p, l, layer=t + 1) for t, (p, l) in enumerate(zip(all_positions, all_lattices))]
                 )
         elif self.uncertainty:
-            if any(m is not None for m, _ in masks):
-                raise InvalidArgumentError(
-                    "uncertainty with frozen atoms is not supported; relax without constraints, "
-                    "or with a Model(uncertainty=False)"
-                )
             handle = self._handle(fixed_cell)
             results = []
-            for k, (item, (numbers, positions, lattice)) in enumerate(zip(items, arrays)):
-                results.append(_with_uncertainty(item, *self._predict_uncertainty(handle, numbers, positions, lattice)))
+            for k, (item, (numbers, positions, lattice), mask) in enumerate(zip(items, arrays, masks)):
+                results.append(
+                    _with_uncertainty(item, *self._predict_uncertainty(handle, numbers, positions, lattice, mask))
+                )
                 if callable(progress):
                     progress(k + 1, len(items))
         else:
@@ -678,8 +675,10 @@ class Model:
             results = [_rebuilt(item, p, l) for item, (p, l) in zip(items, predicted)]
         return results[0] if single else results
 
-    def _predict_uncertainty(self, handle, numbers, positions, lattice):
+    def _predict_uncertainty(self, handle, numbers, positions, lattice, mask=(None, 0)):
         n = len(numbers)
+        flags, axes = mask
+        flags = None if flags is None else np.ascontiguousarray(flags, dtype=np.int32)
         numbers, numbers_p = _c_array(numbers, ctypes.c_int32, (n,))
         positions, positions_p = _c_array(positions, ctypes.c_double, (n, 3))
         lattice, lattice_p = _c_array(lattice, ctypes.c_double, (3, 3))
@@ -689,6 +688,7 @@ class Model:
         _capi.check(
             _capi.predict_uncertainty(
                 handle, n, numbers_p, positions_p, lattice_p,
+                None if flags is None else flags.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)), axes,
                 out_positions.ctypes.data_as(double_p), out_lattice.ctypes.data_as(double_p),
                 atoms.ctypes.data_as(double_p), ctypes.byref(cell), ctypes.byref(volume),
             )

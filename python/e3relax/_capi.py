@@ -171,8 +171,8 @@ set_predict_progress = _declare("e3relax_set_predict_progress", [ctypes.c_void_p
 predict_uncertainty = _declare(
     "e3relax_predict_uncertainty",
     [
-        ctypes.c_void_p, ctypes.c_int32, _c_int_p, _c_double_p, _c_double_p, _c_double_p, _c_double_p,
-        _c_double_p, _c_double_p, _c_double_p,
+        ctypes.c_void_p, ctypes.c_int32, _c_int_p, _c_double_p, _c_double_p, _c_int_p, ctypes.c_int32,
+        _c_double_p, _c_double_p, _c_double_p, _c_double_p, _c_double_p,
     ],
 )
 AXES_CARTESIAN = 0

@@ -546,10 +546,16 @@ def test_ensemble_uncertainty(tmp_path):
     shutil.copytree(REPOSITORY / "models/default", single, ignore=shutil.ignore_patterns("ensemble.json", "members"))
     with pytest.raises(e3relax.ModelError, match="ensemble.json"):
         e3relax.Model(single, uncertainty=True)
-    # The shipped model is an ensemble of three.
+    # The shipped model is an ensemble of three; frozen atoms stay frozen.
     with e3relax.Model(uncertainty=True) as shipped:
         spread = shipped.relax(atoms).arrays["uncertainty"]
         assert spread.shape == (len(atoms),) and (spread > 0).all()
+        from ase.constraints import FixAtoms
+
+        held = atoms.copy()
+        held.set_constraint(FixAtoms(indices=[0]))
+        kept = shipped.relax(held, fixed_cell=True)
+        assert np.array_equal(kept.positions[0], held.positions[0])
     with pytest.raises(e3relax.InvalidArgumentError, match="trust"):
         e3relax.Model(trust=(0.1,))
     with e3relax.Model(trust=(0.087, 0.167)) as trusted, e3relax.Model() as raw:

@@ -476,6 +476,9 @@ unsafe fn relax_one<'a>(
 /// (in the handle's length unit), `*out_cell_uncertainty` the spread of the
 /// cell strain (dimensionless) and `*out_volume_uncertainty` of the volume
 /// (length unit cubed). Any output may be NULL when not wanted.
+/// `move_mask` and `mask_axes` as in `e3relax_predict_frozen` (NULL: all
+/// atoms free): the mean honours frozen coordinates as a single prediction
+/// does.
 #[no_mangle]
 pub unsafe extern "C" fn e3relax_predict_uncertainty(
     model: *const e3relax_model_t,
@@ -483,6 +486,8 @@ pub unsafe extern "C" fn e3relax_predict_uncertainty(
     numbers: *const i32,
     positions: *const f64,
     lattice: *const f64,
+    move_mask: *const i32,
+    mask_axes: i32,
     out_positions: *mut f64,
     out_lattice: *mut f64,
     out_atom_uncertainty: *mut f64,
@@ -499,8 +504,9 @@ pub unsafe extern "C" fn e3relax_predict_uncertainty(
                 ));
             }
         }
+        let mask = Some((move_mask, mask_axes));
         let (handle, relaxation) =
-            relax_one(model, natoms, numbers, positions, lattice, None, false)?;
+            relax_one(model, natoms, numbers, positions, lattice, mask, false)?;
         write_out(handle, &relaxation.relaxed, out_positions, out_lattice);
         let u = relaxation
             .uncertainty

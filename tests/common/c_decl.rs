@@ -67,6 +67,8 @@ unsafe extern "C" {
         numbers: *const i32,
         positions: *const f64,
         lattice: *const f64,
+        move_mask: *const i32,
+        mask_axes: i32,
         out_positions: *mut f64,
         out_lattice: *mut f64,
         out_atom_uncertainty: *mut f64,
