@@ -184,15 +184,7 @@ fn bond_mismatch(
     let n = batch.numbers.size()[0];
     let nb = batch.num_crystals() as i64;
     let options = (positions.kind(), positions.device());
-    let edge_lattice = lattice.index_select(0, &batch.edge_crystal);
-    let shift = batch
-        .edge_offset
-        .unsqueeze(1)
-        .bmm(&edge_lattice)
-        .squeeze_dim(1);
-    let r = positions.index_select(0, &batch.edge_source) + shift
-        - positions.index_select(0, &batch.edge_target);
-    let distance = geometric_norm(&r);
+    let distance = geometric_norm(&edge_vectors(batch, positions, lattice));
     let radius = log_radius.exp();
     let typical = radius.index_select(0, &batch.numbers.index_select(0, &batch.edge_source))
         + radius.index_select(0, &batch.numbers.index_select(0, &batch.edge_target));
@@ -219,6 +211,19 @@ fn bond_mismatch(
     let atoms =
         Tensor::zeros([nb], options).index_add(0, &batch.atom_crystal, &Tensor::ones([n], options));
     Tensor::zeros([nb], options).index_add(0, &batch.atom_crystal, &per_atom) / atoms
+}
+
+/// Each edge's vector `x_source + n L - x_target` `[E,3]` (Å): the bond
+/// from the target atom to the source atom's image.
+fn edge_vectors(batch: &Batch, positions: &Tensor, lattice: &Tensor) -> Tensor {
+    let edge_lattice = lattice.index_select(0, &batch.edge_crystal);
+    let shift = batch
+        .edge_offset
+        .unsqueeze(1)
+        .bmm(&edge_lattice)
+        .squeeze_dim(1);
+    positions.index_select(0, &batch.edge_source) + shift
+        - positions.index_select(0, &batch.edge_target)
 }
 
 /// Applies a per-crystal deformation `d [B,3,3]` (row vectors: `x -> x d`)
@@ -382,14 +387,7 @@ impl E3Relax {
             let moves = self.config.refinement || t == last;
             // 1. Geometry from the current positions and lattice.
             let (edges, atom_lattice) = profile::stage("layer: edge geometry", || {
-                let edge_lattice = lattice.index_select(0, &batch.edge_crystal);
-                let shift = batch
-                    .edge_offset
-                    .unsqueeze(1)
-                    .bmm(&edge_lattice)
-                    .squeeze_dim(1);
-                let r = pos.index_select(0, &batch.edge_source) + shift
-                    - pos.index_select(0, &batch.edge_target);
+                let r = edge_vectors(batch, &pos, &lattice);
                 let distance = geometric_norm(&r);
                 let edges = EdgeGeometry {
                     direction: -(&r / distance.unsqueeze(-1)),
