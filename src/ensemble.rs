@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::linalg::{self, Mat3, Vec3};
 use crate::structure::Structure;
+use crate::trust::Change;
 
 /// The spread of an ensemble's predictions for one crystal.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,26 +82,20 @@ fn add_scaled(acc: &mut Mat3, m: &Mat3, a: f64) {
 pub fn combine(input: &Structure, members: &[Structure]) -> (Structure, Uncertainty) {
     let k = members.len() as f64;
     let before = input.fractional_positions();
-    let inverse = linalg::inverse(&input.lattice).expect("validated lattice");
+    let changes: Vec<Change> = members.iter().map(|m| Change::of(input, m)).collect();
     // Mean lattice and strains.
     let mut lattice = [[0.0; 3]; 3];
-    let mut strains: Vec<Mat3> = Vec::with_capacity(members.len());
     for m in members {
         add_scaled(&mut lattice, &m.lattice, 1.0 / k);
-        let mut e = linalg::matmul(&inverse, &m.lattice);
-        for (d, row) in e.iter_mut().enumerate() {
-            row[d] -= 1.0;
-        }
-        strains.push(e);
     }
     let mut mean_strain = [[0.0; 3]; 3];
-    for e in &strains {
-        add_scaled(&mut mean_strain, e, 1.0 / k);
+    for c in &changes {
+        add_scaled(&mut mean_strain, &c.strain, 1.0 / k);
     }
-    let cell = (strains
+    let cell = (changes
         .iter()
-        .map(|e| {
-            let mut d = *e;
+        .map(|c| {
+            let mut d = c.strain;
             add_scaled(&mut d, &mean_strain, -1.0);
             linalg::frobenius(&d).powi(2)
         })
@@ -119,17 +114,16 @@ pub fn combine(input: &Structure, members: &[Structure]) -> (Structure, Uncertai
     // displacements in each member's own cell (for the spread).
     let n = input.natoms();
     let mut mean_move = vec![[0.0; 3]; n];
-    let mut displacements: Vec<Vec<Vec3>> = Vec::with_capacity(members.len());
-    for m in members {
-        let after = m.fractional_positions();
-        let mut own = Vec::with_capacity(n);
-        for i in 0..n {
-            let u = linalg::sub(after[i], before[i]);
-            mean_move[i] = linalg::add(mean_move[i], linalg::scale(u, 1.0 / k));
-            own.push(linalg::vec_mat(u, &m.lattice));
+    for c in &changes {
+        for (mean, &u) in mean_move.iter_mut().zip(&c.moves) {
+            *mean = linalg::add(*mean, linalg::scale(u, 1.0 / k));
         }
-        displacements.push(own);
     }
+    let displacements: Vec<Vec<Vec3>> = changes
+        .iter()
+        .zip(members)
+        .map(|(c, m)| c.displacements(&m.lattice))
+        .collect();
     let atoms = (0..n)
         .map(|i| {
             let mean = displacements.iter().fold([0.0; 3], |acc, d| {

@@ -12,7 +12,6 @@ use crate::error::Result;
 use crate::metrics::{self, Metrics};
 use crate::model::Model;
 use crate::relax::{predict_with_progress, RelaxOptions};
-use crate::structure::Structure;
 
 /// One structure's numbers.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -284,35 +283,6 @@ pub struct FixedPointReport {
     pub displacement_rms: f64,
 }
 
-/// The size of the cell strain from `input` to `predicted`, and the root
-/// mean square of the atoms' moves beyond it (Å, in the predicted cell).
-pub fn change_sizes(input: &Structure, predicted: &Structure) -> (f64, f64) {
-    let d = crate::linalg::matmul(
-        &crate::linalg::inverse(&input.lattice).expect("validated lattice"),
-        &predicted.lattice,
-    );
-    let mut strain = d;
-    for (k, row) in strain.iter_mut().enumerate() {
-        row[k] -= 1.0;
-    }
-    let (before, after) = (
-        input.fractional_positions(),
-        predicted.fractional_positions(),
-    );
-    let squared: f64 = after
-        .iter()
-        .zip(&before)
-        .map(|(&a, &b)| {
-            let moved = crate::linalg::vec_mat(crate::linalg::sub(a, b), &predicted.lattice);
-            crate::linalg::dot(moved, moved)
-        })
-        .sum();
-    (
-        crate::linalg::frobenius(&strain),
-        (squared / before.len().max(1) as f64).sqrt(),
-    )
-}
-
 /// The `q`-quantile (0..=1) of sorted values, nearest rank.
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -356,7 +326,11 @@ pub fn fixed_point(
         .map(
             |((pair, (input, prediction)), (rattled_input, rattled_prediction))| {
                 let relaxed = &prediction.relaxed;
-                let (strain, displacement) = change_sizes(input, relaxed);
+                let change = crate::trust::Change::of(input, relaxed);
+                let (strain, displacement) = (
+                    change.strain_size(),
+                    change.displacement_rms(&relaxed.lattice),
+                );
                 FixedPointRow {
                     strain,
                     displacement,

@@ -34,48 +34,79 @@ fn factor(change: f64, scale: f64) -> f64 {
     change * change / (change * change + scale * scale)
 }
 
+/// The change a prediction makes to its input: the cell strain
+/// `L^-1 L' - I` and each atom's fractional move beyond the cell's
+/// deformation (fractional coordinates in the predicted cell minus those
+/// in the input cell). The trust policy, the fixed-point report and the
+/// ensemble's spread all measure this.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub strain: Mat3,
+    pub moves: Vec<Vec3>,
+}
+
+impl Change {
+    pub fn of(input: &Structure, predicted: &Structure) -> Change {
+        let mut strain = linalg::matmul(
+            &linalg::inverse(&input.lattice).expect("validated lattice"),
+            &predicted.lattice,
+        );
+        for (k, row) in strain.iter_mut().enumerate() {
+            row[k] -= 1.0;
+        }
+        let before = input.fractional_positions();
+        let moves = predicted
+            .fractional_positions()
+            .iter()
+            .zip(&before)
+            .map(|(&a, &b)| linalg::sub(a, b))
+            .collect();
+        Change { strain, moves }
+    }
+
+    /// The size of the strain (Frobenius norm).
+    pub fn strain_size(&self) -> f64 {
+        linalg::frobenius(&self.strain)
+    }
+
+    /// The moves in Å, measured in `lattice` (the predicted cell).
+    pub fn displacements(&self, lattice: &Mat3) -> Vec<Vec3> {
+        self.moves
+            .iter()
+            .map(|&u| linalg::vec_mat(u, lattice))
+            .collect()
+    }
+
+    /// Root mean square of [`Change::displacements`], Å.
+    pub fn displacement_rms(&self, lattice: &Mat3) -> f64 {
+        let squared: f64 = self
+            .displacements(lattice)
+            .iter()
+            .map(|&d| linalg::dot(d, d))
+            .sum();
+        (squared / self.moves.len().max(1) as f64).sqrt()
+    }
+}
+
 /// The prediction for `input` shrunk towards it (see the module docs).
 pub fn shrink(input: &Structure, predicted: &Structure, trust: &Trust) -> Structure {
-    let identity: Mat3 = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
-    let deformation = linalg::matmul(
-        &linalg::inverse(&input.lattice).expect("validated lattice"),
-        &predicted.lattice,
-    );
-    let mut strain = [[0.0; 3]; 3];
-    for r in 0..3 {
-        for c in 0..3 {
-            strain[r][c] = deformation[r][c] - identity[r][c];
-        }
-    }
-    let cell_factor = factor(linalg::frobenius(&strain), trust.strain);
-    let mut kept = identity;
-    for r in 0..3 {
-        for c in 0..3 {
-            kept[r][c] += cell_factor * strain[r][c];
+    let change = Change::of(input, predicted);
+    let cell_factor = factor(change.strain_size(), trust.strain);
+    let mut kept: Mat3 = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+    for (row, strain_row) in kept.iter_mut().zip(&change.strain) {
+        for (x, e) in row.iter_mut().zip(strain_row) {
+            *x += cell_factor * e;
         }
     }
     let lattice = linalg::matmul(&input.lattice, &kept);
-    // Displacements beyond the cell's deformation, measured in the
-    // predicted cell (fractional, then Å).
+    let atom_factor = factor(
+        change.displacement_rms(&predicted.lattice),
+        trust.displacement,
+    );
     let before = input.fractional_positions();
-    let after = predicted.fractional_positions();
-    let moves: Vec<Vec3> = after
-        .iter()
-        .zip(&before)
-        .map(|(&a, &b)| linalg::sub(a, b))
-        .collect();
-    let squared: f64 = moves
-        .iter()
-        .map(|&u| {
-            let d = linalg::vec_mat(u, &predicted.lattice);
-            linalg::dot(d, d)
-        })
-        .sum();
-    let rms = (squared / moves.len().max(1) as f64).sqrt();
-    let atom_factor = factor(rms, trust.displacement);
     let mut out = predicted.clone();
     out.lattice = lattice;
-    for ((p, &b), &u) in out.positions.iter_mut().zip(&before).zip(&moves) {
+    for ((p, &b), &u) in out.positions.iter_mut().zip(&before).zip(&change.moves) {
         *p = linalg::vec_mat(linalg::add(b, linalg::scale(u, atom_factor)), &lattice);
     }
     out
