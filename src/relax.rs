@@ -251,15 +251,16 @@ impl Relaxer {
         // An ensemble: every member relaxes everything; progress counts
         // structures whose every member is done (approximately, per member).
         let k = self.ensemble_size();
-        let finished = std::sync::atomic::AtomicUsize::new(0);
         let mut per_member = Vec::with_capacity(k);
-        for model in std::iter::once(&self.model).chain(&self.members) {
-            let base = finished.load(std::sync::atomic::Ordering::SeqCst);
-            let count = |done: usize| on_batch((base + done) / k);
+        for (j, model) in std::iter::once(&self.model)
+            .chain(&self.members)
+            .enumerate()
+        {
+            // Members run one after the other: j of them are done.
+            let count = |done: usize| on_batch((j * structures.len() + done) / k);
             per_member.push(relax_with_model(
                 model, structures, options, workers, &count,
             )?);
-            finished.fetch_add(structures.len(), std::sync::atomic::Ordering::SeqCst);
         }
         let mut first = per_member.remove(0);
         for (i, (input, relaxation)) in structures.iter().zip(&mut first).enumerate() {
