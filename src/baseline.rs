@@ -56,7 +56,7 @@ impl ElementVolumes {
             ata[z * n + z] += ridge;
             atb[z] += ridge * mean;
         }
-        let volumes = solve_symmetric(ata, atb, n)
+        let volumes = crate::linalg::solve_symmetric(ata, atb, n)
             .into_iter()
             .map(|v| v.max(0.1 * mean))
             .collect();
@@ -84,39 +84,6 @@ impl ElementVolumes {
         }
         out
     }
-}
-
-/// Solves a symmetric positive definite system by Cholesky factorisation.
-fn solve_symmetric(mut a: Vec<f64>, mut b: Vec<f64>, n: usize) -> Vec<f64> {
-    for j in 0..n {
-        let mut d = a[j * n + j];
-        for k in 0..j {
-            d -= a[j * n + k] * a[j * n + k];
-        }
-        let d = d.max(1e-300).sqrt();
-        a[j * n + j] = d;
-        for i in j + 1..n {
-            let mut s = a[i * n + j];
-            for k in 0..j {
-                s -= a[i * n + k] * a[j * n + k];
-            }
-            a[i * n + j] = s / d;
-        }
-    }
-    // L y = b, then L^T x = y.
-    for i in 0..n {
-        for k in 0..i {
-            b[i] -= a[i * n + k] * b[k];
-        }
-        b[i] /= a[i * n + i];
-    }
-    for i in (0..n).rev() {
-        for k in i + 1..n {
-            b[i] -= a[k * n + i] * b[k];
-        }
-        b[i] /= a[i * n + i];
-    }
-    b
 }
 
 #[cfg(test)]
@@ -181,7 +148,7 @@ mod tests {
     #[test]
     fn cholesky_matches_a_hand_solution() {
         // [[4, 2], [2, 3]] x = [2, 1] -> x = [0.5, 0].
-        let x = solve_symmetric(vec![4.0, 2.0, 2.0, 3.0], vec![2.0, 1.0], 2);
+        let x = crate::linalg::solve_symmetric(vec![4.0, 2.0, 2.0, 3.0], vec![2.0, 1.0], 2);
         assert!((x[0] - 0.5).abs() < 1e-12 && x[1].abs() < 1e-12);
     }
 }

@@ -92,6 +92,40 @@ pub fn frobenius(m: &Mat3) -> f64 {
     m.iter().flatten().map(|v| v * v).sum::<f64>().sqrt()
 }
 
+/// Solves a symmetric positive definite system `a x = b` (`a` row-major
+/// `n x n`) by Cholesky factorisation.
+pub fn solve_symmetric(mut a: Vec<f64>, mut b: Vec<f64>, n: usize) -> Vec<f64> {
+    for j in 0..n {
+        let mut d = a[j * n + j];
+        for k in 0..j {
+            d -= a[j * n + k] * a[j * n + k];
+        }
+        let d = d.max(1e-300).sqrt();
+        a[j * n + j] = d;
+        for i in j + 1..n {
+            let mut s = a[i * n + j];
+            for k in 0..j {
+                s -= a[i * n + k] * a[j * n + k];
+            }
+            a[i * n + j] = s / d;
+        }
+    }
+    // L y = b, then L^T x = y.
+    for i in 0..n {
+        for k in 0..i {
+            b[i] -= a[i * n + k] * b[k];
+        }
+        b[i] /= a[i * n + i];
+    }
+    for i in (0..n).rev() {
+        for k in i + 1..n {
+            b[i] -= a[k * n + i] * b[k];
+        }
+        b[i] /= a[i * n + i];
+    }
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@ use super::message_passing::{EdgeGeometry, MessagePassing};
 use super::position_update::PositionUpdate;
 use super::radial::RadialBasis;
 use super::self_update::SelfUpdate;
+use super::surface_heads::SurfaceHeads;
 use super::virial_strain::VirialStrain;
 
 const F: usize = 4;
@@ -519,6 +520,101 @@ fn bond_strain_fit_reads_back_a_uniform_strain_and_rotates_with_it() {
         .matmul(&fitted.squeeze_dim(0))
         .matmul(&rotation.tr());
     assert_close(&rotated.squeeze_dim(0), &values(&want), "rotated fit");
+}
+
+#[test]
+fn surface_heads_match_loops() {
+    let mut vs = store();
+    let heads = SurfaceHeads::new(vs.root(), F as i64, K as i64);
+    vs.double();
+    let n = 5usize;
+    // Two crystals: atoms 0-2 and 3-4.
+    let atom_crystal_list = [0usize, 0, 0, 1, 1];
+    let edges_list = [
+        (0usize, 1usize, 0usize),
+        (1, 2, 0),
+        (2, 0, 0),
+        (0, 0, 0),
+        (3, 4, 1),
+        (4, 3, 1),
+    ];
+    let e = edges_list.len() as i64;
+    let x = random(&[n as i64, F as i64]);
+    let v = random(&[n as i64, 3, F as i64]);
+    let direction = random(&[e, 3]);
+    let distance = random(&[e]).abs() + 1.0;
+    let weight = random(&[e]).abs();
+    let radial_basis = RadialBasis {
+        num_rbf: K as i64,
+        cutoff: 6.0,
+        exponent: 5,
+    };
+    let edges = EdgeGeometry {
+        source: Tensor::from_slice(&edges_list.map(|e| e.0 as i64)),
+        target: Tensor::from_slice(&edges_list.map(|e| e.1 as i64)),
+        distance: distance.shallow_clone(),
+        direction: direction.shallow_clone(),
+        weight: Some(weight.shallow_clone()),
+    };
+    let edge_crystal = Tensor::from_slice(&edges_list.map(|e| e.2 as i64));
+    let atom_crystal = Tensor::from_slice(&atom_crystal_list.map(|c| c as i64));
+    let counts = [3.0, 2.0];
+    let atom_counts = Tensor::from_slice(&counts);
+    let got = heads.forward(
+        &x,
+        &v,
+        &edges,
+        &edge_crystal,
+        &radial_basis,
+        &atom_crystal,
+        &atom_counts,
+    );
+
+    let p = Weights::of(&vs);
+    let (xs, vs_values, us, ws) = (values(&x), values(&v), values(&direction), values(&weight));
+    let rbf = values(&radial_basis.forward(&distance));
+    // Energy: mean over a crystal's atoms of the MLP's output.
+    let mut energy = [0.0; 2];
+    for i in 0..n {
+        energy[atom_crystal_list[i]] +=
+            p.mlp("energy", &row(&xs, i, F), false)[0] / counts[atom_crystal_list[i]];
+    }
+    assert_close(&got.energy_per_atom, &energy, "energy per atom");
+    // Forces: sum over channels of (V W)_c times the gate g_c(x), / sqrt F.
+    let mut forces = vec![0.0; n * 3];
+    for i in 0..n {
+        let gate = p.linear("force_gate", &row(&xs, i, F));
+        let components = vector(&vs_values, i);
+        for r in 0..3 {
+            let projected = p.linear("force_vector", &components[r]);
+            forces[i * 3 + r] =
+                (0..F).map(|c| projected[c] * gate[c]).sum::<f64>() / (F as f64).sqrt();
+        }
+    }
+    assert_close(&got.forces, &forces, "forces");
+    // Virial: bond scalars times u u^T summed over the crystal's edges, plus
+    // the per-atom isotropic part, both per atom of the crystal.
+    let a: Vec<Vec<f64>> = (0..n)
+        .map(|i| p.linear("virial_atom", &row(&xs, i, F)))
+        .collect();
+    let mut virial = vec![0.0; 2 * 9];
+    for (k, &(j, i, c)) in edges_list.iter().enumerate() {
+        let radial = p.linear("virial_edge", &row(&rbf, k, K));
+        let s = (0..F).map(|f| a[j][f] * a[i][f] * radial[f]).sum::<f64>() / F as f64 * ws[k];
+        for r in 0..3 {
+            for q in 0..3 {
+                virial[c * 9 + r * 3 + q] += s * us[k * 3 + r] * us[k * 3 + q] / counts[c];
+            }
+        }
+    }
+    for i in 0..n {
+        let c = atom_crystal_list[i];
+        let pressure = p.linear("virial_isotropic", &row(&xs, i, F))[0] / counts[c];
+        for r in 0..3 {
+            virial[c * 9 + r * 4] += pressure;
+        }
+    }
+    assert_close(&got.virial_per_atom, &virial, "virial per atom");
 }
 
 #[test]

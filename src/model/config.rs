@@ -129,6 +129,13 @@ pub struct ModelConfig {
     /// `s u u^T`.
     #[serde(default)]
     pub bond_strain_fit: bool,
+    /// Energy-surface heads (`surface_heads.rs`): the input's energy per
+    /// atom, forces and virial per atom read from the trunk's features at
+    /// the input geometry. Trained on the labeller's single-point labels
+    /// (`TrainConfig::single_points`) as an auxiliary task that teaches the
+    /// shared layers the energy surface; a relaxation does not run them.
+    #[serde(default)]
+    pub surface_heads: bool,
     /// The atom embedding is a learned row per element (initially zero)
     /// plus a learned linear map of the element's physical descriptors
     /// (`element_features.rs`): rare elements start from, and stay near,
@@ -201,6 +208,7 @@ impl ModelConfig {
             bond_volume_prior: false,
             virial_strain: false,
             bond_strain_fit: false,
+            surface_heads: false,
             element_features: false,
         }
     }

@@ -8,6 +8,8 @@
 //!   (8) in [`network`]
 //! * [`element_features`]  physical descriptors of the elements
 //!   ([`element_table`]) for the atom embedding
+//! * [`surface_heads`]  energy, forces and virial of the input (an
+//!   auxiliary training task on single-point labels)
 //! * [`batch`]  crystals of mixed sizes as tensors
 //! * [`checkpoint`]  model directories, parameter names, the converter of
 //!   the authors' checkpoints
@@ -27,6 +29,7 @@ pub mod nn;
 pub mod position_update;
 pub mod radial;
 pub mod self_update;
+pub mod surface_heads;
 pub mod virial_strain;
 
 pub use batch::Batch;

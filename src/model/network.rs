@@ -16,6 +16,7 @@ use super::nn::geometric_norm;
 use super::position_update::PositionUpdate;
 use super::radial::RadialBasis;
 use super::self_update::SelfUpdate;
+use super::surface_heads::{SurfaceHeads, SurfacePrediction};
 use super::virial_strain::VirialStrain;
 
 /// The three lattice axes' names in parameter paths (`l1`, `l2`, `l3`).
@@ -100,6 +101,7 @@ pub struct E3Relax {
     lattice_embedding: Vec<Tensor>,
     layers: Vec<Layer>,
     volume_prior: Option<VolumePrior>,
+    surface_heads: Option<SurfaceHeads>,
 }
 
 /// The descriptor part of the atom embedding (`element_features`).
@@ -327,6 +329,9 @@ impl E3Relax {
             lattice_embedding,
             layers,
             volume_prior,
+            surface_heads: config
+                .surface_heads
+                .then(|| SurfaceHeads::new(root / "surface_heads", f, config.num_rbf)),
         }
     }
 
@@ -353,23 +358,8 @@ impl E3Relax {
     /// Runs all layers; element t of the result is the structure after
     /// layer t+1.
     pub fn forward(&self, batch: &Batch) -> Vec<LayerOutput> {
-        let f = self.config.hidden_channels;
-        let n = batch.numbers.size()[0];
         let nb = batch.num_crystals() as i64;
-        let options = (batch.positions.kind(), batch.positions.device());
-        let mut x = self.atom_embedding.index_select(0, &batch.numbers);
-        if let Some(features) = &self.element_features {
-            x += features.embed(&batch.numbers);
-        }
-        let mut v = Tensor::zeros([n, 3, f], options);
-        let mut s: Vec<Tensor> = self
-            .lattice_embedding
-            .iter()
-            .map(|e| e.expand([nb, f], true).contiguous())
-            .collect();
-        let mut w: Vec<Tensor> = (0..s.len())
-            .map(|_| Tensor::zeros([nb, 3, f], options))
-            .collect();
+        let (mut x, mut v, mut s, mut w) = self.embed(batch);
         let mut pos = batch.positions.shallow_clone();
         let mut lattice = batch.lattice.shallow_clone();
         if let (Some(prior), false) = (&self.volume_prior, batch.fixed_cell) {
@@ -379,7 +369,6 @@ impl E3Relax {
             lattice = &lattice * scale.view([nb, 1, 1]);
             pos = &pos * scale.index_select(0, &batch.atom_crystal).unsqueeze(-1);
         }
-        let vector_geometry = self.config.lattice_geometry == LatticeGeometry::Vector;
         let mut outputs = Vec::with_capacity(self.layers.len());
         let last = self.layers.len() - 1;
         for (t, layer) in self.layers.iter().enumerate() {
@@ -387,45 +376,10 @@ impl E3Relax {
             let moves = self.config.refinement || t == last;
             // 1. Geometry from the current positions and lattice.
             let (edges, atom_lattice) = profile::stage("layer: edge geometry", || {
-                let r = edge_vectors(batch, &pos, &lattice);
-                let distance = geometric_norm(&r);
-                let edges = EdgeGeometry {
-                    direction: -(&r / distance.unsqueeze(-1)),
-                    source: batch.edge_source.shallow_clone(),
-                    target: batch.edge_target.shallow_clone(),
-                    weight: self
-                        .config
-                        .symmetric_graph
-                        .then(|| cosine_cutoff(&distance, self.config.graph_radius)),
-                    distance,
-                };
-                let atom_lattice = lattice.index_select(0, &batch.atom_crystal);
-                (edges, atom_lattice)
+                self.geometry(batch, &pos, &lattice)
             });
-
-            // 2. Lattice -> atom, axis by axis.
-            profile::stage("layer: lattice -> atom", || {
-                for (c, block) in layer.lattice_to_atom.iter().enumerate() {
-                    // The paper: the lattice vector as a point seen from the
-                    // atom; `Vector`: the lattice vector itself (origin-free).
-                    let q = if vector_geometry {
-                        atom_lattice.select(1, c as i64)
-                    } else {
-                        atom_lattice.select(1, c as i64) - &pos
-                    };
-                    let d = geometric_norm(&q);
-                    let direction = -(&q / d.unsqueeze(-1));
-                    let rbf = self.radial.forward(&d);
-                    let s_atoms = s[c].index_select(0, &batch.atom_crystal);
-                    let w_atoms = w[c].index_select(0, &batch.atom_crystal);
-                    (x, v) = block.forward(&x, &v, &direction, &rbf, &s_atoms, &w_atoms);
-                }
-            });
-            // 3. Message passing; 4. self update.
-            (x, v) = profile::stage("layer: message passing", || {
-                layer.message_passing.forward(&x, &v, &edges, &self.radial)
-            });
-            (x, v) = profile::stage("layer: self update", || layer.self_update.forward(&x, &v));
+            // 2.-4. Lattice -> atom, message passing, self update.
+            (x, v) = self.atom_features(layer, batch, &x, &v, &s, &w, &edges, &atom_lattice, &pos);
             // 5. Position update.
             if moves {
                 pos = profile::stage("layer: position update", || {
@@ -434,14 +388,7 @@ impl E3Relax {
             }
             // 6. Atom -> lattice, with means over each crystal's atoms.
             let x_mean = profile::stage("layer: atom -> lattice", || {
-                let x_mean = crystal_mean(batch, &x);
-                let v_mean = crystal_mean(batch, &v);
-                for (c, block) in layer.atom_to_lattice.iter().enumerate() {
-                    let (new_s, new_w) = block.forward(&s[c], &w[c], &x_mean, &v_mean);
-                    s[c] = new_s;
-                    w[c] = new_w;
-                }
-                x_mean
+                Self::lattice_features(layer, batch, &x, &v, &mut s, &mut w)
             });
             // 7. Lattice update (not with a fixed cell).
             if !batch.fixed_cell && moves {
@@ -534,6 +481,144 @@ impl E3Relax {
         outputs
     }
 
+    /// Step 1: the edges' geometry and each atom's lattice `[N,3,3]` for
+    /// positions `pos` and lattices `lattice`.
+    fn geometry(&self, batch: &Batch, pos: &Tensor, lattice: &Tensor) -> (EdgeGeometry, Tensor) {
+        let r = edge_vectors(batch, pos, lattice);
+        let distance = geometric_norm(&r);
+        let edges = EdgeGeometry {
+            direction: -(&r / distance.unsqueeze(-1)),
+            source: batch.edge_source.shallow_clone(),
+            target: batch.edge_target.shallow_clone(),
+            weight: self
+                .config
+                .symmetric_graph
+                .then(|| cosine_cutoff(&distance, self.config.graph_radius)),
+            distance,
+        };
+        let atom_lattice = lattice.index_select(0, &batch.atom_crystal);
+        (edges, atom_lattice)
+    }
+
+    /// Steps 2-4 of one layer: lattice -> atom (axis by axis), message
+    /// passing and the self update; the atoms' new `(x, v)`.
+    #[allow(clippy::too_many_arguments)]
+    fn atom_features(
+        &self,
+        layer: &Layer,
+        batch: &Batch,
+        x: &Tensor,
+        v: &Tensor,
+        s: &[Tensor],
+        w: &[Tensor],
+        edges: &EdgeGeometry,
+        atom_lattice: &Tensor,
+        pos: &Tensor,
+    ) -> (Tensor, Tensor) {
+        let vector_geometry = self.config.lattice_geometry == LatticeGeometry::Vector;
+        let (mut x, mut v) = (x.shallow_clone(), v.shallow_clone());
+        profile::stage("layer: lattice -> atom", || {
+            for (c, block) in layer.lattice_to_atom.iter().enumerate() {
+                // The paper: the lattice vector as a point seen from the
+                // atom; `Vector`: the lattice vector itself (origin-free).
+                let q = if vector_geometry {
+                    atom_lattice.select(1, c as i64)
+                } else {
+                    atom_lattice.select(1, c as i64) - pos
+                };
+                let d = geometric_norm(&q);
+                let direction = -(&q / d.unsqueeze(-1));
+                let rbf = self.radial.forward(&d);
+                let s_atoms = s[c].index_select(0, &batch.atom_crystal);
+                let w_atoms = w[c].index_select(0, &batch.atom_crystal);
+                (x, v) = block.forward(&x, &v, &direction, &rbf, &s_atoms, &w_atoms);
+            }
+        });
+        (x, v) = profile::stage("layer: message passing", || {
+            layer.message_passing.forward(&x, &v, edges, &self.radial)
+        });
+        profile::stage("layer: self update", || layer.self_update.forward(&x, &v))
+    }
+
+    /// Step 6: atom -> lattice with means over each crystal's atoms; updates
+    /// the lattice nodes' `s`, `w` and returns the atoms' mean scalars.
+    fn lattice_features(
+        layer: &Layer,
+        batch: &Batch,
+        x: &Tensor,
+        v: &Tensor,
+        s: &mut [Tensor],
+        w: &mut [Tensor],
+    ) -> Tensor {
+        let x_mean = crystal_mean(batch, x);
+        let v_mean = crystal_mean(batch, v);
+        for (c, block) in layer.atom_to_lattice.iter().enumerate() {
+            let (new_s, new_w) = block.forward(&s[c], &w[c], &x_mean, &v_mean);
+            s[c] = new_s;
+            w[c] = new_w;
+        }
+        x_mean
+    }
+
+    /// The embeddings: atom scalars `x [N,F]`, zero vectors `v [N,3,F]`,
+    /// and the lattice nodes' scalars and vectors, one per axis.
+    fn embed(&self, batch: &Batch) -> (Tensor, Tensor, Vec<Tensor>, Vec<Tensor>) {
+        let f = self.config.hidden_channels;
+        let n = batch.numbers.size()[0];
+        let nb = batch.num_crystals() as i64;
+        let options = (batch.positions.kind(), batch.positions.device());
+        let mut x = self.atom_embedding.index_select(0, &batch.numbers);
+        if let Some(features) = &self.element_features {
+            x += features.embed(&batch.numbers);
+        }
+        let v = Tensor::zeros([n, 3, f], options);
+        let s: Vec<Tensor> = self
+            .lattice_embedding
+            .iter()
+            .map(|e| e.expand([nb, f], true).contiguous())
+            .collect();
+        let w: Vec<Tensor> = (0..s.len())
+            .map(|_| Tensor::zeros([nb, 3, f], options))
+            .collect();
+        (x, v, s, w)
+    }
+
+    /// The energy-surface heads on the input as given (no volume prior, no
+    /// moves: every layer's features at the input geometry); `None` for a
+    /// model without them.
+    pub fn surface(&self, batch: &Batch) -> Option<SurfacePrediction> {
+        let heads = self.surface_heads.as_ref()?;
+        let (mut x, mut v, mut s, mut w) = self.embed(batch);
+        let (edges, atom_lattice) = self.geometry(batch, &batch.positions, &batch.lattice);
+        let last = self.layers.len() - 1;
+        for (t, layer) in self.layers.iter().enumerate() {
+            (x, v) = self.atom_features(
+                layer,
+                batch,
+                &x,
+                &v,
+                &s,
+                &w,
+                &edges,
+                &atom_lattice,
+                &batch.positions,
+            );
+            if t < last {
+                // The lattice nodes only feed the next layer's atoms.
+                let _ = Self::lattice_features(layer, batch, &x, &v, &mut s, &mut w);
+            }
+        }
+        Some(heads.forward(
+            &x,
+            &v,
+            &edges,
+            &batch.edge_crystal,
+            &self.radial,
+            &batch.atom_crystal,
+            &batch.atom_counts,
+        ))
+    }
+
     /// Number of scalar parameters.
     pub fn num_parameters(vs: &nn::VarStore) -> i64 {
         vs.trainable_variables()
@@ -603,5 +688,101 @@ mod tests {
             (stretched - at_rest - 1.05f64.ln()).abs() < 1e-4,
             "{stretched} vs {at_rest}"
         );
+    }
+
+    /// The surface heads on real high-symmetry crystals: in cubic
+    /// perovskite SrTiO3 (Sr at the origin, O on the face centres) every
+    /// atom sits on an inversion centre, so its force is zero, and the
+    /// virial of a cubic crystal is isotropic. That holds exactly for the
+    /// trunk without lattice nodes; with them (one parameter set per
+    /// lattice vector) the raw features are not invariant to a change of
+    /// lattice basis, which relaxations repair by symmetrising and which an
+    /// auxiliary head may inherit. Both rotate: a rattled copy, rotated,
+    /// gives rotated forces and virial and the same energy.
+    #[test]
+    fn surface_heads_respect_the_crystal_symmetry_and_rotate_with_it() {
+        let invariant = ModelConfig {
+            hidden_channels: 16,
+            num_layers: 2,
+            surface_heads: true,
+            ..ModelConfig::published().invariant()
+        };
+        let without_lattice_nodes = ModelConfig {
+            lattice_nodes: false,
+            lattice_update: LatticeUpdateKind::Add,
+            virial_strain: false,
+            ..invariant.clone()
+        };
+        let a = 3.9;
+        let lattice = [[a, 0.0, 0.0], [0.0, a, 0.0], [0.0, 0.0, a]];
+        let sites = [
+            [0.0, 0.0, 0.0],
+            [0.5, 0.5, 0.5],
+            [0.5, 0.5, 0.0],
+            [0.5, 0.0, 0.5],
+            [0.0, 0.5, 0.5],
+        ];
+        let positions = sites
+            .iter()
+            .map(|f| crate::linalg::vec_mat(*f, &lattice))
+            .collect();
+        let perovskite = Structure::new(lattice, positions, vec![38, 22, 8, 8, 8]).unwrap();
+        let mut rattled = perovskite.clone();
+        for (k, p) in rattled.positions.iter_mut().enumerate() {
+            p[0] += 0.05 * (k as f64 - 2.0);
+            p[1] -= 0.03 * (k as f64 % 2.0);
+            p[2] += 0.02 * k as f64;
+        }
+        let angle: f64 = 0.7;
+        let (c, s) = (angle.cos(), angle.sin());
+        let rotation = [[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]];
+        for config in [without_lattice_nodes, invariant] {
+            tch::manual_seed(3);
+            let mut vs = nn::VarStore::new(tch::Device::Cpu);
+            let network = E3Relax::new(&vs.root(), &config);
+            vs.double();
+            let surface = |s: &Structure| {
+                let batch =
+                    Batch::new(&[s], &config, tch::Device::Cpu, Kind::Double, false).unwrap();
+                let p = network.surface(&batch).unwrap();
+                let values = |t: &Tensor| -> Vec<f64> { Vec::try_from(t.flatten(0, -1)).unwrap() };
+                (
+                    values(&p.energy_per_atom)[0],
+                    values(&p.forces),
+                    values(&p.virial_per_atom),
+                )
+            };
+            if !config.lattice_nodes {
+                let (_, forces, virial) = surface(&perovskite);
+                assert!(forces.iter().all(|f| f.abs() < 1e-10), "{forces:?}");
+                let scale = virial[0].abs().max(1e-3);
+                for (k, value) in virial.iter().enumerate() {
+                    let expected = if k % 4 == 0 { virial[0] } else { 0.0 };
+                    assert!((value - expected).abs() < 1e-10 * scale, "{virial:?}");
+                }
+            }
+            let (energy, forces, virial) = surface(&rattled);
+            let (energy_r, forces_r, virial_r) = surface(&rattled.rotated(&rotation));
+            assert!((energy - energy_r).abs() < 1e-10, "{energy} vs {energy_r}");
+            assert!(forces.iter().any(|f| f.abs() > 1e-6), "no force to rotate");
+            // Row vectors rotate as x R^T (`Structure::rotated`).
+            let r = &rotation;
+            for atom in 0..5 {
+                let f = &forces[atom * 3..atom * 3 + 3];
+                for i in 0..3 {
+                    let want: f64 = (0..3).map(|j| r[i][j] * f[j]).sum();
+                    assert!((forces_r[atom * 3 + i] - want).abs() < 1e-9, "force {atom}");
+                }
+            }
+            for i in 0..3 {
+                for j in 0..3 {
+                    let want: f64 = (0..3)
+                        .flat_map(|k| (0..3).map(move |l| (k, l)))
+                        .map(|(k, l)| r[i][k] * virial[k * 3 + l] * r[j][l])
+                        .sum();
+                    assert!((virial_r[i * 3 + j] - want).abs() < 1e-9, "virial {i}{j}");
+                }
+            }
+        }
     }
 }

@@ -125,6 +125,19 @@ pub struct TrainConfig {
     /// `relaxed_input_strain` only), so the network sees that an
     /// already-relaxed crystal maps onto itself.
     pub relaxed_input_noise: bool,
+    /// Files or folders of single-point labels (extended XYZ with an
+    /// `energy` and a `stress` in the info line and a `forces` column, as
+    /// `tools/single_points.py` writes them) for the model's energy-surface
+    /// heads (`surface_heads`): every optimiser step adds their loss on
+    /// `single_point_batch_size` labels drawn at random. Labels whose
+    /// `split_key` value is a validation group are left out. Empty = off.
+    pub single_points: Vec<PathBuf>,
+    pub single_point_batch_size: usize,
+    /// Weights of the heads' Huber losses (eV/atom, eV/Å, eV/atom) against
+    /// the relaxation loss.
+    pub energy_loss_weight: f64,
+    pub force_loss_weight: f64,
+    pub virial_loss_weight: f64,
 }
 
 /// The learning-rate schedule of a run.
@@ -185,6 +198,11 @@ impl Default for TrainConfig {
             relaxed_input_probability: 0.0,
             relaxed_input_strain: 0.0,
             relaxed_input_noise: true,
+            single_points: Vec::new(),
+            single_point_batch_size: 16,
+            energy_loss_weight: 0.1,
+            force_loss_weight: 1.0,
+            virial_loss_weight: 1.0,
         }
     }
 }
@@ -301,8 +319,23 @@ impl TrainConfig {
                 self.lattice_loss_weight
             ));
         }
+        if !self.single_points.is_empty() && self.single_point_batch_size == 0 {
+            return bad("single_point_batch_size must be at least 1".into());
+        }
+        for (name, weight) in [
+            ("energy_loss_weight", self.energy_loss_weight),
+            ("force_loss_weight", self.force_loss_weight),
+            ("virial_loss_weight", self.virial_loss_weight),
+        ] {
+            if !(0.0..=100.0).contains(&weight) {
+                return bad(format!("{name} must be in [0, 100], got {weight}"));
+            }
+        }
         if let Some(model) = &self.model {
             model.validate()?;
+            if !self.single_points.is_empty() && !model.surface_heads {
+                return bad("single_points trains the energy-surface heads: set model.surface_heads to true".into());
+            }
         }
         Ok(())
     }

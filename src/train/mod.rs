@@ -9,8 +9,9 @@
 
 pub mod config;
 pub mod optimizer;
+pub mod single_points;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -20,6 +21,7 @@ use tch::{Kind, Tensor};
 
 pub use config::{LrSchedule, TrainConfig};
 use optimizer::{clip_grad_norm, swap_values, AdamW, Ema};
+use single_points::{surface_loss, SinglePointSet, SurfaceTargets, SurfaceWeights};
 
 use crate::baseline::ElementVolumes;
 use crate::dataset::{split_by_group, split_group, Dataset, RelaxationPair};
@@ -294,6 +296,31 @@ pub fn train(
 
     let ckpt = checkpoint_dir(output);
     let (model, mut state) = model_and_state(config, resume, device)?;
+    let single_points = if config.single_points.is_empty() {
+        None
+    } else {
+        if !model.config().surface_heads {
+            return Err(Error::InvalidArgument(
+                "training config: single_points trains the energy-surface heads, which this model has not (model.surface_heads)".into(),
+            ));
+        }
+        let held_out: HashSet<String> = validation_pairs
+            .iter()
+            .map(|p| split_group(p, &config.split_key))
+            .collect();
+        Some(SinglePointSet::load(
+            &config.single_points,
+            &config.split_key,
+            &held_out,
+            model.config().num_elements as usize,
+            log,
+        )?)
+    };
+    let surface_weights = SurfaceWeights {
+        energy: config.energy_loss_weight,
+        forces: config.force_loss_weight,
+        virial: config.virial_loss_weight,
+    };
     // The volume baseline (fitted on the training pairs) on the validation
     // pairs: the number every validation round should beat.
     let fit = ElementVolumes::fit(&train_pairs, model.config().num_elements as usize);
@@ -380,6 +407,15 @@ pub fn train(
                 model.config(),
                 device,
             )?;
+            let surface = match &single_points {
+                Some(set) => Some(set.batch(
+                    config.single_point_batch_size,
+                    &mut state.rng,
+                    model.config(),
+                    device,
+                )?),
+                None => None,
+            };
             state.step += 1;
             if let Some(lr) =
                 config.scheduled_lr(state.step as usize - 1, config.max_epochs * batches)
@@ -395,6 +431,9 @@ pub fn train(
                 &batch,
                 &tp,
                 &tl,
+                surface
+                    .as_ref()
+                    .map(|(batch, targets)| (batch, targets, surface_weights)),
                 config.grad_clip,
                 state.lr,
             ) {
@@ -539,11 +578,12 @@ fn optimiser_step(
     batch: &crate::model::Batch,
     target_positions: &Tensor,
     target_lattice: &Tensor,
+    surface: Option<(&crate::model::Batch, &SurfaceTargets, SurfaceWeights)>,
     grad_clip: f64,
     lr: f64,
 ) -> StepOutcome {
     let outputs = model.network.forward(batch);
-    let loss = layerwise_loss(
+    let mut loss = layerwise_loss(
         &outputs,
         target_positions,
         target_lattice,
@@ -551,6 +591,11 @@ fn optimiser_step(
         &batch.atom_counts,
         loss_weights,
     );
+    if let Some((surface_batch, targets, weights)) = surface {
+        if let Some(surface_loss) = surface_loss(model, surface_batch, targets, weights) {
+            loss += surface_loss;
+        }
+    }
     for p in params.values() {
         p.shallow_clone().zero_grad();
     }
