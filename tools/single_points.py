@@ -30,6 +30,12 @@ last frame left by a kill is cut off on start.
 
   /opt/chgnet-venv/bin/python tools/single_points.py --kind near \\
       --train-config models/default/train.json --count 2000 --out runs/single-points
+
+`--pack WORK --into data/single-points` moves what a generator made into
+the repository's data: the frames of WORK/KIND.extxyz that no
+data/single-points/KIND-*.extxyz.gz holds yet go, gzip-compressed, into the
+next KIND-N.extxyz.gz, so a packed part never changes once a training
+config names it.
 """
 
 import argparse
@@ -245,8 +251,55 @@ def clean_tail(path):
     return ids
 
 
+def frame_blocks(text):
+    """The frames of an extxyz text as (id, text) without parsing them (a
+    parse would move energy, forces and stress into a calculator)."""
+    import re
+
+    lines = text.splitlines(keepends=True)
+    at = 0
+    while at < len(lines):
+        n = int(lines[at])
+        ident = re.search(r"\bid=(\S+)", lines[at + 1]).group(1)
+        yield ident, "".join(lines[at:at + 2 + n])
+        at += 2 + n
+
+
+def pack(work, into):
+    """New frames of work/KIND.extxyz into into/KIND-N.extxyz.gz."""
+    import gzip
+
+    into.mkdir(parents=True, exist_ok=True)
+    for kind in KINDS:
+        source = work / f"{kind}.extxyz"
+        if not source.exists():
+            continue
+        clean_tail(source)
+        packed = sorted(into.glob(f"{kind}-*.extxyz.gz"))
+        known = set()
+        for part in packed:
+            with gzip.open(part, "rt") as f:
+                known |= {ident for ident, _ in frame_blocks(f.read())}
+        new = [block for ident, block in frame_blocks(source.read_text()) if ident not in known]
+        if not new:
+            continue
+        number = 1 + max([int(p.name[len(kind) + 1:].split(".")[0]) for p in packed], default=0)
+        target = into / f"{kind}-{number}.extxyz.gz"
+        partial = target.with_name(target.name + ".partial")
+        with gzip.open(partial, "wt") as f:
+            f.writelines(new)
+        partial.rename(target)
+        print(f"{target}: {len(new)} structures")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    if "--pack" in sys.argv:
+        parser.add_argument("--pack", type=Path, required=True)
+        parser.add_argument("--into", type=Path, required=True)
+        args = parser.parse_args()
+        pack(args.pack, args.into)
+        return
     parser.add_argument("--kind", choices=KINDS, required=True)
     parser.add_argument("--train-config", required=True)
     parser.add_argument("--model", default="models/default")
