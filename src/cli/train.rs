@@ -9,9 +9,15 @@ use e3relax::{Error, Result};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Training settings (JSON); flags below override its fields
+    /// Training settings (JSON); --set and the flags below override its fields
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Set any field of the training config, with its own name (repeatable,
+    /// applied in order after --config): e.g. --set max_epochs=20 --set
+    /// model.surface_heads=true --set 'single_points=["data/sp"]'. Values
+    /// are JSON, or plain strings
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
     /// Dataset folder(s) with unrelaxed.extxyz + relaxed.extxyz (repeatable)
     #[arg(long, value_name = "DIR")]
     data: Vec<PathBuf>,
@@ -36,6 +42,7 @@ pub struct TrainArgs {
     /// --resume, an existing run is refused)
     #[arg(long, conflicts_with = "resume")]
     overwrite: bool,
+    /// The same as --set max_epochs=N
     #[arg(long)]
     epochs: Option<usize>,
     #[arg(long)]
@@ -72,11 +79,13 @@ fn read(path: &PathBuf) -> Result<String> {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    let mut config = match &args.config {
-        Some(p) => TrainConfig::from_json(&read(p)?)
-            .map_err(|e| Error::InvalidArgument(format!("{}: {e}", p.display())))?,
-        None => TrainConfig::default(),
-    };
+    let text = args.config.as_ref().map(read).transpose()?;
+    let mut config = TrainConfig::with_settings(text.as_deref(), &args.settings).map_err(|e| {
+        match &args.config {
+            Some(p) => Error::InvalidArgument(format!("{}: {e}", p.display())),
+            None => e,
+        }
+    })?;
     if !args.data.is_empty() {
         config.data = args.data.clone();
     }

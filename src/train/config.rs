@@ -231,6 +231,55 @@ impl TrainConfig {
         Ok(config)
     }
 
+    /// A config (the JSON `text`, or the defaults when `None`) with
+    /// `key=value` settings applied in order, as `e3relax train --set`
+    /// takes them. A key is a field name, dotted to reach into the model
+    /// config (`model.surface_heads=true`); a value is JSON (`3`, `true`,
+    /// `[\"a\", \"b\"]`, `null`), or a plain string when it is not valid
+    /// JSON (`device=cuda`). Any field can be set, with the config file's
+    /// own names; an unknown name is an error naming it.
+    pub fn with_settings(text: Option<&str>, settings: &[String]) -> Result<Self> {
+        let bad = |m: String| Error::InvalidArgument(format!("training config: {m}"));
+        let mut tree = match text {
+            Some(text) => serde_json::from_str::<serde_json::Value>(text)
+                .map_err(|e| bad(e.to_string()))?,
+            None => serde_json::to_value(TrainConfig::default()).expect("config serialises"),
+        };
+        // serde's type errors do not name the field: each setting is
+        // checked as it is applied, so the error can name the setting.
+        let check = |tree: &serde_json::Value| serde_json::from_value::<TrainConfig>(tree.clone());
+        check(&tree).map_err(|e| bad(e.to_string()))?;
+        for setting in settings {
+            let (key, value) = setting
+                .split_once('=')
+                .ok_or_else(|| bad(format!("--set {setting:?}: expected KEY=VALUE")))?;
+            let parts: Vec<&str> = key.split('.').collect();
+            if parts.iter().any(|p| p.trim().is_empty()) {
+                return Err(bad(format!("--set {setting:?}: empty field name")));
+            }
+            let value = serde_json::from_str(value)
+                .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+            let (last, path) = parts.split_last().expect("split gives one part");
+            let mut node = &mut tree;
+            for part in path {
+                let object = node.as_object_mut().ok_or_else(|| {
+                    bad(format!("--set {key}: {part} is inside a value that is not an object"))
+                })?;
+                node = object
+                    .entry(part.to_string())
+                    .or_insert_with(|| serde_json::json!({}));
+                if node.is_null() {
+                    *node = serde_json::json!({});
+                }
+            }
+            node.as_object_mut()
+                .ok_or_else(|| bad(format!("--set {key}: {} is not an object", path.join("."))))?
+                .insert(last.to_string(), value);
+            check(&tree).map_err(|e| bad(format!("--set {setting}: {e}")))?;
+        }
+        serde_json::from_value(tree).map_err(|e| bad(e.to_string()))
+    }
+
     /// Checks the settings; the error names the first bad one.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidArgument(format!("training config: {m}")));
@@ -344,6 +393,49 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_reach_every_field_with_the_file_names() {
+        let file = r#"{"data": ["a"], "max_epochs": 5, "model": {"hidden_channels": 8, "num_layers": 2, "num_rbf": 4, "rbf_cutoff": 6.0, "envelope_exponent": 5, "num_elements": 10, "graph_radius": 5.0, "max_neighbors": 12}}"#;
+        let settings: Vec<String> = [
+            "max_epochs=7",
+            "device=cuda",
+            "position_noise=0.05",
+            "relaxed_input_noise=false",
+            "single_points=[\"x.extxyz\", \"y\"]",
+            "model.surface_heads=true",
+            "max_minutes=null",
+        ]
+        .map(String::from)
+        .to_vec();
+        let config = TrainConfig::with_settings(Some(file), &settings).unwrap();
+        assert_eq!(config.max_epochs, 7);
+        assert_eq!(config.device, "cuda");
+        assert_eq!(config.position_noise, 0.05);
+        assert!(!config.relaxed_input_noise);
+        assert_eq!(config.single_points.len(), 2);
+        assert!(config.model.as_ref().unwrap().surface_heads);
+        assert_eq!(config.model.as_ref().unwrap().hidden_channels, 8);
+        assert_eq!(config.max_minutes, None);
+        // Without a file the defaults are the base.
+        let config = TrainConfig::with_settings(None, &["lr=0.01".into()]).unwrap();
+        assert_eq!(config.lr, 0.01);
+        assert_eq!(config.batch_size, TrainConfig::default().batch_size);
+    }
+
+    #[test]
+    fn a_bad_setting_is_named() {
+        let error = |setting: &str| {
+            TrainConfig::with_settings(None, &[setting.to_string()])
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(error("epochs=3").contains("unknown field `epochs`"), "{}", error("epochs=3"));
+        assert!(error("max_epochs").contains("expected KEY=VALUE"));
+        assert!(error("lr=fast").contains("lr"), "{}", error("lr=fast"));
+        assert!(error("lr.x=1").contains("not an object"), "{}", error("lr.x=1"));
+        assert!(error("model..x=1").contains("empty field name"));
+    }
 
     #[test]
     fn cosine_schedule_falls_from_lr_to_the_floor() {
