@@ -344,3 +344,78 @@ fn an_existing_run_is_never_replaced_silently() {
         "a run that never started left its folder"
     );
 }
+
+/// Single-point labels train the energy-surface heads beside the
+/// relaxation loss (`--set` reaches the nested model field), the heads are
+/// part of the exported model, and a config that asks for labels without
+/// heads is refused by name.
+#[test]
+fn single_point_labels_train_the_surface_heads() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), 2);
+    let labels = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/single-points");
+    let run = dir.path().join("run");
+    let single_points = format!("single_points=[{:?}]", labels.to_str().unwrap());
+    let out = e3relax()
+        .args([
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "-o",
+            run.to_str().unwrap(),
+            "--set",
+            "model.surface_heads=true",
+            "--set",
+            &single_points,
+            "--set",
+            "single_point_batch_size=4",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("20 single-point labels"), "{log}");
+    let weights = std::fs::read(run.join("best/model.safetensors")).unwrap();
+    let header = String::from_utf8_lossy(&weights[..4096.min(weights.len())]);
+    assert!(header.contains("surface_heads.force_vector.weight"));
+    // The exported model relaxes as any other.
+    let relaxed = dir.path().join("out.extxyz");
+    let out = e3relax()
+        .args([
+            "relax",
+            fixture("bulk-small")
+                .join("unrelaxed.extxyz")
+                .to_str()
+                .unwrap(),
+            "-o",
+            relaxed.to_str().unwrap(),
+            "--model",
+            run.join("best").to_str().unwrap(),
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = e3relax()
+        .args([
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "-o",
+            dir.path().join("refused").to_str().unwrap(),
+            "--set",
+            &single_points,
+        ])
+        .output()
+        .unwrap();
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(error.contains("model.surface_heads"), "{error}");
+    assert!(!dir.path().join("refused").exists());
+}

@@ -94,7 +94,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
         let config = e3relax::train::TrainConfig::from_json(&text)?;
-        let (train, validation) = e3relax::train::load_data(&config, &mut |m| eprintln!("{m}"))?;
+        let e3relax::dataset::DataSplit { train, validation } =
+            e3relax::dataset::DataSplit::load(&config.split_spec(), &mut |m| eprintln!("{m}"))?;
         pairs = validation;
         fit_pairs = train;
     }

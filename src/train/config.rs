@@ -241,8 +241,9 @@ impl TrainConfig {
     pub fn with_settings(text: Option<&str>, settings: &[String]) -> Result<Self> {
         let bad = |m: String| Error::InvalidArgument(format!("training config: {m}"));
         let mut tree = match text {
-            Some(text) => serde_json::from_str::<serde_json::Value>(text)
-                .map_err(|e| bad(e.to_string()))?,
+            Some(text) => {
+                serde_json::from_str::<serde_json::Value>(text).map_err(|e| bad(e.to_string()))?
+            }
             None => serde_json::to_value(TrainConfig::default()).expect("config serialises"),
         };
         // serde's type errors do not name the field: each setting is
@@ -263,7 +264,9 @@ impl TrainConfig {
             let mut node = &mut tree;
             for part in path {
                 let object = node.as_object_mut().ok_or_else(|| {
-                    bad(format!("--set {key}: {part} is inside a value that is not an object"))
+                    bad(format!(
+                        "--set {key}: {part} is inside a value that is not an object"
+                    ))
                 })?;
                 node = object
                     .entry(part.to_string())
@@ -278,6 +281,19 @@ impl TrainConfig {
             check(&tree).map_err(|e| bad(format!("--set {setting}: {e}")))?;
         }
         serde_json::from_value(tree).map_err(|e| bad(e.to_string()))
+    }
+
+    /// What decides this run's training / validation split.
+    pub fn split_spec(&self) -> crate::dataset::SplitSpec<'_> {
+        crate::dataset::SplitSpec {
+            data: &self.data,
+            validation: self.validation.as_deref(),
+            validation_fraction: self.validation_fraction,
+            split_key: &self.split_key,
+            split_seed: self.split_seed.unwrap_or(self.seed),
+            train_only_data: &self.train_only_data,
+            exclude_from_training: &self.exclude_from_training,
+        }
     }
 
     /// Checks the settings; the error names the first bad one.
@@ -430,10 +446,18 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        assert!(error("epochs=3").contains("unknown field `epochs`"), "{}", error("epochs=3"));
+        assert!(
+            error("epochs=3").contains("unknown field `epochs`"),
+            "{}",
+            error("epochs=3")
+        );
         assert!(error("max_epochs").contains("expected KEY=VALUE"));
         assert!(error("lr=fast").contains("lr"), "{}", error("lr=fast"));
-        assert!(error("lr.x=1").contains("not an object"), "{}", error("lr.x=1"));
+        assert!(
+            error("lr.x=1").contains("not an object"),
+            "{}",
+            error("lr.x=1")
+        );
         assert!(error("model..x=1").contains("empty field name"));
     }
 

@@ -7,8 +7,10 @@
 //! `metrics.csv` and `metrics.jsonl` (one line per validation round) and
 //! `train_config.json`.
 
+mod augment;
 pub mod config;
 pub mod optimizer;
+mod run_dir;
 pub mod single_points;
 
 use std::collections::{BTreeMap, HashSet};
@@ -19,23 +21,25 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+use augment::training_batch;
 pub use config::{LrSchedule, TrainConfig};
 use optimizer::{clip_grad_norm, swap_values, AdamW, Ema};
+use run_dir::{
+    checkpoint_dir, clean_after_interruption, model_and_state, refuse_existing_run,
+    restore_optimizer, save_checkpoint,
+};
 use single_points::{surface_loss, SinglePointSet, SurfaceTargets, SurfaceWeights};
 
 use crate::baseline::ElementVolumes;
-use crate::dataset::{split_by_group, split_group, Dataset, RelaxationPair};
+use crate::dataset::{split_group, DataSplit, RelaxationPair};
 use crate::error::{Error, Result};
 use crate::evaluate::evaluate;
-use crate::linalg;
 use crate::metrics::Metrics;
-use crate::model::checkpoint::read_safetensors;
 use crate::model::loss::{layerwise_loss, LossWeights};
-use crate::model::{Batch, Model};
+use crate::model::Model;
 use crate::relax::RelaxOptions;
 use crate::rng::SplitMix64;
 use crate::runtime::DeviceRequest;
-use crate::structure::Structure;
 
 /// Batches with a non-finite loss or gradient that may be skipped in a row
 /// before the run is declared diverged.
@@ -104,169 +108,6 @@ pub struct TrainSummary {
     pub stopped_by_caller: bool,
 }
 
-fn checkpoint_dir(output: &Path) -> PathBuf {
-    output.join("checkpoint")
-}
-
-/// Loads the training and validation pairs of a training config (the same
-/// split every time for the same config) and reports skipped ones.
-pub fn load_data(
-    config: &TrainConfig,
-    log: &mut dyn FnMut(&str),
-) -> Result<(Vec<RelaxationPair>, Vec<RelaxationPair>)> {
-    let pairs = load_folders(&config.data, log)?;
-    let (mut train, validation) = match &config.validation {
-        Some(dir) => {
-            let d = Dataset::from_dir(dir)?;
-            (pairs, d.pairs)
-        }
-        None => split_by_group(
-            pairs,
-            &config.split_key,
-            config.validation_fraction,
-            config.split_seed.unwrap_or(config.seed),
-        ),
-    };
-    if !config.train_only_data.is_empty() {
-        let group = |p: &RelaxationPair| split_group(p, &config.split_key);
-        let held_out: std::collections::HashSet<String> = validation.iter().map(group).collect();
-        let extra = load_folders(&config.train_only_data, log)?;
-        let offered = extra.len();
-        let mut seen: std::collections::HashSet<String> = train
-            .iter()
-            .chain(&validation)
-            .map(|p| p.id.clone())
-            .collect();
-        let mut left_out = 0;
-        for pair in extra {
-            if held_out.contains(&group(&pair)) {
-                left_out += 1;
-                continue;
-            }
-            if !seen.insert(pair.id.clone()) {
-                return Err(Error::InvalidArgument(format!(
-                    "train_only_data: pair id {} appears twice",
-                    pair.id
-                )));
-            }
-            train.push(pair);
-        }
-        log(&format!(
-            "train_only_data: {} of {offered} pairs added to the training side ({left_out} in validation groups left out)",
-            offered - left_out
-        ));
-    }
-    if !config.exclude_from_training.is_empty() {
-        let excluded = |p: &RelaxationPair| {
-            config.exclude_from_training.iter().any(|(key, values)| {
-                p.unrelaxed
-                    .info_value(key)
-                    .is_some_and(|v| values.iter().any(|x| x == v))
-            })
-        };
-        let before = train.len();
-        train.retain(|p| !excluded(p));
-        log(&format!(
-            "exclude_from_training: {} training pairs left out ({} kept)",
-            before - train.len(),
-            train.len()
-        ));
-    }
-    if train.is_empty() || validation.is_empty() {
-        return Err(Error::InvalidArgument(format!(
-            "training needs pairs on both sides: {} training, {} validation",
-            train.len(),
-            validation.len()
-        )));
-    }
-    Ok((train, validation))
-}
-
-/// The pairs of dataset folders, in order, logging what was skipped.
-fn load_folders(dirs: &[PathBuf], log: &mut dyn FnMut(&str)) -> Result<Vec<RelaxationPair>> {
-    let mut pairs = Vec::new();
-    for dir in dirs {
-        let d = Dataset::from_dir(dir)?;
-        for s in &d.skipped {
-            log(&format!(
-                "{}: skipped pair {}: {}",
-                dir.display(),
-                s.id,
-                s.reason
-            ));
-        }
-        if !d.skipped_frames.is_empty() {
-            log(&format!(
-                "{}: {} relaxation frames skipped (first: {}: {})",
-                dir.display(),
-                d.skipped_frames.len(),
-                d.skipped_frames[0].id,
-                d.skipped_frames[0].reason
-            ));
-        }
-        pairs.extend(d.pairs);
-    }
-    Ok(pairs)
-}
-
-/// Writes the checkpoint: tensor files named by step, then `state.json`
-/// by rename (the commit point), then removes the previous step's files.
-/// The metrics logs follow the committed state.
-fn save_checkpoint(
-    output: &Path,
-    model: &Model,
-    ema: &Ema,
-    opt: &AdamW,
-    state: &TrainState,
-) -> Result<()> {
-    let dir = checkpoint_dir(output);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
-    let step = state.files_step;
-    let cpu = |named: Vec<(String, Tensor)>| -> Vec<(String, Tensor)> {
-        named
-            .into_iter()
-            .map(|(k, t)| (k, t.detach().to_device(tch::Device::Cpu).contiguous()))
-            .collect()
-    };
-    // The step's tensor files (and the config) are complete and synced
-    // before state.json, the commit point, names them.
-    let mut writes = crate::io::StagedWrites::new();
-    let mut stage = |name: &str, named: Vec<(String, Tensor)>| -> Result<()> {
-        let path = dir.join(format!("{name}-{step}.safetensors"));
-        let named = cpu(named);
-        writes.stage_with(&path, |temporary| {
-            Ok(Tensor::write_safetensors(&named, temporary)?)
-        })
-    };
-    stage("weights", model.named_parameters().into_iter().collect())?;
-    stage(
-        "ema",
-        ema.shadow
-            .iter()
-            .map(|(k, t)| (k.clone(), t.shallow_clone()))
-            .collect(),
-    )?;
-    stage("optimizer", opt.state_tensors())?;
-    writes.stage(
-        &dir.join("config.json"),
-        model.config().to_json().into_bytes(),
-    )?;
-    writes.commit()?;
-    let json = serde_json::to_string_pretty(state).expect("state serialises");
-    crate::io::write_atomically(&dir.join("state.json"), json.as_bytes())?;
-    write_logs(output, &state.rounds)?;
-    // Older files are no longer referenced.
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            if name.ends_with(".safetensors") && !name.ends_with(&format!("-{step}.safetensors")) {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Runs a training job. `resume` continues the checkpoint in
 /// `config.output`. `progress` receives every step and round; returning
 /// `ControlFlow::Break` stops the run (after a round: once its checkpoint
@@ -287,7 +128,10 @@ pub fn train(
     if !resume && !config.overwrite {
         refuse_existing_run(output)?;
     }
-    let (train_pairs, validation_pairs) = load_data(config, log)?;
+    let DataSplit {
+        train: train_pairs,
+        validation: validation_pairs,
+    } = DataSplit::load(&config.split_spec(), log)?;
     log(&format!(
         "{} training pairs, {} validation pairs",
         train_pairs.len(),
@@ -647,123 +491,6 @@ fn validation_round(
     Ok((report?, improved))
 }
 
-/// A new run must not silently replace another: refuses an `output` that
-/// holds a run's files (a checkpoint, a best model, its logs or config).
-fn refuse_existing_run(output: &Path) -> Result<()> {
-    let found = ["checkpoint", "best", "metrics.csv", "train_config.json"]
-        .into_iter()
-        .find(|name| std::fs::symlink_metadata(output.join(name)).is_ok());
-    match found {
-        Some(name) => Err(Error::InvalidArgument(format!(
-            "{} holds a training run already ({name}); continue it with --resume (resume=True), replace it with --overwrite (\"overwrite\": true), or choose another output folder",
-            output.display()
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// The model and state a run starts from: the checkpoint's when resuming,
-/// else a new model (or the `init_from` one) and a fresh state.
-fn model_and_state(
-    config: &TrainConfig,
-    resume: bool,
-    device: tch::Device,
-) -> Result<(Model, TrainState)> {
-    let ckpt = checkpoint_dir(&config.output);
-    Ok(if resume {
-        let state_path = ckpt.join("state.json");
-        let text = std::fs::read_to_string(&state_path).map_err(|e| {
-            Error::InvalidArgument(format!("cannot resume: {}: {e}", state_path.display()))
-        })?;
-        let state: TrainState = serde_json::from_str(&text).map_err(|e| {
-            Error::InvalidArgument(format!("cannot resume: {}: {e}", state_path.display()))
-        })?;
-        let model_config = crate::model::ModelConfig::from_json(
-            &std::fs::read_to_string(ckpt.join("config.json"))
-                .map_err(|e| Error::io(ckpt.join("config.json").display().to_string(), e))?,
-        )?;
-        let model = Model::new(&model_config, 0)?;
-        let weights = ckpt.join(format!("weights-{}.safetensors", state.files_step));
-        model.assign(read_safetensors(&weights)?, &weights.display().to_string())?;
-        (model.to_device(device)?, state)
-    } else {
-        let model = match &config.init_from {
-            Some(dir) => Model::load(dir, tch::Device::Cpu)?,
-            None => Model::new(
-                config.model.as_ref().expect("validated"),
-                config.seed as i64,
-            )?,
-        };
-        let state = TrainState {
-            epoch: 0,
-            step: 0,
-            lr: config.lr,
-            rng: SplitMix64::new(config.seed),
-            best_coordinate_mae: f64::INFINITY,
-            rounds_since_best: 0,
-            rounds_since_lr_change: 0,
-            elapsed_seconds: 0.0,
-            files_step: 0,
-            rounds: Vec::new(),
-        };
-        (model.to_device(device)?, state)
-    })
-}
-
-/// Loads the optimizer moments and the EMA weights of a checkpoint.
-fn restore_optimizer(ckpt: &Path, state: &TrainState, opt: &mut AdamW, ema: &Ema) -> Result<()> {
-    opt.load_state(&read_safetensors(
-        &ckpt.join(format!("optimizer-{}.safetensors", state.files_step)),
-    )?)?;
-    opt.step = state.step;
-    let ema_path = ckpt.join(format!("ema-{}.safetensors", state.files_step));
-    let shadow = read_safetensors(&ema_path)?;
-    tch::no_grad(|| -> Result<()> {
-        for (k, t) in &ema.shadow {
-            let v = shadow
-                .get(k)
-                .ok_or_else(|| Error::Model(format!("{}: missing '{k}'", ema_path.display())))?;
-            t.shallow_clone().f_copy_(v)?;
-        }
-        Ok(())
-    })
-}
-
-/// Draws the examples of one batch (see [`training_example`]) and returns
-/// the network's input with the target positions `[N,3]` and lattices
-/// `[B,3,3]`.
-fn training_batch(
-    pairs: &[RelaxationPair],
-    chunk: &[usize],
-    config: &TrainConfig,
-    rng: &mut SplitMix64,
-    model_config: &crate::model::ModelConfig,
-    device: tch::Device,
-) -> Result<(Batch, Tensor, Tensor)> {
-    let kind = Kind::Float;
-    let mut inputs = Vec::with_capacity(chunk.len());
-    let mut target_positions: Vec<f64> = Vec::new();
-    let mut target_lattices: Vec<f64> = Vec::new();
-    for &k in chunk {
-        let (input, positions, lattice) = training_example(&pairs[k], config, rng);
-        inputs.push(input);
-        target_positions.extend(positions.iter().flatten());
-        target_lattices.extend(lattice.iter().flatten());
-    }
-    let refs: Vec<&Structure> = inputs.iter().collect();
-    let batch = Batch::new(&refs, model_config, device, kind, config.fixed_cell)?;
-    let n = (target_positions.len() / 3) as i64;
-    let tp = Tensor::from_slice(&target_positions)
-        .reshape([n, 3])
-        .to_kind(kind)
-        .to_device(device);
-    let tl = Tensor::from_slice(&target_lattices)
-        .reshape([chunk.len() as i64, 3, 3])
-        .to_kind(kind)
-        .to_device(device);
-    Ok((batch, tp, tl))
-}
-
 impl TrainState {
     /// The plateau schedule after a validation round: lr times
     /// `plateau_factor` after `plateau_patience` rounds without improvement.
@@ -797,179 +524,6 @@ fn abort_for_tests(rounds: usize) {
     }
 }
 
-/// One training example drawn for `pair`: its input (the unrelaxed
-/// structure or, with `frame_probability`, one of its relaxation frames,
-/// or, with `relaxed_input_probability`, the relaxed structure strained),
-/// augmented as the config asks (rotation, strain, position noise), and the
-/// target positions and lattice in the same frame of reference.
-fn training_example(
-    pair: &RelaxationPair,
-    config: &TrainConfig,
-    rng: &mut SplitMix64,
-) -> (Structure, Vec<linalg::Vec3>, linalg::Mat3) {
-    let (mut input, mut target) = if config.frame_probability > 0.0 && !pair.frames.is_empty() {
-        // Both draws are made for every pair with frames, so the random
-        // stream does not depend on the outcome.
-        let use_frame = rng.uniform() < config.frame_probability;
-        let k = ((rng.uniform() * pair.frames.len() as f64) as usize).min(pair.frames.len() - 1);
-        if use_frame {
-            (pair.frames[k].input.clone(), &pair.frames[k].target)
-        } else {
-            (pair.unrelaxed.clone(), &pair.target)
-        }
-    } else {
-        (pair.unrelaxed.clone(), &pair.target)
-    };
-    let mut relaxed = false;
-    if config.relaxed_input_probability > 0.0 {
-        // Drawn for every pair (the strain's draws too), so the random
-        // stream does not depend on the outcome.
-        let use_relaxed = rng.uniform() < config.relaxed_input_probability;
-        let strain = random_strain(config.relaxed_input_strain, rng);
-        if use_relaxed {
-            (input, target) = (strained(pair.relaxed_as_input(), &strain), &pair.target);
-            relaxed = true;
-        }
-    }
-    let mut positions = target.positions.clone();
-    let mut lattice = target.lattice;
-    if config.rotation_augmentation {
-        let r = rng.rotation();
-        let rt = linalg::transpose(&r);
-        input = input.rotated(&r);
-        for p in &mut positions {
-            *p = linalg::vec_mat(*p, &rt);
-        }
-        lattice = lattice.map(|row| linalg::vec_mat(row, &rt));
-    }
-    if config.strain_noise > 0.0 {
-        input = with_strain_noise(input, config.strain_noise, rng);
-    }
-    if config.position_noise > 0.0 {
-        // The noise is drawn either way, so the random stream does not
-        // depend on the outcome.
-        let noisy = with_position_noise(input.clone(), config.position_noise, rng);
-        if !relaxed || config.relaxed_input_noise {
-            input = noisy;
-        }
-    }
-    (input, positions, lattice)
-}
-
-/// The training input deformed by a random strain ([`random_strain`]).
-fn with_strain_noise(input: Structure, sigma: f64, rng: &mut SplitMix64) -> Structure {
-    strained(input, &random_strain(sigma, rng))
-}
-
-/// `I + e`, `e` a random symmetric strain with entries of standard
-/// deviation `sigma` (six draws, whatever `sigma`).
-fn random_strain(sigma: f64, rng: &mut SplitMix64) -> linalg::Mat3 {
-    // Upper triangle drawn row by row, mirrored below the diagonal.
-    let mut d = [[0.0; 3]; 3];
-    for (a, b) in [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)] {
-        let e = sigma * rng.normal();
-        d[a][b] = e;
-        d[b][a] = e;
-    }
-    for (a, row) in d.iter_mut().enumerate() {
-        row[a] += 1.0;
-    }
-    d
-}
-
-/// `input` deformed by `d` (`x -> x d`); atoms keep their fractional
-/// coordinates. Falls back to the input should the strained structure be
-/// invalid.
-fn strained(input: Structure, d: &linalg::Mat3) -> Structure {
-    let mut strained = input.clone();
-    strained.lattice = linalg::matmul(&input.lattice, d);
-    for p in &mut strained.positions {
-        *p = linalg::vec_mat(*p, d);
-    }
-    if strained.validate().is_ok() {
-        strained
-    } else {
-        input
-    }
-}
-
-/// The training input with every Cartesian coordinate moved by a Gaussian
-/// draw of standard deviation `sigma` (Å). Should the moves bring two atoms
-/// too close for the model (see `Structure::validate`), the input is used
-/// unchanged rather than failing the epoch; the draws are spent either way,
-/// so a resumed run stays bit-identical.
-fn with_position_noise(input: Structure, sigma: f64, rng: &mut SplitMix64) -> Structure {
-    let mut noisy = input.clone();
-    for p in &mut noisy.positions {
-        for c in p.iter_mut() {
-            *c += sigma * rng.normal();
-        }
-    }
-    if noisy.validate().is_ok() {
-        noisy
-    } else {
-        input
-    }
-}
-
-/// Rewrites `metrics.csv` and `metrics.jsonl` from the committed rounds
-/// (each file atomically): a round appears only once its checkpoint is
-/// on disk, and a resumed run never repeats a row.
-fn write_logs(output: &Path, rounds: &[RoundLog]) -> Result<()> {
-    let mut csv = String::from("epoch,step,lr,train_loss,val_coordinate_mae,val_shape_deviation,val_volume_error,dummy_coordinate_mae,dummy_shape_deviation,dummy_volume_error,seconds\n");
-    let mut jsonl = String::new();
-    for round in rounds {
-        let v = &round.validation;
-        let d = &round.dummy;
-        csv.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{:.1}\n",
-            round.epoch,
-            round.step,
-            round.lr,
-            round.train_loss,
-            v.coordinate_mae,
-            v.shape_deviation,
-            v.volume_error,
-            d.coordinate_mae,
-            d.shape_deviation,
-            d.volume_error,
-            round.seconds
-        ));
-        jsonl.push_str(&serde_json::to_string(round).expect("round serialises"));
-        jsonl.push('\n');
-    }
-    let mut writes = crate::io::StagedWrites::new();
-    writes.stage(&output.join("metrics.csv"), csv.into_bytes())?;
-    writes.stage(&output.join("metrics.jsonl"), jsonl.into_bytes())?;
-    writes.commit()
-}
-
-/// Before a resumed run continues: removes the temporary files a kill
-/// left behind, restores `best/` if the kill came in the middle of its
-/// replacement, and takes the rounds of a checkpoint written before
-/// `state.json` kept them from `metrics.jsonl` (only the committed ones).
-fn clean_after_interruption(output: &Path, state: &mut TrainState) -> Result<()> {
-    for folder in [
-        output.to_path_buf(),
-        checkpoint_dir(output),
-        output.join("best"),
-    ] {
-        crate::io::output::remove_temporary_files(&folder);
-    }
-    crate::model::checkpoint::recover_replaced_dir(&output.join("best"))?;
-    if state.rounds.is_empty() && state.epoch > 0 {
-        let jsonl = output.join("metrics.jsonl");
-        if let Ok(text) = std::fs::read_to_string(&jsonl) {
-            state.rounds = text
-                .lines()
-                .filter_map(|l| serde_json::from_str::<RoundLog>(l).ok())
-                .filter(|r| r.epoch < state.epoch)
-                .collect();
-        }
-    }
-    write_logs(output, &state.rounds)
-}
-
 /// Named copies of a parameter map (for tests comparing runs).
 pub fn parameter_values(model: &Model) -> BTreeMap<String, Vec<f32>> {
     model
@@ -994,13 +548,13 @@ pub fn parameter_values(model: &Model) -> BTreeMap<String, Vec<f32>> {
 mod tests {
     use super::*;
 
-    fn two_atoms(separation: f64) -> Structure {
-        Structure::new(
-            [[6.0, 0.0, 0.0], [0.0, 6.0, 0.0], [0.0, 0.0, 6.0]],
-            vec![[1.0, 1.0, 1.0], [1.0 + separation, 1.0, 1.0]],
-            vec![14, 8],
-        )
-        .unwrap()
+    /// The split of a config, as training takes it.
+    fn load_data(
+        config: &TrainConfig,
+        log: &mut dyn FnMut(&str),
+    ) -> Result<(Vec<RelaxationPair>, Vec<RelaxationPair>)> {
+        let split = DataSplit::load(&config.split_spec(), log)?;
+        Ok((split.train, split.validation))
     }
 
     #[test]
@@ -1092,86 +646,6 @@ mod tests {
     }
 
     #[test]
-    fn relaxed_inputs_are_the_target_strained_with_fractional_coordinates_kept() {
-        let unrelaxed = two_atoms(2.5);
-        let mut relaxed = two_atoms(2.0);
-        relaxed.lattice = [[5.5, 0.0, 0.0], [0.0, 5.8, 0.0], [0.0, 0.0, 6.1]];
-        let pair = RelaxationPair {
-            id: "p".into(),
-            target: crate::metrics::Target::new(&unrelaxed, &relaxed),
-            unrelaxed,
-            relaxed,
-            frames: Vec::new(),
-        };
-        let fractional = |s: &Structure| {
-            let inverse = linalg::inverse(&s.lattice).unwrap();
-            s.positions
-                .iter()
-                .map(|&p| linalg::vec_mat(p, &inverse))
-                .collect::<Vec<_>>()
-        };
-        let mut rng = SplitMix64::new(9);
-        // Without strain the input is its own target.
-        let exact = TrainConfig {
-            relaxed_input_probability: 1.0,
-            ..TrainConfig::default()
-        };
-        let (input, positions, lattice) = training_example(&pair, &exact, &mut rng);
-        assert_eq!(
-            (input.positions.clone(), input.lattice),
-            (positions.clone(), lattice)
-        );
-        assert_eq!(lattice, pair.target.lattice);
-        // With strain: another cell, the same fractional coordinates and
-        // target; at probability 0.5 about half the inputs are relaxed.
-        let strained = TrainConfig {
-            relaxed_input_probability: 0.5,
-            relaxed_input_strain: 0.03,
-            ..TrainConfig::default()
-        };
-        let mut relaxed_count = 0;
-        for _ in 0..400 {
-            let (input, positions, lattice) = training_example(&pair, &strained, &mut rng);
-            assert_eq!(
-                (positions.as_slice(), lattice),
-                (pair.target.positions.as_slice(), pair.target.lattice)
-            );
-            if input.positions == pair.unrelaxed.positions {
-                continue;
-            }
-            relaxed_count += 1;
-            assert_ne!(input.lattice, lattice);
-            for (a, b) in fractional(&input)
-                .iter()
-                .zip(fractional(&pair.relaxed_as_input()))
-            {
-                assert!((0..3).all(|k| (a[k] - b[k]).abs() < 1e-12));
-            }
-        }
-        assert!(
-            (160..240).contains(&relaxed_count),
-            "{relaxed_count} of 400"
-        );
-        // Position noise rattles relaxed inputs unless told not to, and the
-        // random stream is the same either way.
-        let noisy = TrainConfig {
-            relaxed_input_probability: 1.0,
-            position_noise: 0.1,
-            ..TrainConfig::default()
-        };
-        let exact = TrainConfig {
-            relaxed_input_noise: false,
-            ..noisy.clone()
-        };
-        let (mut a, mut b) = (SplitMix64::new(4), SplitMix64::new(4));
-        let (rattled, _, _) = training_example(&pair, &noisy, &mut a);
-        let (kept, positions, _) = training_example(&pair, &exact, &mut b);
-        assert_ne!(rattled.positions, positions);
-        assert_eq!(kept.positions, positions);
-        assert_eq!(a, b);
-    }
-
-    #[test]
     fn split_seed_fixes_the_validation_pairs_whatever_the_seed() {
         let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pairs/bulk-small");
         let ids = |config: &TrainConfig| {
@@ -1212,43 +686,5 @@ mod tests {
         );
         // Too early in the epoch for a reference.
         assert_eq!(outlier_batch(3, 1e9, 4.0, 2, ids()), None);
-    }
-
-    #[test]
-    fn position_noise_moves_inputs_by_the_asked_amount() {
-        let mut rng = SplitMix64::new(3);
-        let input = two_atoms(2.5);
-        let mut squares = 0.0;
-        let trials = 2000;
-        for _ in 0..trials {
-            let noisy = with_position_noise(input.clone(), 0.05, &mut rng);
-            assert_eq!(noisy.lattice, input.lattice);
-            assert_eq!(noisy.numbers, input.numbers);
-            for (a, b) in noisy.positions.iter().zip(&input.positions) {
-                for k in 0..3 {
-                    squares += (a[k] - b[k]).powi(2);
-                }
-            }
-        }
-        let rms = (squares / (trials * 6) as f64).sqrt();
-        assert!((rms - 0.05).abs() < 0.002, "rms displacement {rms}");
-    }
-
-    #[test]
-    fn position_noise_never_returns_overlapping_atoms() {
-        // 0.52 Å apart: most draws at sigma 0.2 Å push the pair below the
-        // 0.5 Å validation limit, and those must fall back to the input.
-        let mut rng = SplitMix64::new(5);
-        let input = two_atoms(0.52);
-        let mut unchanged = 0;
-        for _ in 0..500 {
-            let noisy = with_position_noise(input.clone(), 0.2, &mut rng);
-            assert!(noisy.validate().is_ok());
-            unchanged += usize::from(noisy.positions == input.positions);
-        }
-        assert!(
-            unchanged > 100 && unchanged < 500,
-            "{unchanged} of 500 unchanged"
-        );
     }
 }

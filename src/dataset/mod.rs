@@ -15,6 +15,9 @@ use crate::io::{self, Format};
 use crate::metrics::Target;
 use crate::structure::Structure;
 
+mod split;
+pub use split::{DataSplit, SplitSpec};
+
 /// One unrelaxed/relaxed pair and its training target.
 #[derive(Debug, Clone)]
 pub struct RelaxationPair {
