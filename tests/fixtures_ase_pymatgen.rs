@@ -1,5 +1,5 @@
 //! e3relax's readers and neighbour search against files written, and lists
-//! computed, by ASE and pymatgen (tools/make_fixtures.py made them).
+//! computed, by ASE and pymatgen (tools/generate/make_fixtures.py made them).
 
 use std::path::PathBuf;
 

@@ -1,5 +1,5 @@
 //! The whole network against an independent NumPy implementation of the
-//! specification (tools/reference_numpy.py, float64, graph from pymatgen):
+//! specification (tools/generate/reference_numpy.py, float64, graph from pymatgen):
 //! weights in the authors' layout go through the converter, and every
 //! layer's positions and lattice must agree, both with the authors'
 //! switches (lattice delta as columns, no wrapping) and with ours.

@@ -8,7 +8,7 @@ use e3relax::{Error, Result};
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
-    /// The authors' state dict written to safetensors (tools/export_pytorch_checkpoint.py)
+    /// The authors' state dict written to safetensors (tools/generate/export_pytorch_checkpoint.py)
     state: PathBuf,
     /// Model config (JSON with the fields of a model directory's config.json)
     #[arg(long, value_name = "CONFIG.json")]

@@ -136,7 +136,7 @@ pub struct PymatgenTiming {
     pub version: String,
 }
 
-const PYMATGEN_SCRIPT: &str = include_str!("../../tools/pymatgen_neighbors.py");
+const PYMATGEN_SCRIPT: &str = include_str!("../../tools/measure/pymatgen_neighbors.py");
 
 /// Runs pymatgen's `get_neighbor_list` on the cells (needs python3 with
 /// pymatgen and ase).

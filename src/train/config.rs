@@ -16,12 +16,12 @@ pub struct TrainConfig {
     /// training side after the split (which they therefore do not change),
     /// except pairs whose `split_key` group is on the validation side,
     /// which are left out (and counted in the log). For pairs made from the
-    /// training pairs (`tools/make_pairs.py`).
+    /// training pairs (`tools/data/make_pairs.py`).
     pub train_only_data: Vec<PathBuf>,
     /// Training pairs to leave out by an info value, e.g. `{"source":
     /// ["random"]}`: applied to the training side after the split (and
     /// after `train_only_data`), so the validation pairs stay the same. For
-    /// pairs whose labels the input does not decide (`tools/label_noise.py`).
+    /// pairs whose labels the input does not decide (`tools/measure/label_noise.py`).
     pub exclude_from_training: std::collections::BTreeMap<String, Vec<String>>,
     /// A validation dataset folder; without one, `validation_fraction` of
     /// the data is held out by `split_key` groups.
@@ -127,7 +127,7 @@ pub struct TrainConfig {
     pub relaxed_input_noise: bool,
     /// Files or folders of single-point labels (extended XYZ with an
     /// `energy` and a `stress` in the info line and a `forces` column, as
-    /// `tools/single_points.py` writes them) for the model's energy-surface
+    /// `tools/data/single_points.py` writes them) for the model's energy-surface
     /// heads (`surface_heads`): every optimiser step adds their loss on
     /// `single_point_batch_size` labels drawn at random. Labels whose
     /// `split_key` value is a validation group are left out. Empty = off.

@@ -1,7 +1,7 @@
 //! Single-point labels for the energy-surface heads (`surface_heads`):
 //! loading, the per-element energy reference, batches and the loss.
 //!
-//! A file is extended XYZ as `tools/single_points.py` writes it: per frame
+//! A file is extended XYZ as `tools/data/single_points.py` writes it: per frame
 //! an `energy` (eV) and a `stress` (eV/Å^3, nine numbers, ASE's sign) in
 //! the info line and a `forces` column (eV/Å). The heads learn the energy
 //! per atom less a per-element reference (a least-squares fit of the

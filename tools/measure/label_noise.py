@@ -12,7 +12,7 @@ optimizers of the same potential disagree by as much as the model errs, no
 model can do much better: the input does not decide which minimum a
 relaxation ends in.
 
-  /opt/chgnet-venv/bin/python tools/label_noise.py --model models/default \\
+  /opt/chgnet-venv/bin/python tools/measure/label_noise.py --model models/default \\
       --train-config models/default/train.json --per-group 20 --out runs/label-noise.json
 """
 

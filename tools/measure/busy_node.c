@@ -1,6 +1,6 @@
 /*
  * Latency of a small prediction through the C ABI, as an MPI rank on a
- * full node sees it. Used by tools/busy_node.sh (a measurement, not a test).
+ * full node sees it. Used by tools/measure/busy_node.sh (a measurement, not a test).
  *
  *   busy_node MODEL_DIR THREADS CALLS
  *

@@ -5,7 +5,7 @@ tests/fixtures/reference_numpy/: random weights in the authors' layout
 two switch settings (the authors' code: lattice delta as columns, no
 wrapping; ours: rows + wrapping). The graph comes from pymatgen.
 
-    python3 tools/reference_numpy.py
+    python3 tools/generate/reference_numpy.py
 """
 import json
 import os

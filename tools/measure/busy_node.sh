@@ -9,7 +9,7 @@ cores=$(nproc)
 build=target/busy_node
 mkdir -p "$build"
 torch_lib=$(ls -d .libtorch/torch/lib 2>/dev/null || true)
-cc -O2 -o "$build/busy_node" tools/busy_node.c -Iinclude -Ltarget/release -le3relax \
+cc -O2 -o "$build/busy_node" tools/measure/busy_node.c -Iinclude -Ltarget/release -le3relax \
     -Wl,-rpath,"$PWD/target/release" ${torch_lib:+-Wl,-rpath,"$PWD/$torch_lib"}
 model=models/default
 input="$build/small.vasp"

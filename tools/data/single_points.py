@@ -28,7 +28,7 @@ column (eV/Å). Jobs are numbered from --seed, so a run that is stopped
 is there and appends the rest; each structure is one write, and a partial
 last frame left by a kill is cut off on start.
 
-  /opt/chgnet-venv/bin/python tools/single_points.py --kind near \\
+  /opt/chgnet-venv/bin/python tools/data/single_points.py --kind near \\
       --train-config models/default/train.json --count 2000 --out runs/single-points
 
 `--pack WORK --into data/single-points` moves what a generator made into
@@ -51,6 +51,7 @@ from ase import Atoms
 from ase.io import read, write
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "measure"))
 from make_pairs import MAX_ATOMS, atomic_volume, min_distance, random_strain  # noqa: E402
 from residual_steps import label_calculator, load_by_id, validation_ids  # noqa: E402
 

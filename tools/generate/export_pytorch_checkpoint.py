@@ -1,6 +1,6 @@
 """Writes the authors' E3Relax checkpoint (model.pt) as safetensors, unchanged.
 
-    python3 tools/export_pytorch_checkpoint.py model.pt state.safetensors
+    python3 tools/generate/export_pytorch_checkpoint.py model.pt state.safetensors
     e3relax import-pytorch state.safetensors --config config.json -o my-model
 
 Needs torch and safetensors (pip install torch safetensors). Their training

@@ -30,10 +30,10 @@ prototype; `parent` names the pair it came from. Every 5th optimizer step
 frame. Output is appended pair by pair, so an interrupted run keeps what
 it made; run again with another --seed to add more.
 
-  /opt/chgnet-venv/bin/python tools/make_pairs.py --data ../shared/data/bulk \\
+  /opt/chgnet-venv/bin/python tools/data/make_pairs.py --data ../shared/data/bulk \\
       --train-config models/default/train.json --count 400 --workers 2 \\
       --seed 1 --out data/bulk-extra
-  /opt/chgnet-venv/bin/python tools/make_pairs.py --kind random ...  # needs pyxtal
+  /opt/chgnet-venv/bin/python tools/data/make_pairs.py --kind random ...  # needs pyxtal
 """
 
 import argparse
@@ -48,6 +48,7 @@ import numpy as np
 from ase.io import write
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "measure"))
 from residual_steps import label_calculator, load_by_id, validation_ids  # noqa: E402
 
 FRAME_EVERY = 5

@@ -18,7 +18,7 @@ made with other `e3relax relax` options (the ensemble mean, a trust
 policy); every start other than the input also reports the share of
 crystals that needed more steps than from the input.
 
-  python3 tools/residual_steps.py --model models/default \\
+  python3 tools/measure/residual_steps.py --model models/default \\
       --train-config models/default-training/train.json --pairs 40 \\
       --out runs/residual-steps.json
 """
