@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use e3relax::model::checkpoint::{import_authors_checkpoint, name_to_authors};
+use e3relax::model::authors::{import_authors_checkpoint, name_to_authors};
 use e3relax::model::{Model, ModelConfig};
 use e3relax::relax::Relaxer;
 use e3relax::runtime::DeviceRequest;

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use e3relax::model::checkpoint::import_authors_checkpoint;
+use e3relax::model::authors::import_authors_checkpoint;
 use e3relax::model::{Batch, ModelConfig};
 use e3relax::Structure;
 use serde_json::Value;

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use e3relax::model::checkpoint::import_authors_checkpoint;
+use e3relax::model::authors::import_authors_checkpoint;
 use e3relax::model::ModelConfig;
 use e3relax::{Error, Result};
 

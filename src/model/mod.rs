@@ -11,10 +11,12 @@
 //! * [`surface_heads`]  energy, forces and virial of the input (an
 //!   auxiliary training task on single-point labels)
 //! * [`batch`]  crystals of mixed sizes as tensors
-//! * [`checkpoint`]  model directories, parameter names, the converter of
-//!   the authors' checkpoints
+//! * [`checkpoint`]  model directories and the [`Model`] type
+//! * [`authors`]  parameter names and the converter of the authors'
+//!   checkpoints
 
 pub mod atom_to_lattice;
+pub mod authors;
 pub mod batch;
 pub mod checkpoint;
 pub mod config;

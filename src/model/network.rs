@@ -358,17 +358,8 @@ impl E3Relax {
     /// Runs all layers; element t of the result is the structure after
     /// layer t+1.
     pub fn forward(&self, batch: &Batch) -> Vec<LayerOutput> {
-        let nb = batch.num_crystals() as i64;
         let (mut x, mut v, mut s, mut w) = self.embed(batch);
-        let mut pos = batch.positions.shallow_clone();
-        let mut lattice = batch.lattice.shallow_clone();
-        if let (Some(prior), false) = (&self.volume_prior, batch.fixed_cell) {
-            // Scaling about the origin is the deformation s*I; atoms keep
-            // their fractional coordinates.
-            let scale = prior.scale(batch, &lattice, &pos, self.config.graph_radius);
-            lattice = &lattice * scale.view([nb, 1, 1]);
-            pos = &pos * scale.index_select(0, &batch.atom_crystal).unsqueeze(-1);
-        }
+        let (mut pos, mut lattice) = self.volume_prior_start(batch);
         let mut outputs = Vec::with_capacity(self.layers.len());
         let last = self.layers.len() - 1;
         for (t, layer) in self.layers.iter().enumerate() {
@@ -392,93 +383,135 @@ impl E3Relax {
             });
             // 7. Lattice update (not with a fixed cell).
             if !batch.fixed_cell && moves {
-                profile::stage("layer: lattice update", || {
-                    let previous = lattice.shallow_clone();
-                    let mut deformation = None;
-                    lattice = match &layer.lattice_head {
-                        // Ablation "w/o lattice nodes": from pooled atom scalars.
-                        Some(head) => &lattice + head.forward(&x_mean).reshape([nb, 3, 3]),
-                        None => {
-                            let deltas: Vec<Tensor> = layer
-                                .lattice_update
-                                .iter()
-                                .zip(&w)
-                                .map(|(u, wc)| u.forward(wc))
-                                .collect();
-                            match self.config.lattice_update {
-                                LatticeUpdateKind::Add => lattice_update::apply(
-                                    &lattice,
-                                    &deltas,
-                                    self.config.lattice_delta_as_columns,
-                                ),
-                                LatticeUpdateKind::Strain => {
-                                    let virial = layer.virial_strain.as_ref().map(|head| {
-                                        profile::stage(
-                                            "layer: lattice update: virial strain",
-                                            || {
-                                                head.forward(
-                                                    &x,
-                                                    &edges.source,
-                                                    &edges.target,
-                                                    &edges.direction,
-                                                    &self.radial,
-                                                    &edges.distance,
-                                                    edges.weight.as_ref(),
-                                                    &batch.edge_crystal,
-                                                    nb,
-                                                )
-                                            },
-                                        )
-                                    });
-                                    let d = lattice_update::strain_deformation(
-                                        &lattice,
-                                        &deltas,
-                                        virial.as_ref(),
-                                    );
-                                    let new = lattice.matmul(&d);
-                                    deformation = Some(d);
-                                    new
-                                }
-                            }
-                        }
-                    };
-                    if self.config.carry_positions {
-                        // Atoms follow the cell: x -> x L^-1 L'.
-                        let d = deformation
-                            .unwrap_or_else(|| Tensor::linalg_solve(&previous, &lattice, true));
-                        pos = deform_positions(batch, &pos, &d);
-                    }
+                (lattice, pos) = profile::stage("layer: lattice update", || {
+                    self.update_lattice(layer, batch, &x, &x_mean, &w, &edges, &lattice, &pos)
                 });
             }
             // 8. Record, moved back to the input's images (FIX 2).
-            profile::stage("layer: output", || {
-                let positions = match &batch.image_shift {
-                    Some(n_i) => {
-                        let predicted = lattice.index_select(0, &batch.atom_crystal);
-                        &pos + n_i.unsqueeze(1).bmm(&predicted).squeeze_dim(1)
-                    }
-                    None => pos.shallow_clone(),
-                };
-                // FIX 3: shift each crystal by `f_in . L_t - mean(pos_t)`, which
-                // makes the mean fractional coordinate the input's `f_in`.
-                let positions = if self.config.remove_net_translation {
-                    let mean = crystal_mean(batch, &positions);
-                    let target = batch
-                        .mean_fractional
-                        .unsqueeze(1)
-                        .bmm(&lattice)
-                        .squeeze_dim(1);
-                    &positions + (target - mean).index_select(0, &batch.atom_crystal)
-                } else {
-                    positions
-                };
-                outputs.push(LayerOutput {
-                    positions,
-                    lattice: lattice.shallow_clone(),
-                });
-            });
+            outputs.push(profile::stage("layer: output", || {
+                self.record(batch, &pos, &lattice)
+            }));
         }
         outputs
+    }
+
+    /// The structure the first layer sees: the input, or with the volume
+    /// prior (and a variable cell) the input scaled about the origin (the
+    /// deformation `s I`: atoms keep their fractional coordinates).
+    fn volume_prior_start(&self, batch: &Batch) -> (Tensor, Tensor) {
+        let nb = batch.num_crystals() as i64;
+        let pos = batch.positions.shallow_clone();
+        let lattice = batch.lattice.shallow_clone();
+        match (&self.volume_prior, batch.fixed_cell) {
+            (Some(prior), false) => {
+                let scale = prior.scale(batch, &lattice, &pos, self.config.graph_radius);
+                (
+                    &pos * scale.index_select(0, &batch.atom_crystal).unsqueeze(-1),
+                    &lattice * scale.view([nb, 1, 1]),
+                )
+            }
+            _ => (pos, lattice),
+        }
+    }
+
+    /// Step 7: the new lattice (from the lattice nodes, with the virial
+    /// strain, or without lattice nodes from the pooled atom scalars) and
+    /// the positions, carried with the cell when `carry_positions`.
+    #[allow(clippy::too_many_arguments)]
+    fn update_lattice(
+        &self,
+        layer: &Layer,
+        batch: &Batch,
+        x: &Tensor,
+        x_mean: &Tensor,
+        w: &[Tensor],
+        edges: &EdgeGeometry,
+        lattice: &Tensor,
+        pos: &Tensor,
+    ) -> (Tensor, Tensor) {
+        let nb = batch.num_crystals() as i64;
+        let (x, x_mean) = (x.shallow_clone(), x_mean.shallow_clone());
+        let mut lattice = lattice.shallow_clone();
+        let mut pos = pos.shallow_clone();
+        let previous = lattice.shallow_clone();
+        let mut deformation = None;
+        lattice = match &layer.lattice_head {
+            // Ablation "w/o lattice nodes": from pooled atom scalars.
+            Some(head) => &lattice + head.forward(&x_mean).reshape([nb, 3, 3]),
+            None => {
+                let deltas: Vec<Tensor> = layer
+                    .lattice_update
+                    .iter()
+                    .zip(w)
+                    .map(|(u, wc)| u.forward(wc))
+                    .collect();
+                match self.config.lattice_update {
+                    LatticeUpdateKind::Add => lattice_update::apply(
+                        &lattice,
+                        &deltas,
+                        self.config.lattice_delta_as_columns,
+                    ),
+                    LatticeUpdateKind::Strain => {
+                        let virial = layer.virial_strain.as_ref().map(|head| {
+                            profile::stage("layer: lattice update: virial strain", || {
+                                head.forward(
+                                    &x,
+                                    &edges.source,
+                                    &edges.target,
+                                    &edges.direction,
+                                    &self.radial,
+                                    &edges.distance,
+                                    edges.weight.as_ref(),
+                                    &batch.edge_crystal,
+                                    nb,
+                                )
+                            })
+                        });
+                        let d =
+                            lattice_update::strain_deformation(&lattice, &deltas, virial.as_ref());
+                        let new = lattice.matmul(&d);
+                        deformation = Some(d);
+                        new
+                    }
+                }
+            }
+        };
+        if self.config.carry_positions {
+            // Atoms follow the cell: x -> x L^-1 L'.
+            let d = deformation.unwrap_or_else(|| Tensor::linalg_solve(&previous, &lattice, true));
+            pos = deform_positions(batch, &pos, &d);
+        }
+        (lattice, pos)
+    }
+
+    /// Step 8: a layer's output, positions moved back to the input's
+    /// periodic images and (FIX 3) to the input's mean fractional
+    /// coordinate.
+    fn record(&self, batch: &Batch, pos: &Tensor, lattice: &Tensor) -> LayerOutput {
+        let positions = match &batch.image_shift {
+            Some(n_i) => {
+                let predicted = lattice.index_select(0, &batch.atom_crystal);
+                pos + n_i.unsqueeze(1).bmm(&predicted).squeeze_dim(1)
+            }
+            None => pos.shallow_clone(),
+        };
+        // FIX 3: shift each crystal by `f_in . L_t - mean(pos_t)`, which
+        // makes the mean fractional coordinate the input's `f_in`.
+        let positions = if self.config.remove_net_translation {
+            let mean = crystal_mean(batch, &positions);
+            let target = batch
+                .mean_fractional
+                .unsqueeze(1)
+                .bmm(lattice)
+                .squeeze_dim(1);
+            &positions + (target - mean).index_select(0, &batch.atom_crystal)
+        } else {
+            positions
+        };
+        LayerOutput {
+            positions,
+            lattice: lattice.shallow_clone(),
+        }
     }
 
     /// Step 1: the edges' geometry and each atom's lattice `[N,3,3]` for
