@@ -34,7 +34,7 @@ fn loss(model: &Model, batch: &Batch, tp: &Tensor, tl: &Tensor, per_crystal: boo
         &batch.atom_crystal,
         &batch.atom_counts,
         &LossWeights {
-            layers: model.config().loss_weights(),
+            layers: model.config().loss_weights(&[]),
             // Not 1, so that the gradient check covers the weight.
             lattice: 2.5,
             per_crystal,

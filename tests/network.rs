@@ -311,7 +311,7 @@ fn ablation_without_refinement_moves_only_in_the_last_layer() {
         refinement: false,
         ..small_config()
     };
-    assert_eq!(config.loss_weights(), vec![0.0, 1.0]);
+    assert_eq!(config.loss_weights(&[]), vec![0.0, 1.0]);
     let crystal = random_crystal(61, 6);
     let relaxer = Relaxer::from_model(small_model(&config, 8));
     let out = relaxer

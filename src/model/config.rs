@@ -56,8 +56,11 @@ pub struct ModelConfig {
     /// receives the unshifted positions, as in the authors' network.
     #[serde(default = "default_true")]
     pub remove_net_translation: bool,
-    /// Loss weight of each layer's output (empty = all 1).
-    #[serde(default)]
+    /// Loss weight of each layer's output: a training setting, now the
+    /// training config's `layer_loss_weights`. Read from older model
+    /// directories (and used when the training config gives none); not
+    /// written when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layer_loss_weights: Vec<f64>,
     /// Ablation "w/o refinement" when false: only the last layer moves
     /// atoms and lattice, and only it is supervised.
@@ -246,17 +249,24 @@ impl ModelConfig {
         }
     }
 
-    /// Per-layer loss weights (all 1 when the field is empty).
-    pub fn loss_weights(&self) -> Vec<f64> {
+    /// Per-layer loss weights: the training config's `training` weights,
+    /// else this config's (older model directories), else all 1; without
+    /// refinement only the last layer is supervised.
+    pub fn loss_weights(&self, training: &[f64]) -> Vec<f64> {
+        let given = if training.is_empty() {
+            &self.layer_loss_weights
+        } else {
+            training
+        };
         if !self.refinement {
             let mut w = vec![0.0; self.num_layers];
-            w[self.num_layers - 1] = self.layer_loss_weights.last().copied().unwrap_or(1.0);
+            w[self.num_layers - 1] = given.last().copied().unwrap_or(1.0);
             return w;
         }
-        if self.layer_loss_weights.is_empty() {
+        if given.is_empty() {
             vec![1.0; self.num_layers]
         } else {
-            self.layer_loss_weights.clone()
+            given.to_vec()
         }
     }
 
@@ -390,8 +400,30 @@ mod tests {
         let c = ModelConfig::published();
         c.validate().unwrap();
         assert_eq!(ModelConfig::from_json(&c.to_json()).unwrap(), c);
-        assert_eq!(c.loss_weights(), vec![1.0; 4]);
+        assert_eq!(c.loss_weights(&[]), vec![1.0; 4]);
         assert_eq!(c.max_atomic_number(), 117);
+    }
+
+    /// Layer loss weights belong to the training config; an older model
+    /// directory's own weights still load and count when the training
+    /// config gives none, and are no longer written when empty.
+    #[test]
+    fn layer_loss_weights_come_from_training_then_from_old_directories() {
+        let c = ModelConfig::published();
+        assert!(!c.to_json().contains("layer_loss_weights"));
+        let training = [0.1, 0.2, 0.3, 1.0];
+        assert_eq!(c.loss_weights(&training), training.to_vec());
+        let old = c
+            .to_json()
+            .replacen('{', "{\"layer_loss_weights\": [0, 0, 0.5, 1],", 1);
+        let old = ModelConfig::from_json(&old).unwrap();
+        assert_eq!(old.loss_weights(&[]), vec![0.0, 0.0, 0.5, 1.0]);
+        assert_eq!(old.loss_weights(&training), training.to_vec());
+        let single = ModelConfig {
+            refinement: false,
+            ..c
+        };
+        assert_eq!(single.loss_weights(&training), vec![0.0, 0.0, 0.0, 1.0]);
     }
 
     #[test]

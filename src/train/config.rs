@@ -125,6 +125,8 @@ pub struct TrainConfig {
     /// `relaxed_input_strain` only), so the network sees that an
     /// already-relaxed crystal maps onto itself.
     pub relaxed_input_noise: bool,
+    /// Loss weight of each layer's output, one per layer (empty = all 1).
+    pub layer_loss_weights: Vec<f64>,
     /// Files or folders of single-point labels (extended XYZ with an
     /// `energy` and a `stress` in the info line and a `forces` column, as
     /// `tools/data/single_points.py` writes them) for the model's energy-surface
@@ -198,6 +200,7 @@ impl Default for TrainConfig {
             relaxed_input_probability: 0.0,
             relaxed_input_strain: 0.0,
             relaxed_input_noise: true,
+            layer_loss_weights: Vec::new(),
             single_points: Vec::new(),
             single_point_batch_size: 16,
             energy_loss_weight: 0.1,
@@ -383,6 +386,24 @@ impl TrainConfig {
                 "lattice_loss_weight must be in [0, 100], got {}",
                 self.lattice_loss_weight
             ));
+        }
+        if self
+            .layer_loss_weights
+            .iter()
+            .any(|w| !(w.is_finite() && *w >= 0.0))
+        {
+            return bad("layer_loss_weights must be finite and non-negative".into());
+        }
+        if let Some(model) = &self.model {
+            if !self.layer_loss_weights.is_empty()
+                && self.layer_loss_weights.len() != model.num_layers
+            {
+                return bad(format!(
+                    "layer_loss_weights has {} entries for model.num_layers = {}",
+                    self.layer_loss_weights.len(),
+                    model.num_layers
+                ));
+            }
         }
         if !self.single_points.is_empty() && self.single_point_batch_size == 0 {
             return bad("single_point_batch_size must be at least 1".into());

@@ -140,6 +140,15 @@ pub fn train(
 
     let ckpt = checkpoint_dir(output);
     let (model, mut state) = model_and_state(config, resume, device)?;
+    if !config.layer_loss_weights.is_empty()
+        && config.layer_loss_weights.len() != model.config().num_layers
+    {
+        return Err(Error::InvalidArgument(format!(
+            "training config: layer_loss_weights has {} entries for the model's {} layers",
+            config.layer_loss_weights.len(),
+            model.config().num_layers
+        )));
+    }
     let single_points = if config.single_points.is_empty() {
         None
     } else {
@@ -223,7 +232,7 @@ pub fn train(
     }
 
     let weights = LossWeights {
-        layers: model.config().loss_weights(),
+        layers: model.config().loss_weights(&config.layer_loss_weights),
         lattice: config.lattice_loss_weight,
         per_crystal: config.per_crystal_position_loss,
     };
