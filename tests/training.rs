@@ -377,8 +377,13 @@ fn single_point_labels_train_the_surface_heads() {
     assert!(out.status.success(), "{log}");
     assert!(log.contains("20 single-point labels"), "{log}");
     let weights = std::fs::read(run.join("best/model.safetensors")).unwrap();
-    let header = String::from_utf8_lossy(&weights[..4096.min(weights.len())]);
-    assert!(header.contains("surface_heads.force_vector.weight"));
+    // safetensors: an 8-byte little-endian length, then the JSON header.
+    let length = u64::from_le_bytes(weights[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8_lossy(&weights[8..8 + length]);
+    assert!(
+        header.contains("surface_heads.force_vector.weight"),
+        "{header}"
+    );
     // The exported model relaxes as any other.
     let relaxed = dir.path().join("out.extxyz");
     let out = e3relax()
