@@ -71,15 +71,25 @@ impl Layer {
 /// Mean over each crystal's atoms of a per-atom tensor: `[N, ...]` ->
 /// `[B, ...]`.
 fn crystal_mean(batch: &Batch, per_atom: &Tensor) -> Tensor {
+    mean_over_crystals(&batch.atom_crystal, &batch.atom_counts, per_atom)
+}
+
+/// [`crystal_mean`] from each atom's crystal `[N]` and each crystal's atom
+/// count `[B]`.
+pub(super) fn mean_over_crystals(
+    atom_crystal: &Tensor,
+    atom_counts: &Tensor,
+    per_atom: &Tensor,
+) -> Tensor {
     let mut shape = per_atom.size();
-    shape[0] = batch.num_crystals() as i64;
+    shape[0] = atom_counts.size()[0];
     let mut count_shape = vec![1; shape.len()];
     count_shape[0] = shape[0];
     Tensor::zeros(shape.as_slice(), (per_atom.kind(), per_atom.device())).index_add(
         0,
-        &batch.atom_crystal,
+        atom_crystal,
         per_atom,
-    ) / batch.atom_counts.reshape(count_shape.as_slice())
+    ) / atom_counts.reshape(count_shape.as_slice())
 }
 
 /// Positions `[N,3]` and lattices `[B,3,3]` after one layer, in the input's

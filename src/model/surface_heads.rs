@@ -26,6 +26,7 @@ use tch::nn::{self, Module};
 use tch::Tensor;
 
 use super::message_passing::EdgeGeometry;
+use super::network::mean_over_crystals;
 use super::nn::{linear, Mlp};
 use super::radial::RadialBasis;
 
@@ -86,14 +87,8 @@ impl SurfaceHeads {
     ) -> SurfacePrediction {
         let nb = atom_counts.size()[0];
         let options = (x.kind(), x.device());
-        let per_crystal_mean = |per_atom: &Tensor| {
-            let mut shape = per_atom.size();
-            shape[0] = nb;
-            let mut count_shape = vec![1; shape.len()];
-            count_shape[0] = nb;
-            Tensor::zeros(shape.as_slice(), options).index_add(0, atom_crystal, per_atom)
-                / atom_counts.reshape(count_shape.as_slice())
-        };
+        let per_crystal_mean =
+            |per_atom: &Tensor| mean_over_crystals(atom_crystal, atom_counts, per_atom);
 
         let energy_per_atom = per_crystal_mean(&self.energy.forward(x).squeeze_dim(-1));
 
