@@ -35,6 +35,11 @@ pub struct RelaxOptions {
     /// strain; atom moves), `k` this factor: the trust policy driven by the
     /// crystal's own uncertainty. `None`: the mean as it is.
     pub spread_trust: Option<f64>,
+    /// Shrink each crystal's predicted change where the model's
+    /// energy-surface heads find the input at rest: forces and virial no
+    /// larger than these scales (see [`crate::trust`]). Needs a model with
+    /// `surface_heads`; `None`: the prediction as it is.
+    pub surface_trust: Option<crate::trust::SurfaceTrust>,
 }
 
 /// Default tolerance of the symmetry search, Å (spglib's usual 1e-3).
@@ -90,6 +95,7 @@ impl Default for RelaxOptions {
             symmetry_tolerance: Some(DEFAULT_SYMMETRY_TOLERANCE),
             trust: None,
             spread_trust: None,
+            surface_trust: None,
         }
     }
 }
@@ -375,12 +381,19 @@ pub fn predict_with_progress(
             let _guard = tch::no_grad_guard();
             model.network.forward(&batch)
         });
+        let readings = match options.surface_trust {
+            None => None,
+            Some(_) => Some(profile::stage("energy-surface heads", || {
+                surface_readings(model, &batch, &refs)
+            })?),
+        };
         let relaxed = profile::stage("results and symmetrisation", || {
             assemble(
                 chunk,
                 first_index + results.len(),
                 &batch,
                 &outputs,
+                readings.as_deref(),
                 options,
             )
         })?;
@@ -388,6 +401,39 @@ pub fn predict_with_progress(
         on_batch(chunk.len());
     }
     Ok(results)
+}
+
+/// The energy-surface heads' reading of each structure, `batch_size` per
+/// pass (what `e3relax calibrate` measures the surface trust's scales on).
+pub fn read_surface(
+    model: &Model,
+    structures: &[Structure],
+    batch_size: usize,
+) -> Result<Vec<crate::trust::SurfaceReading>> {
+    let mut readings = Vec::with_capacity(structures.len());
+    for chunk in structures.chunks(batch_size.max(1)) {
+        let refs: Vec<&Structure> = chunk.iter().collect();
+        let batch = Batch::new(&refs, model.config(), model.device(), model.kind(), false)?;
+        readings.extend(surface_readings(model, &batch, &refs)?);
+    }
+    Ok(readings)
+}
+
+/// The energy-surface heads' reading of each input of a batch, or an
+/// error for a model without them.
+pub fn surface_readings(
+    model: &Model,
+    batch: &Batch,
+    inputs: &[&Structure],
+) -> Result<Vec<crate::trust::SurfaceReading>> {
+    let _guard = tch::no_grad_guard();
+    let surface = model.network.surface(batch).ok_or_else(|| {
+        Error::Model(
+            "this model has no energy-surface heads (config.json: surface_heads), which the surface trust reads"
+                .into(),
+        )
+    })?;
+    crate::trust::SurfaceReading::of_batch(&surface.forces, &surface.virial_per_atom, inputs)
 }
 
 /// Why a predicted structure cannot be right, if it cannot: not finite, a
@@ -433,6 +479,7 @@ fn assemble(
     offset: usize,
     batch: &Batch,
     outputs: &[LayerOutput],
+    readings: Option<&[crate::trust::SurfaceReading]>,
     options: &RelaxOptions,
 ) -> Result<Vec<Relaxation>> {
     let layers: Vec<usize> = if options.keep_trajectory {
@@ -469,6 +516,14 @@ fn assemble(
             };
             let s = match (&options.trust, layer) {
                 (Some(trust), None) => crate::trust::shrink(input, &s, trust),
+                _ => s,
+            };
+            let s = match (&options.surface_trust, readings, layer) {
+                (Some(scales), Some(readings), None) => {
+                    let factor = scales.factor(&readings[b], options.fixed_cell);
+                    let change = crate::trust::Change::of(input, &s);
+                    crate::trust::shrink_by(input, &s, &change, factor, factor)
+                }
                 _ => s,
             };
             crate::frozen::honour(input, s, options.fixed_cell)

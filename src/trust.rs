@@ -13,7 +13,26 @@
 //! deformation, Å) and `s` the scale of the model's error on it. One factor
 //! per crystal keeps the prediction symmetric, invariant and continuous;
 //! `s = 0` is the raw prediction.
+//!
+//! The **surface trust** asks the model's energy-surface heads instead
+//! (`ModelConfig::surface_heads`): a crystal whose predicted forces and
+//! virial at the input are no larger than the heads' own output on relaxed
+//! crystals is probably at its minimum already, so its change is shrunk by
+//! `r^2 / (1 + r^2)`, `r^2 = (F/f)^2 + (W/w)^2`, with `F` the root mean
+//! square of the predicted forces on the atoms that may move (eV/Å), `W`
+//! the Frobenius norm of the predicted virial per atom (eV/atom; left out
+//! for a fixed cell) and `f`, `w` the heads' root-mean-square output on
+//! relaxed crystals never trained on ([`SurfaceTrust`], measured by
+//! `e3relax calibrate` into the model's `surface_trust.json`). The heads
+//! read the input itself, not the prediction: unlike the scales above,
+//! they can tell a relaxed input from one that needs a small move.
 
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use crate::error::{Error, Result};
 use crate::linalg::{self, Mat3, Vec3};
 use crate::structure::Structure;
 
@@ -92,6 +111,198 @@ impl Change {
 pub fn shrink(input: &Structure, predicted: &Structure, trust: &Trust) -> Structure {
     let change = Change::of(input, predicted);
     let cell_factor = factor(change.strain_size(), trust.strain);
+    let atom_factor = factor(
+        change.displacement_rms(&predicted.lattice),
+        trust.displacement,
+    );
+    shrink_by(input, predicted, &change, cell_factor, atom_factor)
+}
+
+/// File of a model directory with its surface-trust scales.
+pub const SURFACE_TRUST_FILE: &str = "surface_trust.json";
+
+/// The scales of the surface trust: the energy-surface heads' root mean
+/// square output on relaxed crystals (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SurfaceTrust {
+    /// Forces, eV/Å.
+    pub force: f64,
+    /// Virial per atom, eV/atom.
+    pub virial: f64,
+}
+
+/// `surface_trust.json`: the scales and what they were measured on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SurfaceCalibration {
+    #[serde(flatten)]
+    pub scales: SurfaceTrust,
+    /// Relaxed structures the scales were measured on.
+    pub structures: usize,
+    /// Where they came from (dataset folders).
+    pub data: Vec<String>,
+}
+
+impl SurfaceCalibration {
+    /// The scales of a model directory, or an error saying how to make
+    /// them.
+    pub fn load(model_dir: &Path) -> Result<SurfaceCalibration> {
+        let path = model_dir.join(SURFACE_TRUST_FILE);
+        if !path.is_file() {
+            return Err(Error::Model(format!(
+                "{}: no such file; the surface trust needs the scales of this model's energy-surface heads (make them with `e3relax calibrate --model {} --data RELAXED_PAIRS`)",
+                path.display(),
+                model_dir.display()
+            )));
+        }
+        let text = crate::io::read_regular_text(&path, 1 << 16)?;
+        let calibration: SurfaceCalibration = serde_json::from_str(&text)
+            .map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
+        let SurfaceTrust { force, virial } = calibration.scales;
+        if !(force.is_finite() && force > 0.0 && virial.is_finite() && virial > 0.0) {
+            return Err(Error::Model(format!(
+                "{}: the scales must be positive and finite (force {force}, virial {virial})",
+                path.display()
+            )));
+        }
+        Ok(calibration)
+    }
+
+    /// Scales measured on `readings` of relaxed crystals (root mean squares).
+    pub fn measure(readings: &[SurfaceReading], data: Vec<String>) -> Result<SurfaceCalibration> {
+        if readings.is_empty() {
+            return Err(Error::InvalidArgument(
+                "the surface trust's scales need at least one relaxed structure".into(),
+            ));
+        }
+        let rms = |values: Vec<f64>| {
+            (values.iter().map(|v| v * v).sum::<f64>() / values.len() as f64).sqrt()
+        };
+        Ok(SurfaceCalibration {
+            scales: SurfaceTrust {
+                force: rms(readings.iter().map(|r| r.force_rms).collect()),
+                virial: rms(readings.iter().map(|r| r.virial_norm).collect()),
+            },
+            structures: readings.len(),
+            data,
+        })
+    }
+}
+
+impl SurfaceTrust {
+    /// Both scales times `k` (the CLI's `--surface-trust K`).
+    pub fn times(self, k: f64) -> SurfaceTrust {
+        SurfaceTrust {
+            force: k * self.force,
+            virial: k * self.virial,
+        }
+    }
+
+    /// The factor of a crystal's change, `r^2 / (1 + r^2)`; the virial
+    /// counts only where the cell may change.
+    pub fn factor(&self, reading: &SurfaceReading, fixed_cell: bool) -> f64 {
+        let ratio = |value: f64, scale: f64| {
+            if scale > 0.0 {
+                value / scale
+            } else if value > 0.0 {
+                f64::INFINITY
+            } else {
+                0.0
+            }
+        };
+        let mut r2 = ratio(reading.force_rms, self.force).powi(2);
+        if !fixed_cell {
+            r2 += ratio(reading.virial_norm, self.virial).powi(2);
+        }
+        if r2.is_infinite() {
+            1.0
+        } else {
+            r2 / (1.0 + r2)
+        }
+    }
+}
+
+/// What the energy-surface heads say about one input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SurfaceReading {
+    /// Root mean square of the predicted forces on the atoms that may
+    /// move (an atom frozen along all three axes does not count), eV/Å.
+    pub force_rms: f64,
+    /// Frobenius norm of the predicted virial per atom, eV/atom.
+    pub virial_norm: f64,
+}
+
+impl SurfaceReading {
+    /// One reading per crystal of a batch: `forces` `[N,3]`, `virial`
+    /// `[B,3,3]`, the crystals' atoms in order.
+    pub fn of_batch(
+        forces: &Tensor,
+        virial: &Tensor,
+        crystals: &[&Structure],
+    ) -> Result<Vec<SurfaceReading>> {
+        let forces: Vec<f64> = Vec::try_from(
+            forces
+                .to_device(tch::Device::Cpu)
+                .to_kind(Kind::Double)
+                .contiguous()
+                .flatten(0, -1),
+        )?;
+        let virial: Vec<f64> = Vec::try_from(
+            virial
+                .to_device(tch::Device::Cpu)
+                .to_kind(Kind::Double)
+                .contiguous()
+                .flatten(0, -1),
+        )?;
+        let atoms: usize = crystals.iter().map(|c| c.positions.len()).sum();
+        if forces.len() != 3 * atoms || virial.len() != 9 * crystals.len() {
+            return Err(Error::Model(
+                "the energy-surface heads returned the wrong number of values".into(),
+            ));
+        }
+        let mut readings = Vec::with_capacity(crystals.len());
+        let mut first = 0;
+        for (b, crystal) in crystals.iter().enumerate() {
+            let n = crystal.positions.len();
+            let mut squared = 0.0;
+            let mut moving = 0;
+            for i in 0..n {
+                let free = crystal
+                    .selective_dynamics
+                    .as_ref()
+                    .is_none_or(|flags| flags[i].iter().any(|&f| f));
+                if free {
+                    squared += forces[3 * (first + i)..3 * (first + i) + 3]
+                        .iter()
+                        .map(|f| f * f)
+                        .sum::<f64>();
+                    moving += 1;
+                }
+            }
+            first += n;
+            readings.push(SurfaceReading {
+                force_rms: (squared / moving.max(1) as f64).sqrt(),
+                virial_norm: virial[9 * b..9 * b + 9]
+                    .iter()
+                    .map(|w| w * w)
+                    .sum::<f64>()
+                    .sqrt(),
+            });
+        }
+        Ok(readings)
+    }
+}
+
+/// The prediction for `input` with its cell strain scaled by `cell_factor`
+/// and its atoms' moves beyond the cell's deformation by `atom_factor`
+/// (1, 1: the prediction; 0, 0: the input). `change` is
+/// `Change::of(input, predicted)`.
+pub fn shrink_by(
+    input: &Structure,
+    predicted: &Structure,
+    change: &Change,
+    cell_factor: f64,
+    atom_factor: f64,
+) -> Structure {
     let mut kept: Mat3 = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
     for (row, strain_row) in kept.iter_mut().zip(&change.strain) {
         for (x, e) in row.iter_mut().zip(strain_row) {
@@ -99,10 +310,6 @@ pub fn shrink(input: &Structure, predicted: &Structure, trust: &Trust) -> Struct
         }
     }
     let lattice = linalg::matmul(&input.lattice, &kept);
-    let atom_factor = factor(
-        change.displacement_rms(&predicted.lattice),
-        trust.displacement,
-    );
     let before = input.fractional_positions();
     let mut out = predicted.clone();
     out.lattice = lattice;
@@ -176,5 +383,84 @@ mod tests {
         let ratio = (f1[1][0] - f0[1][0]) / (fp[1][0] - f0[1][0]);
         assert!(ratio > 0.0 && ratio < 1.0);
         assert!(((f1[0][0] - f0[0][0]) / (fp[0][0] - f0[0][0]) - ratio).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_surface_factor_leaves_a_crystal_at_rest_alone() {
+        let scales = SurfaceTrust {
+            force: 0.5,
+            virial: 0.2,
+        };
+        let at_rest = SurfaceReading {
+            force_rms: 0.0,
+            virial_norm: 0.0,
+        };
+        assert_eq!(scales.factor(&at_rest, false), 0.0);
+        // Forces and virial at their scales: r^2 = 2, factor 2/3.
+        let typical = SurfaceReading {
+            force_rms: 0.5,
+            virial_norm: 0.2,
+        };
+        assert!((scales.factor(&typical, false) - 2.0 / 3.0).abs() < 1e-15);
+        // A fixed cell: the virial does not count.
+        assert!((scales.factor(&typical, true) - 0.5).abs() < 1e-15);
+        let far = SurfaceReading {
+            force_rms: 50.0,
+            virial_norm: 0.0,
+        };
+        assert!(scales.factor(&far, false) > 0.9999);
+        assert_eq!(
+            SurfaceTrust {
+                force: 0.0,
+                virial: 0.0
+            }
+            .factor(&far, false),
+            1.0
+        );
+        assert_eq!(scales.times(2.0).force, 1.0);
+    }
+
+    #[test]
+    fn surface_readings_leave_out_frozen_atoms_and_the_scales_are_root_mean_squares() {
+        let mut s = crystal();
+        let forces = Tensor::from_slice(&[3.0f64, 0.0, 4.0, 0.0, 1.0, 0.0]).reshape([2, 3]);
+        let virial = Tensor::from_slice(&[1.0f64, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 2.0])
+            .reshape([1, 3, 3]);
+        let all = SurfaceReading::of_batch(&forces, &virial, &[&s]).unwrap();
+        assert!((all[0].force_rms - (26.0f64 / 2.0).sqrt()).abs() < 1e-12);
+        assert!((all[0].virial_norm - 3.0).abs() < 1e-12);
+        // Atom 0 frozen along every axis: only atom 1's force counts; one
+        // free axis is enough to count.
+        s.selective_dynamics = Some(vec![[false; 3], [false, false, true]]);
+        let free = SurfaceReading::of_batch(&forces, &virial, &[&s]).unwrap();
+        assert!((free[0].force_rms - 1.0).abs() < 1e-12);
+        // Two crystals but one crystal's values: refused.
+        assert!(SurfaceReading::of_batch(&forces, &virial, &[&s, &s]).is_err());
+
+        let calibration =
+            SurfaceCalibration::measure(&[all[0], free[0]], vec!["somewhere".into()]).unwrap();
+        assert!((calibration.scales.force - ((13.0 + 1.0) / 2.0f64).sqrt()).abs() < 1e-12);
+        assert!((calibration.scales.virial - 3.0).abs() < 1e-12);
+        assert!(SurfaceCalibration::measure(&[], vec![]).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let missing = SurfaceCalibration::load(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("e3relax calibrate"), "{missing}");
+        std::fs::write(
+            dir.path().join(SURFACE_TRUST_FILE),
+            serde_json::to_string(&calibration).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(SurfaceCalibration::load(dir.path()).unwrap(), calibration);
+        std::fs::write(
+            dir.path().join(SURFACE_TRUST_FILE),
+            r#"{"force": -1, "virial": 1, "structures": 1, "data": []}"#,
+        )
+        .unwrap();
+        let bad = SurfaceCalibration::load(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("positive"), "{bad}");
     }
 }

@@ -21,6 +21,7 @@ const RAW: RelaxOptions = RelaxOptions {
     symmetry_tolerance: None,
     trust: None,
     spread_trust: None,
+    surface_trust: None,
 };
 use e3relax::Structure;
 

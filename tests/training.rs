@@ -407,6 +407,100 @@ fn single_point_labels_train_the_surface_heads() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // The surface trust: refused, by name, until the heads' scales are
+    // measured; with scales far above anything the heads say (K huge) every
+    // crystal stays where it was, with tiny ones it gets the raw prediction.
+    let best = run.join("best");
+    let relax_with_trust = |k: &str, output: &Path| {
+        e3relax()
+            .args([
+                "relax",
+                fixture("bulk-small")
+                    .join("unrelaxed.extxyz")
+                    .to_str()
+                    .unwrap(),
+                "-o",
+                output.to_str().unwrap(),
+                "--model",
+                best.to_str().unwrap(),
+                "--surface-trust",
+                k,
+                "-q",
+            ])
+            .output()
+            .unwrap()
+    };
+    let trusted = dir.path().join("trusted.extxyz");
+    let out = relax_with_trust("1", &trusted);
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && !trusted.exists());
+    assert!(
+        error.contains("surface_trust.json") && error.contains("e3relax calibrate"),
+        "{error}"
+    );
+    let out = e3relax()
+        .args([
+            "calibrate",
+            "--model",
+            best.to_str().unwrap(),
+            "--data",
+            fixture("bulk-small").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scales: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(best.join("surface_trust.json")).unwrap())
+            .unwrap();
+    assert!(scales["force"].as_f64().unwrap() > 0.0, "{scales}");
+    assert!(scales["virial"].as_f64().unwrap() > 0.0, "{scales}");
+    let inputs =
+        e3relax::io::read_file(fixture("bulk-small").join("unrelaxed.extxyz"), None).unwrap();
+    let raw = e3relax::io::read_file(&relaxed, None).unwrap();
+    for (k, expected) in [("1e12", &inputs), ("1e-12", &raw)] {
+        let out = relax_with_trust(k, &trusted);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = e3relax::io::read_file(&trusted, None).unwrap();
+        for (g, e) in got.iter().zip(expected.iter()) {
+            let rows = g.positions.iter().chain(&g.lattice);
+            let want = e.positions.iter().chain(&e.lattice);
+            for (a, b) in rows.zip(want) {
+                assert!(
+                    (0..3).all(|c| (a[c] - b[c]).abs() < 1e-6),
+                    "K {k}: {a:?} vs {b:?}"
+                );
+            }
+        }
+    }
+    // A model without the heads has nothing to read.
+    let out = e3relax()
+        .args([
+            "relax",
+            fixture("bulk-small")
+                .join("unrelaxed.extxyz")
+                .to_str()
+                .unwrap(),
+            "-o",
+            trusted.to_str().unwrap(),
+            "--surface-trust",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && error.contains("surface_heads"),
+        "{error}"
+    );
+
     let out = e3relax()
         .args([
             "train",

@@ -61,6 +61,11 @@ pub struct EvalArgs {
     /// where it is not much larger than K times the members' spread
     #[arg(long, value_name = "K", requires = "uncertainty")]
     spread_trust: Option<f64>,
+    /// Shrink each prediction where the model's energy-surface heads find
+    /// the input at rest, with K times the model's surface_trust.json
+    /// scales (see `e3relax relax --surface-trust`)
+    #[arg(long, value_name = "K", value_parser = super::relax::parse_positive)]
+    surface_trust: Option<f64>,
 }
 
 pub fn parse_trust(text: &str) -> std::result::Result<e3relax::trust::Trust, String> {
@@ -122,6 +127,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         batch_size: args.batch_size,
         keep_trajectory: false,
         trust: args.trust,
+        surface_trust: super::relax::surface_trust(relaxer.model(), &dir, args.surface_trust)?,
         ..Default::default()
     };
     // A fixed-cell set has no cell to scale: the volume baseline would only

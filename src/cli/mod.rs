@@ -2,6 +2,7 @@
 //! `main` prints as one line.
 
 mod bench;
+mod calibrate;
 mod convert;
 mod eval;
 mod import;
@@ -43,6 +44,9 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a model on relaxation pairs (the paper's table, with the Dummy baseline)
     Eval(eval::EvalArgs),
+    /// Measure the surface trust's scales of a model on relaxed crystals it
+    /// was not trained on (writes MODEL/surface_trust.json)
+    Calibrate(calibrate::CalibrateArgs),
     /// Summarise structures: formula, cell, volume, density, neighbour counts
     Info(info::InfoArgs),
     /// Convert structure files between POSCAR, extended XYZ and CIF
@@ -61,6 +65,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => {
             e3relax::runtime::apply_default_threads()?;
             eval::run(args)
+        }
+        Command::Calibrate(args) => {
+            e3relax::runtime::apply_default_threads()?;
+            calibrate::run(args)
         }
         Command::Info(args) => info::run(args),
         Command::Convert(args) => convert::run(args),

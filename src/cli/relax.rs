@@ -82,6 +82,46 @@ pub struct RelaxArgs {
     /// moves already relaxed crystals a fifth to a quarter less)
     #[arg(long, value_name = "K", requires = "uncertainty")]
     spread_trust: Option<f64>,
+    /// Surface trust: shrink each crystal's predicted change where the
+    /// model's energy-surface heads find the input at rest (forces and
+    /// virial no larger than K times their typical output on relaxed
+    /// crystals, the model's surface_trust.json); 1 is the measured
+    /// scale. Leaves relaxed and experimental inputs nearly alone (see the
+    /// model card). Needs a model with surface heads
+    #[arg(long, value_name = "K", value_parser = parse_positive)]
+    surface_trust: Option<f64>,
+}
+
+/// A finite number > 0.
+pub fn parse_positive(text: &str) -> std::result::Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(v) => Err(format!("must be a finite number above 0, got {v}")),
+        Err(e) => Err(format!("{text}: {e}")),
+    }
+}
+
+/// The surface trust's scales of `model` (loaded from `dir`), times `k`;
+/// an error names what is missing: the heads or their scales.
+pub fn surface_trust(
+    model: &e3relax::Model,
+    dir: &std::path::Path,
+    k: Option<f64>,
+) -> Result<Option<e3relax::trust::SurfaceTrust>> {
+    let Some(k) = k else {
+        return Ok(None);
+    };
+    if !model.config().surface_heads {
+        return Err(Error::Model(format!(
+            "{}: this model has no energy-surface heads (config.json: surface_heads), which --surface-trust reads",
+            dir.display()
+        )));
+    }
+    Ok(Some(
+        e3relax::trust::SurfaceCalibration::load(dir)?
+            .scales
+            .times(k),
+    ))
 }
 
 /// The relaxed structure with its ensemble spread as extended XYZ data.
@@ -265,6 +305,7 @@ pub fn run(args: RelaxArgs) -> Result<()> {
         symmetry_tolerance: (!args.no_symmetrize).then_some(args.symprec),
         trust: args.trust,
         spread_trust: args.spread_trust,
+        surface_trust: surface_trust(relaxer.model(), &model_dir, args.surface_trust)?,
     };
     let all: Vec<Structure> = jobs.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
     let start = std::time::Instant::now();

@@ -228,6 +228,7 @@ pub unsafe extern "C" fn e3relax_load(
                 keep_trajectory: false,
                 symmetry_tolerance: options.symmetry_tolerance,
                 spread_trust: None,
+                surface_trust: None,
                 trust: options
                     .trust
                     .map(|[strain, displacement]| crate::trust::Trust {
