@@ -119,15 +119,16 @@ def make_input(parent, rng, similar):
     return atoms, kind
 
 
-def random_crystal(rng):
-    """A random symmetric crystal of one of RANDOM_FORMULAS, with its
-    prototype label; None when PyXtal finds no arrangement."""
-    from pymatgen.core import Composition
+def random_crystal(rng, counts, factor_range):
+    """A random symmetric crystal (PyXtal) of 1-4 formula units of `counts`
+    (element -> atoms per unit), its volume factor drawn from
+    `factor_range`, with its prototype label; None when PyXtal finds no
+    arrangement or the cell would exceed MAX_ATOMS."""
     from pyxtal import pyxtal
 
-    formula = RANDOM_FORMULAS[int(rng.integers(len(RANDOM_FORMULAS)))]
-    counts = Composition(formula).get_el_amt_dict()
-    per_unit = sum(counts.values())
+    per_unit = int(sum(counts.values()))
+    if per_unit > MAX_ATOMS:
+        return None
     units = int(rng.integers(1, min(4, MAX_ATOMS // per_unit) + 1))
     group = int(rng.integers(2, 231))
     species = list(counts)
@@ -135,7 +136,7 @@ def random_crystal(rng):
     try:
         crystal.from_random(
             3, group, species, [int(counts[e] * units) for e in species],
-            factor=float(rng.uniform(0.9, 1.3)), random_state=int(rng.integers(2**31)),
+            factor=float(rng.uniform(*factor_range)), random_state=int(rng.integers(2**31)),
         )
     except Exception:  # an incompatible composition or no placement found
         return None
@@ -150,8 +151,11 @@ def random_crystal(rng):
 
 
 def make_random_input(rng, attempts=50):
+    from pymatgen.core import Composition
+
     for _ in range(attempts):
-        made = random_crystal(rng)
+        formula = RANDOM_FORMULAS[int(rng.integers(len(RANDOM_FORMULAS)))]
+        made = random_crystal(rng, Composition(formula).get_el_amt_dict(), (0.9, 1.3))
         if made is not None:
             return made
     raise RuntimeError("PyXtal made no crystal in 50 attempts")

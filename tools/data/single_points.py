@@ -52,7 +52,7 @@ from ase.io import read, write
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "measure"))
-from make_pairs import MAX_ATOMS, atomic_volume, min_distance, random_strain  # noqa: E402
+from make_pairs import MAX_ATOMS, atomic_volume, min_distance, random_crystal, random_strain  # noqa: E402
 from residual_steps import label_calculator, load_by_id, validation_ids  # noqa: E402
 
 KINDS = ["inputs", "near", "random", "decorated"]
@@ -122,31 +122,11 @@ def composition_of(atoms):
 
 
 def random_structure(rng, compositions, held_prototypes):
-    from pyxtal import pyxtal
-
     for _ in range(50):
         counts = compositions[int(rng.integers(len(compositions)))]
-        per_unit = int(sum(counts.values()))
-        if per_unit > MAX_ATOMS:
-            continue
-        units = int(rng.integers(1, min(4, MAX_ATOMS // per_unit) + 1))
-        group = int(rng.integers(2, 231))
-        species = list(counts)
-        crystal = pyxtal()
-        try:
-            crystal.from_random(
-                3, group, species, [int(counts[e] * units) for e in species],
-                factor=float(rng.uniform(0.8, 1.3)), random_state=int(rng.integers(2**31)))
-        except Exception:  # an incompatible composition or no placement
-            continue
-        if not crystal.valid:
-            continue
-        atoms = crystal.to_ase()
-        counted = sorted(atoms.symbols.formula.count().items())
-        label = "".join(f"{e}{n if n > 1 else ''}" for e, n in counted)
-        prototype = f"pyxtal:spg{group}:{label}"
-        if len(atoms) <= MAX_ATOMS and prototype not in held_prototypes:
-            return atoms, prototype
+        made = random_crystal(rng, counts, (0.8, 1.3))
+        if made is not None and made[1] not in held_prototypes:
+            return made
     return None
 
 
