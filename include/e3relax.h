@@ -186,14 +186,19 @@ e3relax_status_t e3relax_set_predict_progress(e3relax_model_t *model,
  the installed `share/e3relax/models/default` beside the library).
  `options_json` may be NULL or e.g. `{"device": "cpu", "length_unit":
  "bohr", "coordinates": "fractional", "fixed_cell": false, "batch_size":
- 16, "symmetry_tolerance": 0.001, "uncertainty": false, "trust": null}`.
+ 16, "symmetry_tolerance": 0.001, "uncertainty": false, "trust": null,
+ "surface_trust": null}`.
  `symmetry_tolerance` (Å, default 0.001; null for the network's raw
  output) is the tolerance of the search for the input's space group,
  which the prediction keeps. `uncertainty: true` loads the directory's
  ensemble (`ensemble.json`): predictions are its members' mean, and
  `e3relax_predict_uncertainty` also returns their spread. `trust:
  [strain, displacement]` shrinks each predicted change towards the input
- where it is no larger than these scales (the trust policy). On success `*model` is the new handle (free it with
+ where it is no larger than these scales (the trust policy).
+ `surface_trust: K` shrinks each predicted change where the model's
+ energy-surface heads find the input at rest (forces and virial no
+ larger than K times the scales in the model's `surface_trust.json`;
+ needs a model with surface heads). On success `*model` is the new handle (free it with
  `e3relax_free`); on failure it is set to NULL.
 
  Memory: the first load tunes glibc's malloc for the process (mmap
@@ -203,9 +208,7 @@ e3relax_status_t e3relax_set_predict_progress(e3relax_model_t *model,
  memory then stays with the process for later allocations. Set
  `E3RELAX_TUNE_MALLOC=0` to keep glibc's defaults.
  */
-e3relax_status_t e3relax_load(const char *path,
-                              const char *options_json,
-                              e3relax_model_t **model);
+e3relax_status_t e3relax_load(const char *path, const char *options_json, e3relax_model_t **model);
 
 /*
  Frees a model handle; the handle is invalid afterwards (see

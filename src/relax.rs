@@ -191,6 +191,19 @@ impl Relaxer {
         })
     }
 
+    /// The surface trust's scales of this relaxer's model (loaded from
+    /// `dir`) times `k`; an error names what is missing: the energy-surface
+    /// heads or their measured scales (`surface_trust.json`).
+    pub fn surface_trust(&self, dir: &Path, k: f64) -> Result<crate::trust::SurfaceTrust> {
+        if !self.model.config().surface_heads {
+            return Err(Error::Model(format!(
+                "{}: this model has no energy-surface heads (config.json: surface_heads), which the surface trust reads",
+                dir.display()
+            )));
+        }
+        Ok(crate::trust::SurfaceCalibration::load(dir)?.scales.times(k))
+    }
+
     /// Models in the ensemble (1 for a single model).
     pub fn ensemble_size(&self) -> usize {
         1 + self.members.len()

@@ -1102,3 +1102,60 @@ fn ensemble_uncertainty_through_the_c_abi() {
     assert_eq!(status, E3RELAX_INVALID_ARGUMENT);
     assert!(last_error().contains("trust"), "{}", last_error());
 }
+
+/// The surface trust through the C ABI: refused by name without the
+/// energy-surface heads or their measured scales; with scales far above
+/// anything the heads say, the input comes back; with tiny ones, the raw
+/// prediction.
+#[test]
+fn surface_trust_through_the_c_abi() {
+    let f = fixture();
+    let (status, _) = load(&f.path, Some(r#"{"surface_trust": 1}"#));
+    assert_ne!(status, E3RELAX_SUCCESS);
+    assert!(last_error().contains("surface_heads"), "{}", last_error());
+    let (status, _) = load(&f.path, Some(r#"{"surface_trust": 0}"#));
+    assert_eq!(status, E3RELAX_INVALID_ARGUMENT);
+    assert!(last_error().contains("surface_trust"), "{}", last_error());
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = e3relax::ModelConfig {
+        surface_heads: true,
+        ..small_config()
+    };
+    let model = small_model(&config, 5);
+    model.save(dir.path()).unwrap();
+    let raw = Relaxer::from_model(model).relax(&f.crystal).unwrap();
+    let path = CString::new(dir.path().to_str().unwrap()).unwrap();
+    let (status, _) = load(&path, Some(r#"{"surface_trust": 1}"#));
+    assert_ne!(status, E3RELAX_SUCCESS);
+    assert!(
+        last_error().contains("surface_trust.json"),
+        "{}",
+        last_error()
+    );
+    let (numbers, positions, lattice) = arrays(&f.crystal);
+    let flat = |s: &e3relax::Structure| -> (Vec<f64>, Vec<f64>) {
+        (
+            s.positions.iter().flatten().copied().collect(),
+            s.lattice.iter().flatten().copied().collect(),
+        )
+    };
+    for (scale, expected) in [(1e12, &f.crystal), (1e-12, &raw)] {
+        std::fs::write(
+            dir.path().join("surface_trust.json"),
+            format!(r#"{{"force": {scale}, "virial": {scale}, "structures": 1, "data": []}}"#),
+        )
+        .unwrap();
+        let (status, model) = load(&path, Some(r#"{"surface_trust": 1}"#));
+        assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+        let (status, pos, lat) = predict(model, &numbers, &positions, &lattice);
+        assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+        let (want_pos, want_lat) = flat(expected);
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+        assert!(
+            close(&pos, &want_pos) && close(&lat, &want_lat),
+            "scale {scale}"
+        );
+        unsafe { e3relax_free(model) };
+    }
+}

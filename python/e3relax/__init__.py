@@ -386,11 +386,14 @@ class Model:
     ``atoms.info["cell_uncertainty"]`` and ``["volume_uncertainty"]`` in
     Å^3; pymatgen: the ``uncertainty`` site property and the same keys in
     ``properties``). ``trust=(strain, displacement)``: the trust policy
-    (see the README).
+    (see the README). ``surface_trust=K``: shrink each prediction where the
+    model's energy-surface heads find the input at rest (forces and virial
+    no larger than K times the model's ``surface_trust.json`` scales; needs
+    a model with surface heads).
     """
 
     def __init__(self, path=None, device="cpu", symmetry_tolerance=1e-3, batch_size=16, uncertainty=False,
-                 trust=None):
+                 trust=None, surface_trust=None):
         self.path = _path_argument(path)
         self.device = device
         self.uncertainty = bool(uncertainty)
@@ -408,6 +411,13 @@ class Model:
                     f"trust must be (strain, displacement), two non-negative numbers; got {trust!r}"
                 ) from None
             self._options["trust"] = [strain, displacement]
+        if surface_trust is not None:
+            try:
+                self._options["surface_trust"] = float(surface_trust)
+            except (TypeError, ValueError):
+                raise InvalidArgumentError(
+                    f"surface_trust must be a number above 0; got {surface_trust!r}"
+                ) from None
         self._handles = {}
         self._progress_lock = threading.Lock()
         self._load_lock = threading.Lock()

@@ -558,6 +558,10 @@ def test_ensemble_uncertainty(tmp_path):
         assert np.array_equal(kept.positions[0], held.positions[0])
     with pytest.raises(e3relax.InvalidArgumentError, match="trust"):
         e3relax.Model(trust=(0.1,))
+    with pytest.raises(e3relax.InvalidArgumentError, match="surface_trust"):
+        e3relax.Model(surface_trust="much")
+    with pytest.raises(e3relax.InvalidArgumentError, match="surface_trust"):
+        e3relax.Model(surface_trust=-1)
     with e3relax.Model(trust=(0.087, 0.167)) as trusted, e3relax.Model() as raw:
         a, b = trusted.relax(atoms), raw.relax(atoms)
         change = lambda s: abs(s.get_volume() / atoms.get_volume() - 1)  # noqa: E731

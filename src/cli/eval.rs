@@ -127,7 +127,10 @@ pub fn run(args: EvalArgs) -> Result<()> {
         batch_size: args.batch_size,
         keep_trajectory: false,
         trust: args.trust,
-        surface_trust: super::relax::surface_trust(relaxer.model(), &dir, args.surface_trust)?,
+        surface_trust: args
+            .surface_trust
+            .map(|k| relaxer.surface_trust(&dir, k))
+            .transpose()?,
         ..Default::default()
     };
     // A fixed-cell set has no cell to scale: the volume baseline would only

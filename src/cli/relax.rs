@@ -101,29 +101,6 @@ pub fn parse_positive(text: &str) -> std::result::Result<f64, String> {
     }
 }
 
-/// The surface trust's scales of `model` (loaded from `dir`), times `k`;
-/// an error names what is missing: the heads or their scales.
-pub fn surface_trust(
-    model: &e3relax::Model,
-    dir: &std::path::Path,
-    k: Option<f64>,
-) -> Result<Option<e3relax::trust::SurfaceTrust>> {
-    let Some(k) = k else {
-        return Ok(None);
-    };
-    if !model.config().surface_heads {
-        return Err(Error::Model(format!(
-            "{}: this model has no energy-surface heads (config.json: surface_heads), which --surface-trust reads",
-            dir.display()
-        )));
-    }
-    Ok(Some(
-        e3relax::trust::SurfaceCalibration::load(dir)?
-            .scales
-            .times(k),
-    ))
-}
-
 /// The relaxed structure with its ensemble spread as extended XYZ data.
 fn with_uncertainty(r: &e3relax::Relaxation) -> Structure {
     let mut s = r.relaxed.clone();
@@ -305,7 +282,10 @@ pub fn run(args: RelaxArgs) -> Result<()> {
         symmetry_tolerance: (!args.no_symmetrize).then_some(args.symprec),
         trust: args.trust,
         spread_trust: args.spread_trust,
-        surface_trust: surface_trust(relaxer.model(), &model_dir, args.surface_trust)?,
+        surface_trust: args
+            .surface_trust
+            .map(|k| relaxer.surface_trust(&model_dir, k))
+            .transpose()?,
     };
     let all: Vec<Structure> = jobs.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
     let start = std::time::Instant::now();

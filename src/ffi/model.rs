@@ -41,6 +41,9 @@ struct LoadOptions {
     /// The trust policy's scales `[strain, displacement (Å)]`, or null
     /// (the default) for the raw prediction.
     trust: Option<[f64; 2]>,
+    /// The surface trust's factor `K` on the model's `surface_trust.json`
+    /// scales, or null (the default) for the raw prediction.
+    surface_trust: Option<f64>,
 }
 
 impl Default for LoadOptions {
@@ -54,6 +57,7 @@ impl Default for LoadOptions {
             symmetry_tolerance: Some(crate::relax::DEFAULT_SYMMETRY_TOLERANCE),
             uncertainty: false,
             trust: None,
+            surface_trust: None,
         }
     }
 }
@@ -138,14 +142,19 @@ fn parse_load_options(text: &str) -> Result<LoadOptions, Error> {
 /// the installed `share/e3relax/models/default` beside the library).
 /// `options_json` may be NULL or e.g. `{"device": "cpu", "length_unit":
 /// "bohr", "coordinates": "fractional", "fixed_cell": false, "batch_size":
-/// 16, "symmetry_tolerance": 0.001, "uncertainty": false, "trust": null}`.
+/// 16, "symmetry_tolerance": 0.001, "uncertainty": false, "trust": null,
+/// "surface_trust": null}`.
 /// `symmetry_tolerance` (Å, default 0.001; null for the network's raw
 /// output) is the tolerance of the search for the input's space group,
 /// which the prediction keeps. `uncertainty: true` loads the directory's
 /// ensemble (`ensemble.json`): predictions are its members' mean, and
 /// `e3relax_predict_uncertainty` also returns their spread. `trust:
 /// [strain, displacement]` shrinks each predicted change towards the input
-/// where it is no larger than these scales (the trust policy). On success `*model` is the new handle (free it with
+/// where it is no larger than these scales (the trust policy).
+/// `surface_trust: K` shrinks each predicted change where the model's
+/// energy-surface heads find the input at rest (forces and virial no
+/// larger than K times the scales in the model's `surface_trust.json`;
+/// needs a model with surface heads). On success `*model` is the new handle (free it with
 /// `e3relax_free`); on failure it is set to NULL.
 ///
 /// Memory: the first load tunes glibc's malloc for the process (mmap
@@ -208,11 +217,22 @@ pub unsafe extern "C" fn e3relax_load(
                 )));
             }
         }
+        if let Some(k) = options.surface_trust {
+            if !(k.is_finite() && k > 0.0) {
+                return Err(Error::InvalidArgument(format!(
+                    "options_json: surface_trust must be a finite number above 0 or null, got {k}"
+                )));
+            }
+        }
         let relaxer = if options.uncertainty {
             Relaxer::load_ensemble(&dir, options.device)?
         } else {
             Relaxer::load(&dir, options.device)?
         };
+        let surface_trust = options
+            .surface_trust
+            .map(|k| relaxer.surface_trust(&dir, k))
+            .transpose()?;
         let validation = ValidationOptions {
             max_atomic_number: relaxer.model().config().max_atomic_number(),
             ..Default::default()
@@ -228,7 +248,7 @@ pub unsafe extern "C" fn e3relax_load(
                 keep_trajectory: false,
                 symmetry_tolerance: options.symmetry_tolerance,
                 spread_trust: None,
-                surface_trust: None,
+                surface_trust,
                 trust: options
                     .trust
                     .map(|[strain, displacement]| crate::trust::Trust {
