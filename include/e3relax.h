@@ -23,7 +23,7 @@
 #include <stddef.h>
 
 #define E3RELAX_VERSION "0.1.0"
-#define E3RELAX_ABI_VERSION 3
+#define E3RELAX_ABI_VERSION 4
 #define E3RELAX_TORCH_VERSION "2.11.0"
 /* Limits (checked; larger values are an E3RELAX_INVALID_ARGUMENT or
    E3RELAX_INVALID_STRUCTURE with a message): threads per process, atoms
@@ -172,7 +172,8 @@ e3relax_status_t e3relax_cuda_device_count(int32_t *count);
 /*
  Sets (or, with a NULL callback, removes) the progress callback of the
  batched predictions made with this handle (`e3relax_predict_batch`,
- `e3relax_predict_batch_frozen`): a long batch can drive a progress bar.
+ `e3relax_predict_batch_frozen`, `e3relax_predict_with`): a long batch
+ can drive a progress bar.
  The handle keeps `user_data` until the callback is replaced or the
  handle is freed; the library never dereferences it.
  */
@@ -326,6 +327,40 @@ e3relax_status_t e3relax_predict_batch_frozen(const e3relax_model_t *model,
                                               int32_t mask_axes,
                                               double *out_positions,
                                               double *out_lattices);
+
+/*
+ Predicts many crystals with settings for this call only: the general
+ form of the other prediction functions. `options_json` (NULL or empty:
+ the handle's settings) may set `fixed_cell`, `batch_size`,
+ `symmetry_tolerance` (null: the raw output), `trust`, `surface_trust`
+ (as in `e3relax_load`) and `layers`; the handle keeps its own settings,
+ so threads sharing a handle may each pass their own, and one handle
+ serves fixed-cell and variable-cell predictions alike. Arrays as in
+ `e3relax_predict_batch_frozen` (`move_mask` NULL: every atom free).
+ With `"layers": true` the outputs hold every layer, the last being the
+ prediction: `out_positions[layers][total atoms][3]` and
+ `out_lattices[layers][nstructures][3][3]` (`layers` from
+ `e3relax_num_layers`; the layers do not honour frozen atoms or a trust
+ policy, so a mask or a trust option is refused with them).
+ `out_atom_uncertainty[total atoms]`, `out_cell_uncertainty[nstructures]`
+ and `out_volume_uncertainty[nstructures]` are the ensemble's spread as
+ in `e3relax_predict_uncertainty` (a handle loaded with
+ `{"uncertainty": true}`); any output may be NULL when not wanted.
+ */
+e3relax_status_t e3relax_predict_with(const e3relax_model_t *model,
+                                      const char *options_json,
+                                      int32_t nstructures,
+                                      const int32_t *natoms,
+                                      const int32_t *numbers,
+                                      const double *positions,
+                                      const double *lattices,
+                                      const int32_t *move_mask,
+                                      int32_t mask_axes,
+                                      double *out_positions,
+                                      double *out_lattices,
+                                      double *out_atom_uncertainty,
+                                      double *out_cell_uncertainty,
+                                      double *out_volume_uncertainty);
 
 /*
  Trains (or fine-tunes) a model as `e3relax train` does. `config_json` is

@@ -256,8 +256,16 @@ public:
         return out;
     }
 
-    /// Many structures of different sizes in one call.
-    std::vector<Structure> predict_batch(const std::vector<Structure>& structures) const {
+    /// Many structures of different sizes in one call. `options_json` may
+    /// change the handle's settings for this call only (`fixed_cell`,
+    /// `batch_size`, `symmetry_tolerance`, `trust`, `surface_trust`; see
+    /// e3relax_predict_with); every layer's structure comes from
+    /// predict_layers.
+    std::vector<Structure> predict_batch(const std::vector<Structure>& structures,
+                                         const std::string& options_json = "") const {
+        if (options_json.find("\"layers\"") != std::string::npos) {
+            throw Error(E3RELAX_INVALID_ARGUMENT, "predict_batch returns one structure each: use predict_layers for layers");
+        }
         std::vector<int32_t> natoms, numbers, flags;
         std::vector<double> positions, lattices;
         bool any_mask = false;
@@ -281,10 +289,10 @@ public:
         }
         std::vector<double> out_positions(positions.size()), out_lattices(lattices.size());
         MaskAxes axes = structures.empty() ? MaskAxes::cartesian : structures.front().mask_axes;
-        details::check(e3relax_predict_batch_frozen(
-            model_, static_cast<int32_t>(structures.size()), natoms.data(), numbers.data(), positions.data(),
-            lattices.data(), any_mask ? flags.data() : nullptr, static_cast<int32_t>(axes), out_positions.data(),
-            out_lattices.data()));
+        details::check(e3relax_predict_with(
+            model_, options_json.c_str(), static_cast<int32_t>(structures.size()), natoms.data(), numbers.data(),
+            positions.data(), lattices.data(), any_mask ? flags.data() : nullptr, static_cast<int32_t>(axes),
+            out_positions.data(), out_lattices.data(), nullptr, nullptr, nullptr));
         std::vector<Structure> result(structures.size());
         size_t atom = 0;
         for (size_t k = 0; k < structures.size(); ++k) {

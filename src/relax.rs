@@ -86,6 +86,52 @@ fn this_binary_dir() -> Option<std::path::PathBuf> {
     path.parent().map(Path::to_path_buf)
 }
 
+impl RelaxOptions {
+    /// Checks the settings (every caller's, in this one place); the error
+    /// names the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidArgument(m));
+        if self.batch_size == 0 {
+            return bad("batch_size must be at least 1".into());
+        }
+        if let Some(t) = self.symmetry_tolerance {
+            if !(t > 0.0 && t < 0.5) {
+                return bad(format!(
+                    "symmetry_tolerance must be in (0, 0.5) Å (or none for the raw output), got {t}"
+                ));
+            }
+        }
+        if let Some(t) = self.trust {
+            if !(t.strain.is_finite()
+                && t.strain >= 0.0
+                && t.displacement.is_finite()
+                && t.displacement >= 0.0)
+            {
+                return bad(format!(
+                    "trust must be two non-negative numbers [strain, displacement], got [{}, {}]",
+                    t.strain, t.displacement
+                ));
+            }
+        }
+        if let Some(k) = self.spread_trust {
+            if !(k.is_finite() && k >= 0.0) {
+                return bad(format!(
+                    "spread_trust must be a non-negative number, got {k}"
+                ));
+            }
+        }
+        if let Some(t) = self.surface_trust {
+            if !(t.force.is_finite() && t.force > 0.0 && t.virial.is_finite() && t.virial > 0.0) {
+                return bad(format!(
+                    "surface_trust scales must be finite numbers above 0, got force {} and virial {}",
+                    t.force, t.virial
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for RelaxOptions {
     fn default() -> Self {
         RelaxOptions {
@@ -195,6 +241,11 @@ impl Relaxer {
     /// `dir`) times `k`; an error names what is missing: the energy-surface
     /// heads or their measured scales (`surface_trust.json`).
     pub fn surface_trust(&self, dir: &Path, k: f64) -> Result<crate::trust::SurfaceTrust> {
+        if !(k.is_finite() && k > 0.0) {
+            return Err(Error::InvalidArgument(format!(
+                "surface_trust must be a finite number above 0, got {k}"
+            )));
+        }
         if !self.model.config().surface_heads {
             return Err(Error::Model(format!(
                 "{}: this model has no energy-surface heads (config.json: surface_heads), which the surface trust reads",
@@ -264,6 +315,7 @@ impl Relaxer {
         workers: usize,
         on_batch: &(dyn Fn(usize) + Sync),
     ) -> Result<Vec<Relaxation>> {
+        options.validate()?;
         if self.members.is_empty() {
             return relax_with_model(&self.model, structures, options, workers, on_batch);
         }
@@ -373,11 +425,7 @@ pub fn predict_with_progress(
     first_index: usize,
     on_batch: &(dyn Fn(usize) + Sync),
 ) -> Result<Vec<Relaxation>> {
-    if options.batch_size == 0 {
-        return Err(Error::InvalidArgument(
-            "batch size must be at least 1".into(),
-        ));
-    }
+    options.validate()?;
     let mut results = Vec::with_capacity(structures.len());
     for chunk in structures.chunks(options.batch_size) {
         let refs: Vec<&Structure> = chunk.iter().collect();

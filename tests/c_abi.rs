@@ -500,7 +500,7 @@ fn bad_input_catalogue() {
         .to_str()
         .unwrap();
     assert_eq!(version, env!("CARGO_PKG_VERSION"));
-    assert_eq!(e3relax_abi_version(), 3);
+    assert_eq!(e3relax_abi_version(), 4);
     assert_eq!(
         unsafe { CStr::from_ptr(e3relax_torch_version()) }
             .to_str()
@@ -1158,4 +1158,116 @@ fn surface_trust_through_the_c_abi() {
         );
         unsafe { e3relax_free(model) };
     }
+}
+
+/// `e3relax_predict_with`: settings for one call on a handle that keeps
+/// its own, every layer in one call, and bad combinations refused by name.
+#[test]
+fn options_per_call() {
+    let f = fixture();
+    let (numbers, positions, lattice) = arrays(&f.crystal);
+    let (status, model) = load(&f.path, None);
+    assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+    let n = numbers.len();
+    let call =
+        |options: Option<&str>, out_pos: &mut [f64], out_lat: &mut [f64], mask: *const i32| {
+            let options = options.map(|o| CString::new(o).unwrap());
+            unsafe {
+                e3relax_predict_with(
+                    model,
+                    options.as_ref().map_or(null(), |o| o.as_ptr()),
+                    1,
+                    &(n as i32),
+                    numbers.as_ptr(),
+                    positions.as_ptr(),
+                    lattice.as_ptr(),
+                    mask,
+                    0,
+                    out_pos.as_mut_ptr(),
+                    out_lat.as_mut_ptr(),
+                    null_mut(),
+                    null_mut(),
+                    null_mut(),
+                )
+            }
+        };
+    let (status, want_pos, want_lat) = predict(model, &numbers, &positions, &lattice);
+    assert_eq!(status, E3RELAX_SUCCESS);
+    // No options: the handle's settings, bit for bit.
+    let (mut pos, mut lat) = (vec![0.0; 3 * n], vec![0.0; 9]);
+    for options in [None, Some(""), Some("{}")] {
+        assert_eq!(call(options, &mut pos, &mut lat, null()), E3RELAX_SUCCESS);
+        assert_eq!((&pos, &lat), (&want_pos, &want_lat));
+    }
+    // A fixed cell for this call only.
+    let status = call(Some(r#"{"fixed_cell": true}"#), &mut pos, &mut lat, null());
+    assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+    assert_eq!(lat, lattice);
+    assert_ne!(pos, positions);
+    let (_, again_pos, again_lat) = predict(model, &numbers, &positions, &lattice);
+    assert_eq!((again_pos, again_lat), (want_pos.clone(), want_lat.clone()));
+    // Raw output (no symmetrisation) and a trust policy are accepted.
+    for options in [
+        r#"{"symmetry_tolerance": null}"#,
+        r#"{"trust": [0.05, 0.1]}"#,
+    ] {
+        assert_eq!(
+            call(Some(options), &mut pos, &mut lat, null()),
+            E3RELAX_SUCCESS
+        );
+    }
+    // Every layer: the last is the prediction.
+    let mut layers = 0;
+    assert_eq!(
+        unsafe { e3relax_num_layers(model, &mut layers) },
+        E3RELAX_SUCCESS
+    );
+    let layers = layers as usize;
+    let (mut all_pos, mut all_lat) = (vec![0.0; layers * 3 * n], vec![0.0; layers * 9]);
+    let status = call(
+        Some(r#"{"layers": true}"#),
+        &mut all_pos,
+        &mut all_lat,
+        null(),
+    );
+    assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+    assert_eq!(&all_pos[(layers - 1) * 3 * n..], &want_pos[..]);
+    assert_eq!(&all_lat[(layers - 1) * 9..], &want_lat[..]);
+    // Refused, by name: an unknown key, a bad value, layers with a mask,
+    // uncertainty without an ensemble.
+    let mask = vec![1; 3 * n];
+    for (options, mask, named) in [
+        (r#"{"fixed_cel": true}"#, null(), "fixed_cel"),
+        (r#"{"batch_size": 0}"#, null(), "batch_size"),
+        (r#"{"symmetry_tolerance": 2}"#, null(), "symmetry_tolerance"),
+        (r#"{"surface_trust": 1}"#, null(), "surface_heads"),
+        (r#"{"layers": true}"#, mask.as_ptr(), "layers"),
+        ("[1]", null(), "options_json"),
+    ] {
+        let status = call(Some(options), &mut all_pos, &mut all_lat, mask);
+        assert_ne!(status, E3RELAX_SUCCESS, "{options}");
+        assert!(last_error().contains(named), "{options}: {}", last_error());
+    }
+    let mut spread = vec![0.0; n];
+    let status = unsafe {
+        e3relax_predict_with(
+            model,
+            null(),
+            1,
+            &(n as i32),
+            numbers.as_ptr(),
+            positions.as_ptr(),
+            lattice.as_ptr(),
+            null(),
+            0,
+            pos.as_mut_ptr(),
+            lat.as_mut_ptr(),
+            spread.as_mut_ptr(),
+            null_mut(),
+            null_mut(),
+        )
+    };
+    assert_eq!(status, E3RELAX_INVALID_ARGUMENT);
+    assert!(last_error().contains("ensemble"), "{}", last_error());
+    unsafe { e3relax_free(model) };
 }

@@ -39,7 +39,7 @@ module e3relax
     integer, parameter :: E3RELAX_INTERNAL_ERROR = 8
     !> The C ABI this module was written for (checked before every call
     !> that needs the library; tests check it against the header).
-    integer(c_int32_t), parameter :: E3RELAX_FORTRAN_ABI_VERSION = 3
+    integer(c_int32_t), parameter :: E3RELAX_FORTRAN_ABI_VERSION = 4
 
     abstract interface
         !> A training progress callback: gets each event as JSON (a C string)
@@ -116,6 +116,20 @@ module e3relax
             real(c_double), dimension(*), intent(out) :: out_positions, out_lattices
             integer(c_int32_t) :: status
         end function c_predict_batch
+
+        function c_predict_with(model, options, nstructures, natoms, numbers, positions, lattices, move_mask, &
+                mask_axes, out_positions, out_lattices, out_atoms, out_cells, out_volumes) &
+                bind(C, name="e3relax_predict_with") result(status)
+            import :: c_ptr, c_int32_t, c_double, c_char
+            type(c_ptr), value :: model
+            character(kind=c_char), dimension(*), intent(in) :: options
+            integer(c_int32_t), value :: nstructures, mask_axes
+            integer(c_int32_t), dimension(*), intent(in) :: natoms, numbers
+            real(c_double), dimension(*), intent(in) :: positions, lattices
+            type(c_ptr), value :: move_mask, out_atoms, out_cells, out_volumes
+            real(c_double), dimension(*), intent(out) :: out_positions, out_lattices
+            integer(c_int32_t) :: status
+        end function c_predict_with
 
         function c_num_layers(model, layers) bind(C, name="e3relax_num_layers") result(status)
             import :: c_ptr, c_int32_t
@@ -509,14 +523,19 @@ contains
 
     !> Predicts many crystals of different sizes: natoms(nstructures) atom
     !> counts, numbers and positions concatenated, lattices(3,3,nstructures).
+    !> options (JSON, optional) changes the handle's settings for this call
+    !> only: fixed_cell, batch_size, symmetry_tolerance, trust,
+    !> surface_trust (e3relax_predict_with; layers come from
+    !> e3relax_predict_layers).
     subroutine e3relax_predict_batch(model, nstructures, natoms, numbers, positions, lattices, &
-            new_positions, new_lattices, ierr)
+            new_positions, new_lattices, options, ierr)
         type(e3relax_model), intent(in) :: model
         integer, intent(in) :: nstructures
         integer, intent(in) :: natoms(nstructures)
         integer, intent(in) :: numbers(:)
         real(c_double), intent(in) :: positions(:, :), lattices(3, 3, nstructures)
         real(c_double), intent(out) :: new_positions(:, :), new_lattices(3, 3, nstructures)
+        character(len=*), optional, intent(in) :: options
         integer, optional, intent(out) :: ierr
         integer(c_int32_t) :: status
         integer(c_int32_t) :: counts(nstructures), z(size(numbers))
@@ -531,8 +550,19 @@ contains
         z = int(numbers, c_int32_t)
         flat_in = reshape(positions, [3 * size(numbers)])
         allocate (flat_out(3 * size(numbers)))
-        status = c_predict_batch(model%handle, int(nstructures, c_int32_t), counts, z, flat_in, lattices, &
-            flat_out, new_lattices)
+        if (present(options)) then
+            if (index(options, '"layers"') > 0) then
+                write (0, '(a)') 'e3relax: e3relax_predict_batch returns one structure each: use e3relax_predict_layers'
+                call finish(int(E3RELAX_INVALID_ARGUMENT, c_int32_t), ierr)
+                return
+            end if
+            status = c_predict_with(model%handle, trim(options)//c_null_char, int(nstructures, c_int32_t), &
+                counts, z, flat_in, lattices, c_null_ptr, 0_c_int32_t, flat_out, new_lattices, &
+                c_null_ptr, c_null_ptr, c_null_ptr)
+        else
+            status = c_predict_batch(model%handle, int(nstructures, c_int32_t), counts, z, flat_in, lattices, &
+                flat_out, new_lattices)
+        end if
         if (status == E3RELAX_SUCCESS) new_positions = reshape(flat_out, [3, size(numbers)])
         call finish(status, ierr)
     end subroutine e3relax_predict_batch

@@ -373,6 +373,14 @@ def _tolerance_option(value):
     return float(value)
 
 
+def _call_options(fixed_cell, layers=False):
+    """The per-call settings of ``e3relax_predict_with`` (JSON bytes)."""
+    options = {"fixed_cell": bool(fixed_cell)}
+    if layers:
+        options["layers"] = True
+    return json.dumps(options).encode()
+
+
 class Model:
     """An E3Relax model loaded through the C ABI.
 
@@ -418,7 +426,7 @@ class Model:
                 raise InvalidArgumentError(
                     f"surface_trust must be a number above 0; got {surface_trust!r}"
                 ) from None
-        self._handles = {}
+        self._c_model = None
         self._progress_lock = threading.Lock()
         self._load_lock = threading.Lock()
         # Calls in flight, so that close() (from any thread) waits for them
@@ -428,7 +436,7 @@ class Model:
         self._closed = False
         self._local = threading.local()
         with self._using():
-            self._handle(False)
+            self._handle()
 
     @contextlib.contextmanager
     def _using(self):
@@ -446,16 +454,18 @@ class Model:
                 self._in_flight -= 1
                 self._calls.notify_all()
 
-    def _handle(self, fixed_cell):
-        fixed_cell = bool(fixed_cell)
+    def _handle(self):
+        """The C handle, loaded once: fixed-cell and variable-cell calls
+        share it (and its one copy of the weights), each passing its own
+        settings to ``e3relax_predict_with``."""
         with self._load_lock:
-            if fixed_cell not in self._handles:
-                options = json.dumps(dict(self._options, fixed_cell=fixed_cell)).encode()
+            if self._c_model is None:
+                options = json.dumps(self._options).encode()
                 handle = ctypes.c_void_p()
                 path = None if self.path is None else os.fsencode(self.path)
                 _capi.check(_capi.load(path, options, ctypes.byref(handle)))
-                self._handles[fixed_cell] = handle
-            return self._handles[fixed_cell]
+                self._c_model = handle
+            return self._c_model
 
     def close(self):
         """Frees the model now (also done when it is garbage-collected).
@@ -468,12 +478,12 @@ class Model:
         with self._calls:
             self._closed = True
             self._calls.wait_for(lambda: self._in_flight == 0)
-            handles, self._handles = self._handles, {}
-        for handle in handles.values():
+            handle, self._c_model = self._c_model, None
+        if handle is not None:
             _capi.free(handle)
 
     def __del__(self):
-        if getattr(self, "_handles", None) and _capi is not None:
+        if getattr(self, "_c_model", None) is not None and _capi is not None:
             self.close()
 
     def __enter__(self):
@@ -487,7 +497,7 @@ class Model:
         """Layers of the network (structures ``layers=True`` returns)."""
         count = ctypes.c_int32(0)
         with self._using():
-            _capi.check(_capi.num_layers(self._handle(False), ctypes.byref(count)))
+            _capi.check(_capi.num_layers(self._handle(), ctypes.byref(count)))
         return count.value
 
     def relax_arrays(self, numbers, positions, lattice, fixed_cell=False, layers=False, move_mask=None,
@@ -509,7 +519,6 @@ class Model:
         numbers, numbers_p = _c_array(numbers, ctypes.c_int32, (n,))
         positions, positions_p = _c_array(positions, ctypes.c_double, (n, 3))
         lattice, lattice_p = _c_array(lattice, ctypes.c_double, (3, 3))
-        handle = self._handle(fixed_cell)
         mask = None
         if move_mask is not None:
             mask = np.asarray(move_mask)
@@ -522,19 +531,22 @@ class Model:
             t = self.num_layers
             out_positions = np.empty((t, n, 3))
             out_lattices = np.empty((t, 3, 3))
+            count = ctypes.c_int32(n)
             _capi.check(
-                _capi.predict_layers(
-                    handle, n, numbers_p, positions_p, lattice_p,
+                _capi.predict_with(
+                    self._handle(), _call_options(fixed_cell, layers=True), 1, ctypes.byref(count),
+                    numbers_p, positions_p, lattice_p, None, _capi.AXES_CARTESIAN,
                     out_positions.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
                     out_lattices.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
+                    None, None, None,
                 )
             )
             return out_positions, out_lattices
         axes = _capi.AXES_LATTICE if lattice_axes else _capi.AXES_CARTESIAN
-        out = self._predict_batch(handle, [(numbers, positions, lattice)], [(mask, axes)])
+        out = self._predict_batch(fixed_cell, [(numbers, positions, lattice)], [(mask, axes)])
         return out[0]
 
-    def _predict_batch(self, handle, arrays, masks=None):
+    def _predict_batch(self, fixed_cell, arrays, masks=None):
         """One batched call; ``masks``: per structure ``(mask or None, axes)``.
         Structures whose masks use different axes go in separate calls."""
         if masks is not None and any(m is not None for m, _ in masks):
@@ -548,11 +560,11 @@ class Model:
                     masks[k][0] if masks[k][0] is not None else np.ones((len(arrays[k][0]), 3), np.int32)
                     for k in chosen
                 ]
-                part = self._predict_batch_with(handle, [arrays[k] for k in chosen], flags, axes)
+                part = self._predict_batch_with(fixed_cell, [arrays[k] for k in chosen], flags, axes)
                 for k, r in zip(chosen, part):
                     results[k] = r
             return results
-        return self._predict_batch_with(handle, arrays, None, _capi.AXES_CARTESIAN)
+        return self._predict_batch_with(fixed_cell, arrays, None, _capi.AXES_CARTESIAN)
 
     def _with_progress(self, handle, progress, total, call):
         """Runs ``call()`` with ``progress`` reporting its batches: a callable
@@ -602,7 +614,7 @@ class Model:
             raise raised[0]
         return result
 
-    def _predict_batch_with(self, handle, arrays, flags, axes):
+    def _predict_batch_with(self, fixed_cell, arrays, flags, axes):
         counts = np.array([len(a[0]) for a in arrays], dtype=np.int32)
         numbers = np.ascontiguousarray(np.concatenate([a[0] for a in arrays]), dtype=np.int32)
         positions = np.ascontiguousarray(np.concatenate([a[1] for a in arrays]), dtype=np.float64)
@@ -613,8 +625,9 @@ class Model:
         int_p = ctypes.POINTER(ctypes.c_int32)
         mask = None if flags is None else np.ascontiguousarray(np.concatenate(flags), dtype=np.int32)
         _capi.check(
-            _capi.predict_batch_frozen(
-                handle,
+            _capi.predict_with(
+                self._handle(),
+                _call_options(fixed_cell),
                 len(arrays),
                 counts.ctypes.data_as(int_p),
                 numbers.ctypes.data_as(int_p),
@@ -624,6 +637,9 @@ class Model:
                 axes,
                 out_positions.ctypes.data_as(double_p),
                 out_lattices.ctypes.data_as(double_p),
+                None,
+                None,
+                None,
             )
         )
         results, start = [], 0
@@ -669,23 +685,21 @@ class Model:
                     [_rebuilt(item, p, l, layer=t + 1) for t, (p, l) in enumerate(zip(all_positions, all_lattices))]
                 )
         elif self.uncertainty:
-            handle = self._handle(fixed_cell)
             results = []
             for k, (item, (numbers, positions, lattice), mask) in enumerate(zip(items, arrays, masks)):
                 results.append(
-                    _with_uncertainty(item, *self._predict_uncertainty(handle, numbers, positions, lattice, mask))
+                    _with_uncertainty(item, *self._predict_uncertainty(fixed_cell, numbers, positions, lattice, mask))
                 )
                 if callable(progress):
                     progress(k + 1, len(items))
         else:
-            handle = self._handle(fixed_cell)
             predicted = self._with_progress(
-                handle, progress, len(arrays), lambda: self._predict_batch(handle, arrays, masks)
+                self._handle(), progress, len(arrays), lambda: self._predict_batch(fixed_cell, arrays, masks)
             )
             results = [_rebuilt(item, p, l) for item, (p, l) in zip(items, predicted)]
         return results[0] if single else results
 
-    def _predict_uncertainty(self, handle, numbers, positions, lattice, mask=(None, 0)):
+    def _predict_uncertainty(self, fixed_cell, numbers, positions, lattice, mask=(None, 0)):
         n = len(numbers)
         flags, axes = mask
         flags = None if flags is None else np.ascontiguousarray(flags, dtype=np.int32)
@@ -696,8 +710,9 @@ class Model:
         cell, volume = ctypes.c_double(), ctypes.c_double()
         double_p = ctypes.POINTER(ctypes.c_double)
         _capi.check(
-            _capi.predict_uncertainty(
-                handle, n, numbers_p, positions_p, lattice_p,
+            _capi.predict_with(
+                self._handle(), _call_options(fixed_cell), 1, ctypes.byref(ctypes.c_int32(n)),
+                numbers_p, positions_p, lattice_p,
                 None if flags is None else flags.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)), axes,
                 out_positions.ctypes.data_as(double_p), out_lattice.ctypes.data_as(double_p),
                 atoms.ctypes.data_as(double_p), ctypes.byref(cell), ctypes.byref(volume),

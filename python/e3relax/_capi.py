@@ -166,6 +166,13 @@ predict_batch_frozen = _declare(
         _c_double_p, _c_double_p,
     ],
 )
+predict_with = _declare(
+    "e3relax_predict_with",
+    [
+        ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, _c_int_p, _c_int_p, _c_double_p, _c_double_p, _c_int_p,
+        ctypes.c_int32, _c_double_p, _c_double_p, _c_double_p, _c_double_p, _c_double_p,
+    ],
+)
 PREDICT_PROGRESS = ctypes.CFUNCTYPE(None, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p)
 set_predict_progress = _declare("e3relax_set_predict_progress", [ctypes.c_void_p, PREDICT_PROGRESS, ctypes.c_void_p])
 predict_uncertainty = _declare(

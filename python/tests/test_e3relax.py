@@ -99,9 +99,20 @@ def test_arrays_layers_and_fixed_cell(model):
     steps = model.relax(atoms, layers=True)
     assert len(steps) == model.num_layers
     assert [s.info["e3relax_layer"] for s in steps] == list(range(1, model.num_layers + 1))
+    handle = model._c_model.value
     fixed = model.relax(atoms, fixed_cell=True)
     assert np.array_equal(fixed.cell[:], atoms.cell[:])
     assert not np.allclose(fixed.positions, atoms.positions)
+    fixed_layers, fixed_cells = model.relax_arrays(
+        atoms.numbers, atoms.positions, atoms.cell[:], fixed_cell=True, layers=True
+    )
+    assert np.abs(fixed_layers[-1] - fixed.positions).max() < 1e-9
+    assert all(np.array_equal(cell, atoms.cell[:]) for cell in fixed_cells)
+    # Fixed-cell and variable-cell calls share one handle: one copy of the
+    # weights; the variable-cell answer is unchanged by the fixed-cell call.
+    assert model._c_model.value == handle
+    again, _ = model.relax_arrays(atoms.numbers, atoms.positions, atoms.cell[:])
+    assert np.array_equal(again, positions)
 
 
 def test_bad_inputs_raise_with_the_library_message(model):

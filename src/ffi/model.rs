@@ -82,6 +82,8 @@ pub struct e3relax_model_t {
     unit: LengthUnit,
     fractional: bool,
     options: RelaxOptions,
+    /// Where the model was loaded from (its `surface_trust.json`).
+    dir: std::path::PathBuf,
     /// `e3relax_set_predict_progress`: the callback and its user data (as
     /// an address: the library only hands it back).
     progress: Mutex<Option<(e3relax_predict_progress_t, usize)>>,
@@ -96,7 +98,8 @@ pub type e3relax_predict_progress_t =
 
 /// Sets (or, with a NULL callback, removes) the progress callback of the
 /// batched predictions made with this handle (`e3relax_predict_batch`,
-/// `e3relax_predict_batch_frozen`): a long batch can drive a progress bar.
+/// `e3relax_predict_batch_frozen`, `e3relax_predict_with`): a long batch
+/// can drive a progress bar.
 /// The handle keeps `user_data` until the callback is replaced or the
 /// handle is freed; the library never dereferences it.
 #[no_mangle]
@@ -115,6 +118,14 @@ pub unsafe extern "C" fn e3relax_set_predict_progress(
 
 /// Reads `options_json`; an error names the option at fault (`batch_size:
 /// invalid value: integer `-1`, expected usize`), not a column.
+/// An invalid option, as the caller's `options_json` names it.
+fn in_options(error: Error) -> Error {
+    match error {
+        Error::InvalidArgument(m) => Error::InvalidArgument(format!("options_json: {m}")),
+        other => other,
+    }
+}
+
 fn parse_load_options(text: &str) -> Result<LoadOptions, Error> {
     let invalid = |e: String| Error::InvalidArgument(format!("options_json: {e}"));
     let value: serde_json::Value =
@@ -191,18 +202,21 @@ pub unsafe extern "C" fn e3relax_load(
         };
         let unit = options.length_unit;
         let fractional = options.coordinates == Coordinates::Fractional;
-        if options.batch_size == 0 {
-            return Err(Error::InvalidArgument(
-                "options_json: batch_size must be at least 1".into(),
-            ));
-        }
-        if let Some(t) = options.symmetry_tolerance {
-            if !(t > 0.0 && t < 0.5) {
-                return Err(Error::InvalidArgument(format!(
-                    "options_json: symmetry_tolerance must be in (0, 0.5) Å or null, got {t}"
-                )));
-            }
-        }
+        let mut relax_options = RelaxOptions {
+            fixed_cell: options.fixed_cell,
+            batch_size: options.batch_size,
+            keep_trajectory: false,
+            symmetry_tolerance: options.symmetry_tolerance,
+            spread_trust: None,
+            surface_trust: None,
+            trust: options
+                .trust
+                .map(|[strain, displacement]| crate::trust::Trust {
+                    strain,
+                    displacement,
+                }),
+        };
+        relax_options.validate().map_err(in_options)?;
         crate::runtime::apply_default_threads()?;
         crate::runtime::tune_allocator();
         let dir = if path.trim().is_empty() {
@@ -210,18 +224,11 @@ pub unsafe extern "C" fn e3relax_load(
         } else {
             Path::new(path).to_path_buf()
         };
-        if let Some(scales) = options.trust {
-            if !scales.iter().all(|v| v.is_finite() && *v >= 0.0) {
-                return Err(Error::InvalidArgument(format!(
-                    "options_json: trust must be two non-negative numbers [strain, displacement], got {scales:?}"
-                )));
-            }
-        }
         if let Some(k) = options.surface_trust {
             if !(k.is_finite() && k > 0.0) {
-                return Err(Error::InvalidArgument(format!(
-                    "options_json: surface_trust must be a finite number above 0 or null, got {k}"
-                )));
+                return Err(in_options(Error::InvalidArgument(format!(
+                    "surface_trust must be a finite number above 0 or null, got {k}"
+                ))));
             }
         }
         let relaxer = if options.uncertainty {
@@ -229,7 +236,7 @@ pub unsafe extern "C" fn e3relax_load(
         } else {
             Relaxer::load(&dir, options.device)?
         };
-        let surface_trust = options
+        relax_options.surface_trust = options
             .surface_trust
             .map(|k| relaxer.surface_trust(&dir, k))
             .transpose()?;
@@ -242,20 +249,8 @@ pub unsafe extern "C" fn e3relax_load(
             validation,
             unit,
             fractional,
-            options: RelaxOptions {
-                fixed_cell: options.fixed_cell,
-                batch_size: options.batch_size,
-                keep_trajectory: false,
-                symmetry_tolerance: options.symmetry_tolerance,
-                spread_trust: None,
-                surface_trust,
-                trust: options
-                    .trust
-                    .map(|[strain, displacement]| crate::trust::Trust {
-                        strain,
-                        displacement,
-                    }),
-            },
+            options: relax_options,
+            dir,
             progress: Mutex::new(None),
         });
         *model = Box::into_raw(handle);
@@ -651,51 +646,19 @@ pub unsafe extern "C" fn e3relax_predict_batch_frozen(
 ) -> e3relax_status_t {
     guard(|| {
         let handle = model.as_ref().ok_or_else(|| null("model"))?;
-        let count = check_count(nstructures, "nstructures")?;
-        for (ptr, name) in [
-            (natoms.is_null(), "natoms"),
-            (numbers.is_null(), "numbers"),
-            (positions.is_null(), "positions"),
-            (lattices.is_null(), "lattices"),
-        ] {
-            if ptr {
-                return Err(null(name));
-            }
-        }
-        let counts = std::slice::from_raw_parts(natoms, count);
-        let mut structures = Vec::with_capacity(count);
-        let mut first = 0usize;
-        for (k, &c) in counts.iter().enumerate() {
-            let n = check_count(c, &format!("natoms[{k}]"))?;
-            let mut s = structure_from(
-                handle,
-                n,
-                numbers.add(first),
-                positions.add(3 * first),
-                lattices.add(9 * k),
-                &format!("structure {k}: "),
-            )?;
-            let mask = if move_mask.is_null() {
-                move_mask
-            } else {
-                move_mask.add(3 * first)
-            };
-            attach_mask(&mut s, mask, mask_axes)?;
-            structures.push(s);
-            first += n;
-        }
+        let structures = batch_structures(
+            handle,
+            nstructures,
+            natoms,
+            numbers,
+            positions,
+            lattices,
+            move_mask,
+            mask_axes,
+        )?;
         let results = {
             let relaxer = handle.relaxer.lock().unwrap_or_else(|e| e.into_inner());
-            let progress = *handle.progress.lock().unwrap_or_else(|e| e.into_inner());
-            let total = structures.len() as i32;
-            match progress {
-                Some((Some(callback), user_data)) => {
-                    relaxer.relax_many_with_progress(&structures, &handle.options, 1, &|done| {
-                        callback(done as i32, total, user_data as *mut std::ffi::c_void)
-                    })?
-                }
-                _ => relaxer.relax_many(&structures, &handle.options)?,
-            }
+            relax_with_progress(handle, &relaxer, &structures, &handle.options)?
         };
         let mut first = 0usize;
         for (k, r) in results.iter().enumerate() {
@@ -711,6 +674,259 @@ pub unsafe extern "C" fn e3relax_predict_batch_frozen(
             };
             write_out(handle, &r.relaxed, pos, lat);
             first += r.relaxed.natoms();
+        }
+        Ok(())
+    })
+}
+
+/// The structures of a batch call (CSR arrays as in
+/// `e3relax_predict_batch_frozen`), each checked, with its move mask.
+#[allow(clippy::too_many_arguments)]
+unsafe fn batch_structures(
+    handle: &e3relax_model_t,
+    nstructures: i32,
+    natoms: *const i32,
+    numbers: *const i32,
+    positions: *const f64,
+    lattices: *const f64,
+    move_mask: *const i32,
+    mask_axes: i32,
+) -> Result<Vec<Structure>, Error> {
+    let count = check_count(nstructures, "nstructures")?;
+    for (ptr, name) in [
+        (natoms.is_null(), "natoms"),
+        (numbers.is_null(), "numbers"),
+        (positions.is_null(), "positions"),
+        (lattices.is_null(), "lattices"),
+    ] {
+        if ptr {
+            return Err(null(name));
+        }
+    }
+    let counts = std::slice::from_raw_parts(natoms, count);
+    let mut structures = Vec::with_capacity(count);
+    let mut first = 0usize;
+    for (k, &c) in counts.iter().enumerate() {
+        let n = check_count(c, &format!("natoms[{k}]"))?;
+        let mut s = structure_from(
+            handle,
+            n,
+            numbers.add(first),
+            positions.add(3 * first),
+            lattices.add(9 * k),
+            &format!("structure {k}: "),
+        )?;
+        let mask = if move_mask.is_null() {
+            move_mask
+        } else {
+            move_mask.add(3 * first)
+        };
+        attach_mask(&mut s, mask, mask_axes)?;
+        structures.push(s);
+        first += n;
+    }
+    Ok(structures)
+}
+
+/// Relaxes a batch, reporting to the handle's progress callback if it has
+/// one.
+fn relax_with_progress(
+    handle: &e3relax_model_t,
+    relaxer: &Relaxer,
+    structures: &[Structure],
+    options: &RelaxOptions,
+) -> Result<Vec<Relaxation>, Error> {
+    let progress = *handle.progress.lock().unwrap_or_else(|e| e.into_inner());
+    let total = structures.len() as i32;
+    match progress {
+        Some((Some(callback), user_data)) => {
+            relaxer.relax_many_with_progress(structures, options, 1, &|done| {
+                // SAFETY: the caller registered this callback for this handle.
+                unsafe { callback(done as i32, total, user_data as *mut std::ffi::c_void) }
+            })
+        }
+        _ => relaxer.relax_many(structures, options),
+    }
+}
+
+/// The settings one `e3relax_predict_with` call may change; every key is
+/// optional and a missing one keeps the handle's (`e3relax_load`'s) value.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallOptions {
+    fixed_cell: Option<bool>,
+    batch_size: Option<usize>,
+    /// `null` turns symmetrisation off for this call.
+    #[serde(default, deserialize_with = "present")]
+    symmetry_tolerance: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "present")]
+    trust: Option<Option<[f64; 2]>>,
+    #[serde(default, deserialize_with = "present")]
+    surface_trust: Option<Option<f64>>,
+    layers: Option<bool>,
+}
+
+/// A key that is present, `null` included (serde reads a missing key as
+/// the outer `None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+impl CallOptions {
+    unsafe fn read(options_json: *const c_char) -> Result<CallOptions, Error> {
+        if options_json.is_null() {
+            return Ok(CallOptions::default());
+        }
+        let text = read_str(options_json, "options_json")?;
+        if text.trim().is_empty() {
+            return Ok(CallOptions::default());
+        }
+        serde_json::from_str(text).map_err(|e| Error::InvalidArgument(format!("options_json: {e}")))
+    }
+
+    /// The handle's options with this call's changes.
+    fn apply(&self, handle: &e3relax_model_t, relaxer: &Relaxer) -> Result<RelaxOptions, Error> {
+        let mut options = handle.options;
+        if let Some(fixed_cell) = self.fixed_cell {
+            options.fixed_cell = fixed_cell;
+        }
+        if let Some(batch_size) = self.batch_size {
+            options.batch_size = batch_size;
+        }
+        if let Some(tolerance) = self.symmetry_tolerance {
+            options.symmetry_tolerance = tolerance;
+        }
+        if let Some(trust) = self.trust {
+            options.trust = trust.map(|[strain, displacement]| crate::trust::Trust {
+                strain,
+                displacement,
+            });
+        }
+        if let Some(k) = self.surface_trust {
+            options.surface_trust = k
+                .map(|k| relaxer.surface_trust(&handle.dir, k))
+                .transpose()
+                .map_err(in_options)?;
+        }
+        options.keep_trajectory = self.layers.unwrap_or(false);
+        options.validate().map_err(in_options)?;
+        Ok(options)
+    }
+}
+
+/// Predicts many crystals with settings for this call only: the general
+/// form of the other prediction functions. `options_json` (NULL or empty:
+/// the handle's settings) may set `fixed_cell`, `batch_size`,
+/// `symmetry_tolerance` (null: the raw output), `trust`, `surface_trust`
+/// (as in `e3relax_load`) and `layers`; the handle keeps its own settings,
+/// so threads sharing a handle may each pass their own, and one handle
+/// serves fixed-cell and variable-cell predictions alike. Arrays as in
+/// `e3relax_predict_batch_frozen` (`move_mask` NULL: every atom free).
+/// With `"layers": true` the outputs hold every layer, the last being the
+/// prediction: `out_positions[layers][total atoms][3]` and
+/// `out_lattices[layers][nstructures][3][3]` (`layers` from
+/// `e3relax_num_layers`; the layers do not honour frozen atoms or a trust
+/// policy, so a mask or a trust option is refused with them).
+/// `out_atom_uncertainty[total atoms]`, `out_cell_uncertainty[nstructures]`
+/// and `out_volume_uncertainty[nstructures]` are the ensemble's spread as
+/// in `e3relax_predict_uncertainty` (a handle loaded with
+/// `{"uncertainty": true}`); any output may be NULL when not wanted.
+#[no_mangle]
+pub unsafe extern "C" fn e3relax_predict_with(
+    model: *const e3relax_model_t,
+    options_json: *const c_char,
+    nstructures: i32,
+    natoms: *const i32,
+    numbers: *const i32,
+    positions: *const f64,
+    lattices: *const f64,
+    move_mask: *const i32,
+    mask_axes: i32,
+    out_positions: *mut f64,
+    out_lattices: *mut f64,
+    out_atom_uncertainty: *mut f64,
+    out_cell_uncertainty: *mut f64,
+    out_volume_uncertainty: *mut f64,
+) -> e3relax_status_t {
+    guard(|| {
+        let handle = model.as_ref().ok_or_else(|| null("model"))?;
+        let call = CallOptions::read(options_json)?;
+        let structures = batch_structures(
+            handle,
+            nstructures,
+            natoms,
+            numbers,
+            positions,
+            lattices,
+            move_mask,
+            mask_axes,
+        )?;
+        let wants_spread = !(out_atom_uncertainty.is_null()
+            && out_cell_uncertainty.is_null()
+            && out_volume_uncertainty.is_null());
+        let layers = call.layers.unwrap_or(false);
+        let results = {
+            let relaxer = handle.relaxer.lock().unwrap_or_else(|e| e.into_inner());
+            let options = call.apply(handle, &relaxer)?;
+            if wants_spread && relaxer.ensemble_size() < 2 {
+                return Err(Error::InvalidArgument(
+                    "uncertainty outputs need an ensemble: load the handle with {\"uncertainty\": true} from a model directory with ensemble.json".into(),
+                ));
+            }
+            if layers
+                && (wants_spread
+                    || !move_mask.is_null()
+                    || options.trust.is_some()
+                    || options.surface_trust.is_some())
+            {
+                return Err(Error::InvalidArgument(
+                    "options_json: layers returns the network's raw layers, which carry no uncertainty and honour no move_mask or trust policy".into(),
+                ));
+            }
+            relax_with_progress(handle, &relaxer, &structures, &options)?
+        };
+        let total: usize = results.iter().map(|r| r.relaxed.natoms()).sum();
+        let count = results.len();
+        let scale = 1.0 / handle.unit.in_angstrom();
+        let mut first = 0usize;
+        for (k, r) in results.iter().enumerate() {
+            let n = r.relaxed.natoms();
+            let frames: Vec<&Structure> = if layers {
+                r.trajectory.iter().collect()
+            } else {
+                vec![&r.relaxed]
+            };
+            for (t, s) in frames.into_iter().enumerate() {
+                let pos = if out_positions.is_null() {
+                    out_positions
+                } else {
+                    out_positions.add(3 * (t * total + first))
+                };
+                let lat = if out_lattices.is_null() {
+                    out_lattices
+                } else {
+                    out_lattices.add(9 * (t * count + k))
+                };
+                write_out(handle, s, pos, lat);
+            }
+            if let Some(u) = &r.uncertainty {
+                if !out_atom_uncertainty.is_null() {
+                    for (i, v) in u.atoms.iter().enumerate() {
+                        *out_atom_uncertainty.add(first + i) = v * scale;
+                    }
+                }
+                if !out_cell_uncertainty.is_null() {
+                    *out_cell_uncertainty.add(k) = u.cell;
+                }
+                if !out_volume_uncertainty.is_null() {
+                    *out_volume_uncertainty.add(k) = u.volume * scale.powi(3);
+                }
+            }
+            first += n;
         }
         Ok(())
     })

@@ -59,6 +59,17 @@ int main(int argc, char** argv) {
     model.on_batch_progress(nullptr);
     model.predict_batch({crystal});
     CHECK(reported.back() == 2);
+    // Options for one call: the cell stays, and the handle keeps its own.
+    const auto fixed = model.predict_batch({crystal}, "{\"fixed_cell\": true}");
+    CHECK(fixed[0].lattice == crystal.lattice && fixed[0].positions != crystal.positions);
+    CHECK(model.predict_batch({crystal})[0].lattice == relaxed.lattice);
+    bool refused = false;
+    try {
+        model.predict_batch({crystal}, "{\"fixed_cel\": true}");
+    } catch (const e3relax::Error& e) {
+        refused = e.status() == E3RELAX_INVALID_ARGUMENT && std::string(e.what()).find("fixed_cel") != std::string::npos;
+    }
+    CHECK(refused);
 
     // Frozen atoms: atom 1 on every axis, atom 3 along z. With a variable
     // cell they keep their fractional coordinates; the mask comes back.

@@ -88,6 +88,10 @@ program api_coverage
     call e3relax_predict_batch(model, 2, [3, 3], [numbers, numbers], reshape([positions, positions], [3, 6]), &
         reshape([lattice, lattice], [3, 3, 2]), batch_positions, batch_lattices)
     call expect(last_done == 2 .and. last_total == 2, 'batch progress')
+    ! Settings for one call: the cells stay.
+    call e3relax_predict_batch(model, 2, [3, 3], [numbers, numbers], reshape([positions, positions], [3, 6]), &
+        reshape([lattice, lattice], [3, 3, 2]), batch_positions, batch_lattices, options='{"fixed_cell": true}')
+    call expect(all(batch_lattices(:, :, 2) == lattice), 'fixed cell for one call')
     call e3relax_set_predict_progress(model, c_null_funptr)
     call e3relax_free(model)
 

@@ -98,6 +98,22 @@ unsafe extern "C" {
         out_positions: *mut f64,
         out_lattices: *mut f64,
     ) -> e3relax_status_t;
+    pub fn e3relax_predict_with(
+        model: *const e3relax_model_t,
+        options_json: *const c_char,
+        nstructures: i32,
+        natoms: *const i32,
+        numbers: *const i32,
+        positions: *const f64,
+        lattices: *const f64,
+        move_mask: *const i32,
+        mask_axes: i32,
+        out_positions: *mut f64,
+        out_lattices: *mut f64,
+        out_atom_uncertainty: *mut f64,
+        out_cell_uncertainty: *mut f64,
+        out_volume_uncertainty: *mut f64,
+    ) -> e3relax_status_t;
     pub fn e3relax_predict_layers(
         model: *const e3relax_model_t,
         natoms: i32,
