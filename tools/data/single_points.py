@@ -18,7 +18,10 @@ The structures, all on the training side of a training config's split
 * `decorated`: simple lattices (fcc, bcc, hcp, rock salt, CsCl,
   perovskite, fluorite, zinc blende) in 1-4 cell supercells with 2-3 species
   of a training composition on their sites (substitutional orderings),
-  the volume from atomic radii, lightly rattled and strained.
+  the volume from atomic radii, lightly rattled and strained;
+* `relaxed`: the training pairs' relaxed structures themselves (forces
+  and stress below the relaxation's threshold: what a crystal already at
+  its minimum looks like to the energy-surface heads).
 
 Each structure is written to OUT/KIND.extxyz with info `energy` (eV),
 `stress` (eV/Å^3, 3x3 row-major, ASE's sign: positive when the cell wants
@@ -55,7 +58,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "measure"))
 from make_pairs import MAX_ATOMS, atomic_volume, min_distance, random_crystal, random_strain  # noqa: E402
 from residual_steps import label_calculator, load_by_id, validation_ids  # noqa: E402
 
-KINDS = ["inputs", "near", "random", "decorated"]
+# Appended only: a kind's index seeds its random draws.
+KINDS = ["inputs", "near", "random", "decorated", "relaxed"]
 MAX_ENERGY_PER_ATOM = 5.0  # eV/atom, as the pairs' rejection
 MIN_DISTANCE = 0.6  # Å
 
@@ -182,6 +186,10 @@ def make_structure(kind, k, rng, side):
             atoms = frames[k - len(ids)]
         pair = relaxed[atoms.info["id"]]
         return atoms.copy(), pair.info["prototype"]
+    if kind == "relaxed":
+        if k >= len(ids):
+            return None
+        return relaxed[ids[k]].copy(), relaxed[ids[k]].info["prototype"]
     if kind == "near":
         parent = relaxed[ids[int(rng.integers(len(ids)))]]
         atoms = parent.copy()
@@ -321,7 +329,8 @@ def main():
             rng = np.random.default_rng([args.seed, k, KINDS.index(args.kind)])
             made_structure = make_structure(args.kind, k, rng, side)
             if made_structure is None:
-                if args.kind == "inputs" and k >= len(relaxed) + len(frames):
+                if (args.kind == "inputs" and k >= len(relaxed) + len(frames)) or (
+                        args.kind == "relaxed" and k >= len(relaxed)):
                     break
                 rejected += 1
                 continue
