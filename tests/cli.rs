@@ -194,6 +194,7 @@ fn help_lists_the_subcommands() {
         "relax",
         "train",
         "eval",
+        "calibrate",
         "info",
         "convert",
         "bench",
@@ -569,4 +570,27 @@ fn relax_writes_the_ensemble_uncertainty() {
     let atoms = e3relax::io::read_file(&poscar, None).unwrap()[0].natoms();
     assert_eq!(table.lines().count(), atoms + 1, "{table}");
     assert!(table.starts_with("frame,id,atom,element,uncertainty_angstrom"));
+}
+
+/// `calibrate` measures the surface trust's scales only for a model with
+/// energy-surface heads, and leaves a model without them untouched.
+#[test]
+fn calibrate_refuses_a_model_without_surface_heads() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    for name in ["config.json", "model.safetensors"] {
+        std::fs::copy(shipped.join(name), dir.path().join(name)).unwrap();
+    }
+    let pairs = fixture("pairs/bulk-small");
+    let out = e3relax(&[
+        "calibrate",
+        "--model",
+        dir.path().to_str().unwrap(),
+        "--data",
+        pairs.to_str().unwrap(),
+    ]);
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(error.contains("surface_heads"), "{error}");
+    assert!(!dir.path().join("surface_trust.json").exists());
 }
