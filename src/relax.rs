@@ -583,7 +583,11 @@ fn assemble(
                 (Some(scales), Some(readings), None) => {
                     let factor = scales.factor(&readings[b], options.fixed_cell);
                     let change = crate::trust::Change::of(input, &s);
-                    crate::trust::shrink_by(input, &s, &change, factor, factor)
+                    let mut s = crate::trust::shrink_by(input, &s, &change, factor, factor);
+                    // What the policy did, for the user to see (extended
+                    // XYZ info): 1 keeps the prediction, 0 the input.
+                    s.set_info("e3relax_surface_factor", format!("{factor:.4}"));
+                    s
                 }
                 _ => s,
             };

@@ -469,6 +469,21 @@ fn single_point_labels_train_the_surface_heads() {
             String::from_utf8_lossy(&out.stderr)
         );
         let got = e3relax::io::read_file(&trusted, None).unwrap();
+        let factors: Vec<f64> = got
+            .iter()
+            .map(|s| {
+                s.info_value("e3relax_surface_factor")
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert!(
+            factors
+                .iter()
+                .all(|&f| if k == "1e12" { f == 0.0 } else { f == 1.0 }),
+            "K {k}: {factors:?}"
+        );
         for (g, e) in got.iter().zip(expected.iter()) {
             let rows = g.positions.iter().chain(&g.lattice);
             let want = e.positions.iter().chain(&e.lattice);
