@@ -188,7 +188,7 @@ e3relax_status_t e3relax_set_predict_progress(e3relax_model_t *model,
  `options_json` may be NULL or e.g. `{"device": "cpu", "length_unit":
  "bohr", "coordinates": "fractional", "fixed_cell": false, "batch_size":
  16, "symmetry_tolerance": 0.001, "uncertainty": false, "trust": null,
- "surface_trust": null}`.
+ "surface_trust": 1}`.
  `symmetry_tolerance` (Å, default 0.001; null for the network's raw
  output) is the tolerance of the search for the input's space group,
  which the prediction keeps. `uncertainty: true` loads the directory's
@@ -199,7 +199,9 @@ e3relax_status_t e3relax_set_predict_progress(e3relax_model_t *model,
  `surface_trust: K` shrinks each predicted change where the model's
  energy-surface heads find the input at rest (forces and virial no
  larger than K times the scales in the model's `surface_trust.json`;
- needs a model with surface heads). On success `*model` is the new handle (free it with
+ needs a model with surface heads); without the key a model whose
+ `surface_trust.json` names a `default` K uses it, and `null` asks for
+ the raw prediction. On success `*model` is the new handle (free it with
  `e3relax_free`); on failure it is set to NULL.
 
  Memory: the first load tunes glibc's malloc for the process (mmap

@@ -255,6 +255,33 @@ impl Relaxer {
         Ok(crate::trust::SurfaceCalibration::load(dir)?.scales.times(k))
     }
 
+    /// The surface trust a prediction with this model uses when its caller
+    /// does not choose: the `default` K of the model's `surface_trust.json`
+    /// (loaded from `dir`), or none (the raw prediction).
+    pub fn default_surface_trust(&self, dir: &Path) -> Result<Option<crate::trust::SurfaceTrust>> {
+        if !self.model.config().surface_heads
+            || !dir.join(crate::trust::SURFACE_TRUST_FILE).is_file()
+        {
+            return Ok(None);
+        }
+        let calibration = crate::trust::SurfaceCalibration::load(dir)?;
+        Ok(calibration.default.map(|k| calibration.scales.times(k)))
+    }
+
+    /// The surface trust a caller asked for: `Some(Some(k))` K times the
+    /// model's scales, `Some(None)` none, `None` the model's default.
+    pub fn chosen_surface_trust(
+        &self,
+        dir: &Path,
+        choice: Option<Option<f64>>,
+    ) -> Result<Option<crate::trust::SurfaceTrust>> {
+        match choice {
+            None => self.default_surface_trust(dir),
+            Some(None) => Ok(None),
+            Some(Some(k)) => self.surface_trust(dir, k).map(Some),
+        }
+    }
+
     /// Models in the ensemble (1 for a single model).
     pub fn ensemble_size(&self) -> usize {
         1 + self.members.len()

@@ -140,6 +140,11 @@ pub struct SurfaceCalibration {
     pub structures: usize,
     /// Where they came from (dataset folders).
     pub data: Vec<String>,
+    /// The `K` a prediction with this model uses when its caller does not
+    /// choose (the CLI without `--surface-trust`, the C ABI without the
+    /// option); absent: the raw prediction unless asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<f64>,
 }
 
 impl SurfaceCalibration {
@@ -157,6 +162,14 @@ impl SurfaceCalibration {
         let text = crate::io::read_regular_text(&path, 1 << 16)?;
         let calibration: SurfaceCalibration = serde_json::from_str(&text)
             .map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
+        if let Some(k) = calibration.default {
+            if !(k.is_finite() && k > 0.0) {
+                return Err(Error::Model(format!(
+                    "{}: default must be a finite number above 0, got {k}",
+                    path.display()
+                )));
+            }
+        }
         let SurfaceTrust { force, virial } = calibration.scales;
         if !(force.is_finite() && force > 0.0 && virial.is_finite() && virial > 0.0) {
             return Err(Error::Model(format!(
@@ -184,6 +197,7 @@ impl SurfaceCalibration {
             },
             structures: readings.len(),
             data,
+            default: None,
         })
     }
 }

@@ -1158,6 +1158,30 @@ fn surface_trust_through_the_c_abi() {
         );
         unsafe { e3relax_free(model) };
     }
+    // A model whose scales name a default uses it unless the caller says
+    // otherwise (null: the raw prediction).
+    std::fs::write(
+        dir.path().join("surface_trust.json"),
+        r#"{"force": 1e12, "virial": 1e12, "structures": 1, "data": [], "default": 1}"#,
+    )
+    .unwrap();
+    let (input_pos, input_lat) = flat(&f.crystal);
+    let (raw_pos, raw_lat) = flat(&raw);
+    for (options, want_pos, want_lat) in [
+        (None, &input_pos, &input_lat),
+        (Some(r#"{"surface_trust": null}"#), &raw_pos, &raw_lat),
+    ] {
+        let (status, model) = load(&path, options);
+        assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+        let (status, pos, lat) = predict(model, &numbers, &positions, &lattice);
+        assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+        assert!(
+            close(&pos, want_pos) && close(&lat, want_lat),
+            "{options:?}"
+        );
+        unsafe { e3relax_free(model) };
+    }
 }
 
 /// `e3relax_predict_with`: settings for one call on a handle that keeps

@@ -495,6 +495,53 @@ fn single_point_labels_train_the_surface_heads() {
             }
         }
     }
+    // A default K in the scales file: used unless the caller says
+    // otherwise.
+    let out = e3relax()
+        .args([
+            "calibrate",
+            "--model",
+            best.to_str().unwrap(),
+            "--data",
+            fixture("bulk-small").to_str().unwrap(),
+            "--default",
+            "1e12",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (flag, expected) in [(None, &inputs), (Some("--no-surface-trust"), &raw)] {
+        let mut command = e3relax();
+        command.args([
+            "relax",
+            fixture("bulk-small")
+                .join("unrelaxed.extxyz")
+                .to_str()
+                .unwrap(),
+            "-o",
+            trusted.to_str().unwrap(),
+            "--model",
+            best.to_str().unwrap(),
+            "-q",
+        ]);
+        command.args(flag);
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = e3relax::io::read_file(&trusted, None).unwrap();
+        for (g, e) in got.iter().zip(expected.iter()) {
+            for (a, b) in g.positions.iter().zip(&e.positions) {
+                assert!((0..3).all(|c| (a[c] - b[c]).abs() < 1e-6), "{flag:?}");
+            }
+        }
+    }
     // A model without the heads has nothing to read.
     let out = e3relax()
         .args([

@@ -397,7 +397,9 @@ class Model:
     (see the README). ``surface_trust=K``: shrink each prediction where the
     model's energy-surface heads find the input at rest (forces and virial
     no larger than K times the model's ``surface_trust.json`` scales; needs
-    a model with surface heads).
+    a model with surface heads); ``None`` (default): the model's own
+    default (``surface_trust.json``'s ``default``, else the raw
+    prediction); ``False``: the raw prediction.
     """
 
     def __init__(self, path=None, device="cpu", symmetry_tolerance=1e-3, batch_size=16, uncertainty=False,
@@ -419,7 +421,9 @@ class Model:
                     f"trust must be (strain, displacement), two non-negative numbers; got {trust!r}"
                 ) from None
             self._options["trust"] = [strain, displacement]
-        if surface_trust is not None:
+        if surface_trust is False:
+            self._options["surface_trust"] = None
+        elif surface_trust is not None:
             try:
                 self._options["surface_trust"] = float(surface_trust)
             except (TypeError, ValueError):

@@ -25,6 +25,10 @@ pub struct CalibrateArgs {
     device: String,
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
+    /// Make the surface trust with this K the model's default (what
+    /// `relax` and the libraries use unless told otherwise)
+    #[arg(long, value_name = "K", value_parser = super::relax::parse_positive)]
+    default: Option<f64>,
 }
 
 pub fn run(args: CalibrateArgs) -> Result<()> {
@@ -43,7 +47,8 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     }
     let readings = read_surface(&model, &relaxed, args.batch_size)?;
     let data = args.data.iter().map(|d| d.display().to_string()).collect();
-    let calibration = SurfaceCalibration::measure(&readings, data)?;
+    let mut calibration = SurfaceCalibration::measure(&readings, data)?;
+    calibration.default = args.default;
     let path = args.model.join(SURFACE_TRUST_FILE);
     let text = serde_json::to_string_pretty(&calibration)
         .map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
@@ -55,5 +60,10 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         calibration.scales.virial,
         calibration.structures
     );
+    if let Some(k) = calibration.default {
+        println!(
+            "the model's predictions use the surface trust with K = {k} unless told otherwise"
+        );
+    }
     Ok(())
 }

@@ -66,6 +66,10 @@ pub struct EvalArgs {
     /// scales (see `e3relax relax --surface-trust`)
     #[arg(long, value_name = "K", value_parser = super::relax::parse_positive)]
     surface_trust: Option<f64>,
+    /// The raw prediction, also for a model whose default is the surface
+    /// trust
+    #[arg(long, conflicts_with = "surface_trust")]
+    no_surface_trust: bool,
 }
 
 pub fn parse_trust(text: &str) -> std::result::Result<e3relax::trust::Trust, String> {
@@ -127,10 +131,10 @@ pub fn run(args: EvalArgs) -> Result<()> {
         batch_size: args.batch_size,
         keep_trajectory: false,
         trust: args.trust,
-        surface_trust: args
-            .surface_trust
-            .map(|k| relaxer.surface_trust(&dir, k))
-            .transpose()?,
+        surface_trust: relaxer.chosen_surface_trust(
+            &dir,
+            super::relax::surface_trust_choice(args.surface_trust, args.no_surface_trust),
+        )?,
         ..Default::default()
     };
     // A fixed-cell set has no cell to scale: the volume baseline would only
@@ -224,9 +228,18 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 "fixed_point_spearman_volume": calibration.fixed_point_spearman_volume,
             });
         }
+        if let Some(t) = options.surface_trust {
+            json["surface_trust"] = serde_json::json!({"force": t.force, "virial": t.virial});
+        }
         println!("{json}");
     } else {
         println!("{}", report.table());
+        if let Some(t) = options.surface_trust {
+            println!(
+                "with the surface trust: force scale {:.4} eV/Å, virial scale {:.4} eV/atom (--no-surface-trust: the raw prediction)",
+                t.force, t.virial
+            );
+        }
         if let Some(key) = &args.group_by {
             println!("\nby {key} (/D: ratio to Dummy, /B: to the volume baseline)");
             print!("{}", report.group_table(key));

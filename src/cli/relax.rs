@@ -87,9 +87,24 @@ pub struct RelaxArgs {
     /// virial no larger than K times their typical output on relaxed
     /// crystals, the model's surface_trust.json); 1 is the measured
     /// scale. Leaves relaxed and experimental inputs nearly alone (see the
-    /// model card). Needs a model with surface heads
+    /// model card). Needs a model with surface heads [default: the
+    /// model's own default, if its surface_trust.json has one]
     #[arg(long, value_name = "K", value_parser = parse_positive)]
     surface_trust: Option<f64>,
+    /// The raw prediction, also for a model whose default is the surface
+    /// trust
+    #[arg(long, conflicts_with = "surface_trust")]
+    no_surface_trust: bool,
+}
+
+/// What `--surface-trust K` / `--no-surface-trust` ask for (see
+/// `Relaxer::chosen_surface_trust`).
+pub fn surface_trust_choice(k: Option<f64>, off: bool) -> Option<Option<f64>> {
+    if off {
+        Some(None)
+    } else {
+        k.map(Some)
+    }
 }
 
 /// A finite number > 0.
@@ -282,10 +297,10 @@ pub fn run(args: RelaxArgs) -> Result<()> {
         symmetry_tolerance: (!args.no_symmetrize).then_some(args.symprec),
         trust: args.trust,
         spread_trust: args.spread_trust,
-        surface_trust: args
-            .surface_trust
-            .map(|k| relaxer.surface_trust(&model_dir, k))
-            .transpose()?,
+        surface_trust: relaxer.chosen_surface_trust(
+            &model_dir,
+            surface_trust_choice(args.surface_trust, args.no_surface_trust),
+        )?,
     };
     let all: Vec<Structure> = jobs.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
     let start = std::time::Instant::now();

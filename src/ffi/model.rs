@@ -42,8 +42,9 @@ struct LoadOptions {
     /// (the default) for the raw prediction.
     trust: Option<[f64; 2]>,
     /// The surface trust's factor `K` on the model's `surface_trust.json`
-    /// scales, or null (the default) for the raw prediction.
-    surface_trust: Option<f64>,
+    /// scales; null: the raw prediction; absent: the model's default.
+    #[serde(deserialize_with = "present")]
+    surface_trust: Option<Option<f64>>,
 }
 
 impl Default for LoadOptions {
@@ -154,7 +155,7 @@ fn parse_load_options(text: &str) -> Result<LoadOptions, Error> {
 /// `options_json` may be NULL or e.g. `{"device": "cpu", "length_unit":
 /// "bohr", "coordinates": "fractional", "fixed_cell": false, "batch_size":
 /// 16, "symmetry_tolerance": 0.001, "uncertainty": false, "trust": null,
-/// "surface_trust": null}`.
+/// "surface_trust": 1}`.
 /// `symmetry_tolerance` (Å, default 0.001; null for the network's raw
 /// output) is the tolerance of the search for the input's space group,
 /// which the prediction keeps. `uncertainty: true` loads the directory's
@@ -165,7 +166,9 @@ fn parse_load_options(text: &str) -> Result<LoadOptions, Error> {
 /// `surface_trust: K` shrinks each predicted change where the model's
 /// energy-surface heads find the input at rest (forces and virial no
 /// larger than K times the scales in the model's `surface_trust.json`;
-/// needs a model with surface heads). On success `*model` is the new handle (free it with
+/// needs a model with surface heads); without the key a model whose
+/// `surface_trust.json` names a `default` K uses it, and `null` asks for
+/// the raw prediction. On success `*model` is the new handle (free it with
 /// `e3relax_free`); on failure it is set to NULL.
 ///
 /// Memory: the first load tunes glibc's malloc for the process (mmap
@@ -224,7 +227,7 @@ pub unsafe extern "C" fn e3relax_load(
         } else {
             Path::new(path).to_path_buf()
         };
-        if let Some(k) = options.surface_trust {
+        if let Some(Some(k)) = options.surface_trust {
             if !(k.is_finite() && k > 0.0) {
                 return Err(in_options(Error::InvalidArgument(format!(
                     "surface_trust must be a finite number above 0 or null, got {k}"
@@ -236,10 +239,7 @@ pub unsafe extern "C" fn e3relax_load(
         } else {
             Relaxer::load(&dir, options.device)?
         };
-        relax_options.surface_trust = options
-            .surface_trust
-            .map(|k| relaxer.surface_trust(&dir, k))
-            .transpose()?;
+        relax_options.surface_trust = relaxer.chosen_surface_trust(&dir, options.surface_trust)?;
         let validation = ValidationOptions {
             max_atomic_number: relaxer.model().config().max_atomic_number(),
             ..Default::default()
