@@ -54,6 +54,25 @@ impl Model {
         self.network.kind()
     }
 
+    /// The names of a group's parameters (the group is declared where its
+    /// parameters are created; names are matched by storage).
+    pub fn parameter_names(
+        &self,
+        group: crate::model::network::ParameterGroup,
+    ) -> std::collections::BTreeSet<String> {
+        let members: Vec<usize> = self
+            .network
+            .group(group)
+            .iter()
+            .map(|t| t.data_ptr() as usize)
+            .collect();
+        self.named_parameters()
+            .into_iter()
+            .filter(|(_, t)| members.contains(&(t.data_ptr() as usize)))
+            .map(|(name, _)| name)
+            .collect()
+    }
+
     /// Every parameter, sorted by name.
     pub fn named_parameters(&self) -> BTreeMap<String, Tensor> {
         self.vs.variables().into_iter().collect()
@@ -339,4 +358,36 @@ pub fn check_finite(tensors: &BTreeMap<String, Tensor>, source: &str) -> Result<
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::network::ParameterGroup;
+
+    /// The physical-prior group is exactly the volume prior's parameters,
+    /// for either kind of prior, and empty without one.
+    #[test]
+    fn the_physical_prior_group_is_the_volume_priors_parameters() {
+        for bond in [false, true] {
+            let config = ModelConfig {
+                volume_prior: true,
+                bond_volume_prior: bond,
+                ..ModelConfig::with_size(8, 2, 4)
+            };
+            let model = Model::new(&config, 1).unwrap();
+            let group = model.parameter_names(ParameterGroup::PhysicalPrior);
+            let by_name: std::collections::BTreeSet<String> = model
+                .named_parameters()
+                .into_keys()
+                .filter(|n| n.starts_with("volume_prior."))
+                .collect();
+            assert_eq!(group, by_name);
+            assert_eq!(group.len(), 2, "{group:?}");
+        }
+        let model = Model::new(&ModelConfig::with_size(8, 2, 4), 1).unwrap();
+        assert!(model
+            .parameter_names(ParameterGroup::PhysicalPrior)
+            .is_empty());
+    }
 }

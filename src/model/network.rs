@@ -150,6 +150,28 @@ struct VolumePrior {
     weight: Tensor,
 }
 
+impl VolumePrior {
+    /// Its parameters: physical quantities (volumes, radii, a mixing
+    /// weight) that weight decay would pull towards 0 Å^3 and 1 Å, so they
+    /// form the `PhysicalPrior` group.
+    fn parameters(&self) -> Vec<&Tensor> {
+        self.log_volume
+            .iter()
+            .chain(&self.log_radius)
+            .chain(std::iter::once(&self.weight))
+            .collect()
+    }
+}
+
+/// Groups of parameters with their own optimiser treatment, declared
+/// where the parameters are created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParameterGroup {
+    /// The volume prior's per-element volumes or radii and its weight:
+    /// physical values, not weights to shrink (`decay_volume_prior`).
+    PhysicalPrior,
+}
+
 /// Sharpness of the soft minimum over an atom's bonds of `ln(d / (r_i +
 /// r_j))`: bonds 5 % longer than the shortest weigh e^-1 as much.
 const BOND_SOFTMIN_SHARPNESS: f64 = 20.0;
@@ -660,6 +682,16 @@ impl E3Relax {
             &batch.atom_crystal,
             &batch.atom_counts,
         ))
+    }
+
+    /// The parameters of a group (shallow handles on the variables).
+    pub fn group(&self, group: ParameterGroup) -> Vec<&Tensor> {
+        match group {
+            ParameterGroup::PhysicalPrior => self
+                .volume_prior
+                .as_ref()
+                .map_or_else(Vec::new, VolumePrior::parameters),
+        }
     }
 
     /// Number of scalar parameters.

@@ -219,7 +219,8 @@ pub fn train(
         config.amsgrad,
     );
     if !config.decay_volume_prior {
-        opt.no_decay_prefixes.push("volume_prior.".into());
+        opt.not_decayed =
+            model.parameter_names(crate::model::network::ParameterGroup::PhysicalPrior);
     }
     let mut ema = Ema::new(&params, config.ema_decay);
     if resume {

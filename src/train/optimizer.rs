@@ -13,8 +13,8 @@ pub struct AdamW {
     pub beta2: f64,
     pub eps: f64,
     pub weight_decay: f64,
-    /// Parameters whose names start with one of these are not decayed.
-    pub no_decay_prefixes: Vec<String>,
+    /// Parameters (by name) that are not decayed.
+    pub not_decayed: std::collections::BTreeSet<String>,
     pub amsgrad: bool,
     /// Steps taken.
     pub step: i64,
@@ -41,7 +41,7 @@ impl AdamW {
             beta2,
             eps,
             weight_decay,
-            no_decay_prefixes: Vec::new(),
+            not_decayed: Default::default(),
             amsgrad,
             step: 0,
             moments,
@@ -61,10 +61,7 @@ impl AdamW {
                 }
                 let [m, v, vmax] = &self.moments[name];
                 let mut p = p.shallow_clone();
-                let decayed = !self
-                    .no_decay_prefixes
-                    .iter()
-                    .any(|prefix| name.starts_with(prefix.as_str()));
+                let decayed = !self.not_decayed.contains(name);
                 if self.weight_decay != 0.0 && decayed {
                     let _ = p.g_mul_scalar_(1.0 - lr * self.weight_decay);
                 }
@@ -242,7 +239,7 @@ mod tests {
         ]
         .into();
         let mut opt = AdamW::new(&params, 0.9, 0.999, 1e-8, 0.5, false);
-        opt.no_decay_prefixes.push("volume_prior.".into());
+        opt.not_decayed.insert("volume_prior.log_volume".into());
         (&decayed * 0.0 + &kept * 0.0).sum(Kind::Double).backward();
         opt.step(&params, 0.1);
         assert!((decayed.double_value(&[0]) - 2.0 * (1.0 - 0.05)).abs() < 1e-12);
