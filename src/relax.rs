@@ -166,6 +166,9 @@ pub struct Relaxer {
     model: Model,
     /// The other members of an ensemble (empty for a single model).
     members: Vec<Model>,
+    /// The model directory's default surface trust (`surface_trust.json`
+    /// with a `default` K), used by [`Relaxer::default_options`].
+    default_surface_trust: Option<crate::trust::SurfaceTrust>,
 }
 
 fn to_rows(t: &Tensor) -> Result<Vec<[f64; 3]>> {
@@ -184,10 +187,9 @@ impl Relaxer {
         let dir = dir.as_ref();
         crate::runtime::check_libtorch_version()?;
         let device = device.resolve()?;
-        Ok(Relaxer {
-            model: Model::load(dir, device)?,
-            members: Vec::new(),
-        })
+        let mut relaxer = Relaxer::from_model(Model::load(dir, device)?);
+        relaxer.default_surface_trust = relaxer.default_surface_trust(dir)?;
+        Ok(relaxer)
     }
 
     /// Loads a model directory and the other members of its ensemble
@@ -207,9 +209,13 @@ impl Relaxer {
         let device = relaxer.model.device();
         for member in member_dirs {
             let model = Model::load(&member, device)?;
-            if model.config() != relaxer.model.config() {
+            // The same network; only the first member's energy-surface
+            // heads are used (the surface trust reads them once).
+            let mut same = model.config().clone();
+            same.surface_heads = relaxer.model.config().surface_heads;
+            if &same != relaxer.model.config() {
                 return Err(Error::Model(format!(
-                    "{}: an ensemble member must have the first member's config.json",
+                    "{}: an ensemble member must have the first member's config.json (energy-surface heads aside)",
                     member.display()
                 )));
             }
@@ -222,6 +228,17 @@ impl Relaxer {
         Relaxer {
             model,
             members: Vec::new(),
+            default_surface_trust: None,
+        }
+    }
+
+    /// The settings a prediction uses when its caller does not choose:
+    /// [`RelaxOptions::default`] with the model directory's default
+    /// surface trust, if it names one.
+    pub fn default_options(&self) -> RelaxOptions {
+        RelaxOptions {
+            surface_trust: self.default_surface_trust,
+            ..RelaxOptions::default()
         }
     }
 
@@ -234,6 +251,7 @@ impl Relaxer {
         Ok(Relaxer {
             model,
             members: models,
+            default_surface_trust: None,
         })
     }
 
@@ -297,10 +315,10 @@ impl Relaxer {
         crate::model::batch::check_structure(structure, self.model.config())
     }
 
-    /// Relaxes one structure.
+    /// Relaxes one structure with [`Relaxer::default_options`].
     pub fn relax(&self, structure: &Structure) -> Result<Structure> {
         Ok(self
-            .relax_many(std::slice::from_ref(structure), &RelaxOptions::default())?
+            .relax_many(std::slice::from_ref(structure), &self.default_options())?
             .remove(0)
             .relaxed)
     }
@@ -349,6 +367,12 @@ impl Relaxer {
         // An ensemble: every member relaxes everything; progress counts
         // structures whose every member is done (approximately, per member).
         let k = self.ensemble_size();
+        // The surface trust acts once, on the mean, with the first model's
+        // heads: the other members need none of their own.
+        let member_options = RelaxOptions {
+            surface_trust: None,
+            ..*options
+        };
         let mut per_member = Vec::with_capacity(k);
         for (j, model) in std::iter::once(&self.model)
             .chain(&self.members)
@@ -357,9 +381,22 @@ impl Relaxer {
             // Members run one after the other: j of them are done.
             let count = |done: usize| on_batch((j * structures.len() + done) / k);
             per_member.push(relax_with_model(
-                model, structures, options, workers, &count,
+                model,
+                structures,
+                &member_options,
+                workers,
+                &count,
             )?);
         }
+        let readings = match options.surface_trust {
+            Some(_) => Some(read_surface(
+                &self.model,
+                structures,
+                options.batch_size,
+                options.fixed_cell,
+            )?),
+            None => None,
+        };
         let mut first = per_member.remove(0);
         for (i, (input, relaxation)) in structures.iter().zip(&mut first).enumerate() {
             let predictions: Vec<Structure> = std::iter::once(relaxation.relaxed.clone())
@@ -372,6 +409,9 @@ impl Relaxer {
                     displacement: k * uncertainty.mean_atom(),
                 };
                 mean = crate::trust::shrink(input, &mean, &trust);
+            }
+            if let (Some(scales), Some(readings)) = (&options.surface_trust, &readings) {
+                mean = surface_shrink(input, &mean, scales, &readings[i], options.fixed_cell);
             }
             // The mean of frozen coordinates is frozen up to round-off:
             // honour them exactly again.
@@ -491,17 +531,41 @@ pub fn predict_with_progress(
     Ok(results)
 }
 
+/// The prediction shrunk by the surface trust's factor for this input's
+/// reading, carrying the factor it got (info `e3relax_surface_factor`: 1
+/// keeps the prediction, 0 the input) for the user to see.
+fn surface_shrink(
+    input: &Structure,
+    predicted: &Structure,
+    scales: &crate::trust::SurfaceTrust,
+    reading: &crate::trust::SurfaceReading,
+    fixed_cell: bool,
+) -> Structure {
+    let factor = scales.factor(reading, fixed_cell);
+    let change = crate::trust::Change::of(input, predicted);
+    let mut s = crate::trust::shrink_by(input, predicted, &change, factor, factor);
+    s.set_info("e3relax_surface_factor", format!("{factor:.4}"));
+    s
+}
+
 /// The energy-surface heads' reading of each structure, `batch_size` per
 /// pass (what `e3relax calibrate` measures the surface trust's scales on).
 pub fn read_surface(
     model: &Model,
     structures: &[Structure],
     batch_size: usize,
+    fixed_cell: bool,
 ) -> Result<Vec<crate::trust::SurfaceReading>> {
     let mut readings = Vec::with_capacity(structures.len());
     for chunk in structures.chunks(batch_size.max(1)) {
         let refs: Vec<&Structure> = chunk.iter().collect();
-        let batch = Batch::new(&refs, model.config(), model.device(), model.kind(), false)?;
+        let batch = Batch::new(
+            &refs,
+            model.config(),
+            model.device(),
+            model.kind(),
+            fixed_cell,
+        )?;
         readings.extend(surface_readings(model, &batch, &refs)?);
     }
     Ok(readings)
@@ -608,13 +672,7 @@ fn assemble(
             };
             let s = match (&options.surface_trust, readings, layer) {
                 (Some(scales), Some(readings), None) => {
-                    let factor = scales.factor(&readings[b], options.fixed_cell);
-                    let change = crate::trust::Change::of(input, &s);
-                    let mut s = crate::trust::shrink_by(input, &s, &change, factor, factor);
-                    // What the policy did, for the user to see (extended
-                    // XYZ info): 1 keeps the prediction, 0 the input.
-                    s.set_info("e3relax_surface_factor", format!("{factor:.4}"));
-                    s
+                    surface_shrink(input, &s, scales, &readings[b], options.fixed_cell)
                 }
                 _ => s,
             };

@@ -376,3 +376,64 @@ fn parallel_workers_give_the_serial_answer_in_order() {
         }
     }
 }
+
+/// An ensemble whose first member has energy-surface heads and whose
+/// other members have none: it loads, the surface trust acts once on the
+/// mean (huge scales give the input back, with its factor on record), and
+/// the model directory's default applies through `Relaxer::relax`.
+#[test]
+fn surface_trust_on_an_ensemble_reads_the_first_members_heads() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_heads = ModelConfig {
+        surface_heads: true,
+        ..small_config()
+    };
+    small_model(&with_heads, 3).save(dir.path()).unwrap();
+    small_model(&small_config(), 4)
+        .save(&dir.path().join("members/plain"))
+        .unwrap();
+    std::fs::write(
+        dir.path().join("ensemble.json"),
+        r#"{"members": ["members/plain"]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("surface_trust.json"),
+        r#"{"force": 1e12, "virial": 1e12, "structures": 1, "data": [], "default": 1}"#,
+    )
+    .unwrap();
+    let crystal = random_crystal(6, 11);
+    let ensemble = Relaxer::load_ensemble(dir.path(), e3relax::DeviceRequest::Cpu).unwrap();
+    let options = ensemble.default_options();
+    assert!(options.surface_trust.is_some());
+    let out = ensemble
+        .relax_many(std::slice::from_ref(&crystal), &options)
+        .unwrap()
+        .remove(0);
+    assert!(out.uncertainty.is_some());
+    assert_eq!(
+        out.relaxed.info_value("e3relax_surface_factor"),
+        Some("0.0000")
+    );
+    for (a, b) in out.relaxed.positions.iter().zip(&crystal.positions) {
+        assert!((0..3).all(|k| (a[k] - b[k]).abs() < 1e-9));
+    }
+    // The single model: its default through relax().
+    let single = Relaxer::load(dir.path(), e3relax::DeviceRequest::Cpu).unwrap();
+    let relaxed = single.relax(&crystal).unwrap();
+    for (a, b) in relaxed.lattice.iter().zip(&crystal.lattice) {
+        assert!((0..3).all(|k| (a[k] - b[k]).abs() < 1e-9));
+    }
+    // Without heads on the first member, the surface trust is refused.
+    let raw = RelaxOptions {
+        surface_trust: options.surface_trust,
+        ..Default::default()
+    };
+    let plain = Relaxer::load(
+        dir.path().join("members/plain"),
+        e3relax::DeviceRequest::Cpu,
+    )
+    .unwrap();
+    let error = plain.relax_many(&[crystal], &raw).unwrap_err().to_string();
+    assert!(error.contains("surface_heads"), "{error}");
+}

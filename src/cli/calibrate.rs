@@ -45,7 +45,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         let dataset = Dataset::from_dir(dir)?;
         relaxed.extend(dataset.pairs.iter().map(|p| p.relaxed_as_input()));
     }
-    let readings = read_surface(&model, &relaxed, args.batch_size)?;
+    let readings = read_surface(&model, &relaxed, args.batch_size, false)?;
     let data = args.data.iter().map(|d| d.display().to_string()).collect();
     let mut calibration = SurfaceCalibration::measure(&readings, data)?;
     calibration.default = args.default;
