@@ -577,7 +577,8 @@ fn relax_writes_the_ensemble_uncertainty() {
 #[test]
 fn calibrate_refuses_a_model_without_surface_heads() {
     let dir = tempfile::tempdir().unwrap();
-    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    // A member of the shipped ensemble: a model without the heads.
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default/members/seed-2");
     for name in ["config.json", "model.safetensors"] {
         std::fs::copy(shipped.join(name), dir.path().join(name)).unwrap();
     }

@@ -557,7 +557,7 @@ def test_ensemble_uncertainty(tmp_path):
     shutil.copytree(REPOSITORY / "models/default", single, ignore=shutil.ignore_patterns("ensemble.json", "members"))
     with pytest.raises(e3relax.ModelError, match="ensemble.json"):
         e3relax.Model(single, uncertainty=True)
-    # The shipped model is an ensemble of three; frozen atoms stay frozen.
+    # The shipped model is an ensemble of four; frozen atoms stay frozen.
     with e3relax.Model(uncertainty=True) as shipped:
         spread = shipped.relax(atoms).arrays["uncertainty"]
         assert spread.shape == (len(atoms),) and (spread > 0).all()
@@ -573,7 +573,8 @@ def test_ensemble_uncertainty(tmp_path):
         e3relax.Model(surface_trust="much")
     with pytest.raises(e3relax.InvalidArgumentError, match="surface_trust"):
         e3relax.Model(surface_trust=-1)
-    with e3relax.Model(trust=(0.087, 0.167)) as trusted, e3relax.Model() as raw:
+    with e3relax.Model(trust=(0.087, 0.167), surface_trust=False) as trusted, \
+            e3relax.Model(surface_trust=False) as raw:
         a, b = trusted.relax(atoms), raw.relax(atoms)
         change = lambda s: abs(s.get_volume() / atoms.get_volume() - 1)  # noqa: E731
         assert change(a) < change(b)
