@@ -542,7 +542,8 @@ fn single_point_labels_train_the_surface_heads() {
             }
         }
     }
-    // A model without the heads has nothing to read.
+    // A model without the heads (a member of the shipped ensemble) has
+    // nothing to read.
     let out = e3relax()
         .args([
             "relax",
@@ -552,6 +553,11 @@ fn single_point_labels_train_the_surface_heads() {
                 .unwrap(),
             "-o",
             trusted.to_str().unwrap(),
+            "--model",
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("models/default/members/seed-2")
+                .to_str()
+                .unwrap(),
             "--surface-trust",
             "1",
         ])
