@@ -62,6 +62,10 @@ from residual_steps import label_calculator, load_by_id, validation_ids  # noqa:
 KINDS = ["inputs", "near", "random", "decorated", "relaxed"]
 MAX_ENERGY_PER_ATOM = 5.0  # eV/atom, as the pairs' rejection
 MIN_DISTANCE = 0.6  # Å
+# Denser than any solid (diamond: 5.7 Å^3 per atom): a cell compressed
+# below this gives the labeller tens of thousands of neighbour triplets per
+# atom and ran it out of 24 GB (a decorated C9H15 at 0.7 Å^3 per atom).
+MIN_VOLUME_PER_ATOM = 4.0
 
 # Simple lattices: fractional sites of the conventional cell, the number of
 # distinct site groups (species slots) and the nearest-neighbour distance
@@ -335,7 +339,8 @@ def main():
                 rejected += 1
                 continue
             atoms, prototype = made_structure
-            if min_distance(atoms) < MIN_DISTANCE:
+            if (atoms.get_volume() / len(atoms) < MIN_VOLUME_PER_ATOM
+                    or min_distance(atoms) < MIN_DISTANCE):
                 rejected += 1
                 continue
             atoms, energy, forces, stress = label(atoms, calculator)
