@@ -171,13 +171,18 @@ pub struct Relaxer {
     default_surface_trust: Option<crate::trust::SurfaceTrust>,
 }
 
-fn to_rows(t: &Tensor) -> Result<Vec<[f64; 3]>> {
-    let flat: Vec<f64> = Vec::try_from(
+/// A tensor's values, on the CPU in f64, in row-major order.
+fn to_values(t: &Tensor) -> Result<Vec<f64>> {
+    Ok(Vec::try_from(
         t.to_device(Device::Cpu)
             .to_kind(Kind::Double)
             .contiguous()
             .flatten(0, -1),
-    )?;
+    )?)
+}
+
+fn to_rows(t: &Tensor) -> Result<Vec<[f64; 3]>> {
+    let flat = to_values(t)?;
     Ok(flat.chunks(3).map(|c| [c[0], c[1], c[2]]).collect())
 }
 
@@ -585,7 +590,11 @@ pub fn surface_readings(
                 .into(),
         )
     })?;
-    crate::trust::SurfaceReading::of_batch(&surface.forces, &surface.virial_per_atom, inputs)
+    crate::trust::SurfaceReading::of_batch(
+        &to_values(&surface.forces)?,
+        &to_values(&surface.virial_per_atom)?,
+        inputs,
+    )
 }
 
 /// Why a predicted structure cannot be right, if it cannot: not finite, a

@@ -30,7 +30,6 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::linalg::{self, Mat3, Vec3};
@@ -246,27 +245,13 @@ pub struct SurfaceReading {
 }
 
 impl SurfaceReading {
-    /// One reading per crystal of a batch: `forces` `[N,3]`, `virial`
-    /// `[B,3,3]`, the crystals' atoms in order.
+    /// One reading per crystal of a batch: `forces` `[N,3]` and `virial`
+    /// `[B,3,3]` flattened, the crystals' atoms in order.
     pub fn of_batch(
-        forces: &Tensor,
-        virial: &Tensor,
+        forces: &[f64],
+        virial: &[f64],
         crystals: &[&Structure],
     ) -> Result<Vec<SurfaceReading>> {
-        let forces: Vec<f64> = Vec::try_from(
-            forces
-                .to_device(tch::Device::Cpu)
-                .to_kind(Kind::Double)
-                .contiguous()
-                .flatten(0, -1),
-        )?;
-        let virial: Vec<f64> = Vec::try_from(
-            virial
-                .to_device(tch::Device::Cpu)
-                .to_kind(Kind::Double)
-                .contiguous()
-                .flatten(0, -1),
-        )?;
         let atoms: usize = crystals.iter().map(|c| c.positions.len()).sum();
         if forces.len() != 3 * atoms || virial.len() != 9 * crystals.len() {
             return Err(Error::Model(
@@ -437,9 +422,8 @@ mod tests {
     #[test]
     fn surface_readings_leave_out_frozen_atoms_and_the_scales_are_root_mean_squares() {
         let mut s = crystal();
-        let forces = Tensor::from_slice(&[3.0f64, 0.0, 4.0, 0.0, 1.0, 0.0]).reshape([2, 3]);
-        let virial = Tensor::from_slice(&[1.0f64, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 2.0])
-            .reshape([1, 3, 3]);
+        let forces = [3.0, 0.0, 4.0, 0.0, 1.0, 0.0];
+        let virial = [1.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 2.0];
         let all = SurfaceReading::of_batch(&forces, &virial, &[&s]).unwrap();
         assert!((all[0].force_rms - (26.0f64 / 2.0).sqrt()).abs() < 1e-12);
         assert!((all[0].virial_norm - 3.0).abs() < 1e-12);

@@ -644,39 +644,24 @@ pub unsafe extern "C" fn e3relax_predict_batch_frozen(
     out_positions: *mut f64,
     out_lattices: *mut f64,
 ) -> e3relax_status_t {
-    guard(|| {
-        let handle = model.as_ref().ok_or_else(|| null("model"))?;
-        let structures = batch_structures(
-            handle,
-            nstructures,
-            natoms,
-            numbers,
-            positions,
-            lattices,
-            move_mask,
-            mask_axes,
-        )?;
-        let results = {
-            let relaxer = handle.relaxer.lock().unwrap_or_else(|e| e.into_inner());
-            relax_with_progress(handle, &relaxer, &structures, &handle.options)?
-        };
-        let mut first = 0usize;
-        for (k, r) in results.iter().enumerate() {
-            let pos = if out_positions.is_null() {
-                std::ptr::null_mut()
-            } else {
-                out_positions.add(3 * first)
-            };
-            let lat = if out_lattices.is_null() {
-                std::ptr::null_mut()
-            } else {
-                out_lattices.add(9 * k)
-            };
-            write_out(handle, &r.relaxed, pos, lat);
-            first += r.relaxed.natoms();
-        }
-        Ok(())
-    })
+    // The handle's settings, no layers, no spreads: `e3relax_predict_with`
+    // without options.
+    e3relax_predict_with(
+        model,
+        std::ptr::null(),
+        nstructures,
+        natoms,
+        numbers,
+        positions,
+        lattices,
+        move_mask,
+        mask_axes,
+        out_positions,
+        out_lattices,
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+    )
 }
 
 /// The structures of a batch call (CSR arrays as in
