@@ -53,6 +53,7 @@ pub mod frozen;
 pub mod graph;
 pub mod io;
 pub mod linalg;
+pub mod line_search;
 pub mod metrics;
 pub mod model;
 pub mod profile;

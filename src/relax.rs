@@ -40,6 +40,10 @@ pub struct RelaxOptions {
     /// larger than these scales (see [`crate::trust`]). Needs a model with
     /// `surface_heads`; `None`: the prediction as it is.
     pub surface_trust: Option<crate::trust::SurfaceTrust>,
+    /// Go along the predicted move only as far as the model's
+    /// energy-surface heads find the energy falling (see
+    /// [`crate::line_search`]). Needs a model with `surface_heads`.
+    pub line_search: bool,
 }
 
 /// Default tolerance of the symmetry search, Å (spglib's usual 1e-3).
@@ -142,6 +146,7 @@ impl Default for RelaxOptions {
             trust: None,
             spread_trust: None,
             surface_trust: None,
+            line_search: false,
         }
     }
 }
@@ -291,6 +296,19 @@ impl Relaxer {
         Ok(calibration.default.map(|k| calibration.scales.times(k)))
     }
 
+    /// Whether this relaxer's model can run the energy-surface line search
+    /// (`RelaxOptions::line_search`): an error names what it lacks.
+    pub fn check_line_search(&self) -> Result<()> {
+        if self.model.config().surface_heads {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(
+                "line_search needs a model with energy-surface heads (config.json: surface_heads)"
+                    .into(),
+            ))
+        }
+    }
+
     /// The surface trust a caller asked for: `Some(Some(k))` K times the
     /// model's scales, `Some(None)` none, `None` the model's default.
     pub fn chosen_surface_trust(
@@ -376,6 +394,7 @@ impl Relaxer {
         // heads: the other members need none of their own.
         let member_options = RelaxOptions {
             surface_trust: None,
+            line_search: false,
             ..*options
         };
         let mut per_member = Vec::with_capacity(k);
@@ -422,6 +441,15 @@ impl Relaxer {
             // honour them exactly again.
             relaxation.relaxed = crate::frozen::honour(input, mean, options.fixed_cell);
             relaxation.uncertainty = Some(uncertainty);
+        }
+        if options.line_search {
+            line_search(
+                &self.model,
+                structures,
+                &mut first,
+                options.batch_size,
+                options.fixed_cell,
+            )?;
         }
         Ok(first)
     }
@@ -530,6 +558,18 @@ pub fn predict_with_progress(
                 options,
             )
         })?;
+        let mut relaxed = relaxed;
+        if options.line_search {
+            profile::stage("energy-surface line search", || {
+                line_search(
+                    model,
+                    chunk,
+                    &mut relaxed,
+                    options.batch_size,
+                    options.fixed_cell,
+                )
+            })?;
+        }
         results.extend(relaxed);
         on_batch(chunk.len());
     }
@@ -551,6 +591,97 @@ fn surface_shrink(
     let mut s = crate::trust::shrink_by(input, predicted, &change, factor, factor);
     s.set_info("e3relax_surface_factor", format!("{factor:.4}"));
     s
+}
+
+/// The energy-surface line search on each prediction (see
+/// [`crate::line_search`]): the heads read every sample of every crystal's
+/// path, `batch_size` crystals (times the samples) per pass; each
+/// prediction moves to its path's lowest point and records the step it
+/// took in info `e3relax_line_search_step` (0 keeps the input, 1 the
+/// prediction). An error for a model without heads.
+fn line_search(
+    model: &Model,
+    inputs: &[Structure],
+    relaxations: &mut [Relaxation],
+    batch_size: usize,
+    fixed_cell: bool,
+) -> Result<()> {
+    use crate::line_search::{lowest, slope, STEPS};
+    let batch_size = batch_size.max(1);
+    for (inputs, relaxations) in inputs
+        .chunks(batch_size)
+        .zip(relaxations.chunks_mut(batch_size))
+    {
+        let changes: Vec<crate::trust::Change> = inputs
+            .iter()
+            .zip(relaxations.iter())
+            .map(|(input, r)| crate::trust::Change::of(input, &r.relaxed))
+            .collect();
+        // Each path stops before its first sample the model cannot take
+        // (atoms closer than it allows, past the prediction).
+        let mut samples = Vec::with_capacity(inputs.len() * STEPS.len());
+        let mut lengths = Vec::with_capacity(inputs.len());
+        for ((input, r), change) in inputs.iter().zip(relaxations.iter()).zip(&changes) {
+            let mut length = 0;
+            for &t in &STEPS {
+                let sample = crate::trust::shrink_by(input, &r.relaxed, change, t, t);
+                if length > 0
+                    && crate::model::batch::check_structure(&sample, model.config()).is_err()
+                {
+                    break;
+                }
+                samples.push(sample);
+                length += 1;
+            }
+            lengths.push(length);
+        }
+        let refs: Vec<&Structure> = samples.iter().collect();
+        let batch = Batch::new(
+            &refs,
+            model.config(),
+            model.device(),
+            model.kind(),
+            fixed_cell,
+        )?;
+        let surface = {
+            let _guard = tch::no_grad_guard();
+            model.network.surface(&batch).ok_or_else(|| {
+                Error::Model(
+                    "this model has no energy-surface heads (config.json: surface_heads), which the line search reads"
+                        .into(),
+                )
+            })?
+        };
+        let forces = to_rows(&surface.forces)?;
+        let virial = to_values(&surface.virial_per_atom)?;
+        let mut atom = 0;
+        let mut sample = 0;
+        for (((input, r), change), &length) in inputs
+            .iter()
+            .zip(relaxations.iter_mut())
+            .zip(&changes)
+            .zip(&lengths)
+        {
+            let n = input.positions.len();
+            let steps = &STEPS[..length];
+            let slopes: Vec<f64> = steps
+                .iter()
+                .map(|&t| {
+                    let w = &virial[9 * sample..9 * sample + 9];
+                    let w = [[w[0], w[1], w[2]], [w[3], w[4], w[5]], [w[6], w[7], w[8]]];
+                    let g = slope(input, change, t, &forces[atom..atom + n], &w, fixed_cell);
+                    atom += n;
+                    sample += 1;
+                    g
+                })
+                .collect();
+            let (t, _) = lowest(steps, &slopes);
+            let mut s = crate::trust::shrink_by(input, &r.relaxed, change, t, t);
+            s.set_info("e3relax_line_search_step", format!("{t:.4}"));
+            r.relaxed = crate::frozen::honour(input, s, fixed_cell);
+        }
+    }
+    Ok(())
 }
 
 /// The energy-surface heads' reading of each structure, `batch_size` per

@@ -1184,6 +1184,45 @@ fn surface_trust_through_the_c_abi() {
     }
 }
 
+/// The line search through the C ABI: refused by name for a model without
+/// energy-surface heads; with heads, the handle's prediction is the Rust
+/// library's.
+#[test]
+fn line_search_through_the_c_abi() {
+    let f = fixture();
+    let (status, _) = load(&f.path, Some(r#"{"line_search": true}"#));
+    assert_eq!(status, E3RELAX_INVALID_ARGUMENT);
+    assert!(last_error().contains("surface_heads"), "{}", last_error());
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = e3relax::ModelConfig {
+        surface_heads: true,
+        ..small_config()
+    };
+    let model = small_model(&config, 5);
+    model.save(dir.path()).unwrap();
+    let options = e3relax::RelaxOptions {
+        line_search: true,
+        ..Default::default()
+    };
+    let expected = Relaxer::from_model(model)
+        .relax_many(std::slice::from_ref(&f.crystal), &options)
+        .unwrap()
+        .remove(0)
+        .relaxed;
+    let path = CString::new(dir.path().to_str().unwrap()).unwrap();
+    let (status, model) = load(&path, Some(r#"{"line_search": true}"#));
+    assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+    let (numbers, positions, lattice) = arrays(&f.crystal);
+    let (status, pos, lat) = predict(model, &numbers, &positions, &lattice);
+    assert_eq!(status, E3RELAX_SUCCESS, "{}", last_error());
+    let want_pos: Vec<f64> = expected.positions.iter().flatten().copied().collect();
+    let want_lat: Vec<f64> = expected.lattice.iter().flatten().copied().collect();
+    let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-9);
+    assert!(close(&pos, &want_pos) && close(&lat, &want_lat));
+    unsafe { e3relax_free(model) };
+}
+
 /// `e3relax_predict_with`: settings for one call on a handle that keeps
 /// its own, every layer in one call, and bad combinations refused by name.
 #[test]

@@ -595,3 +595,51 @@ fn calibrate_refuses_a_model_without_surface_heads() {
     assert!(error.contains("surface_heads"), "{error}");
     assert!(!dir.path().join("surface_trust.json").exists());
 }
+
+/// `relax --line-search` records each crystal's step (between 0: the
+/// input, and 1: the raw prediction), and is refused by name for a model
+/// without energy-surface heads.
+#[test]
+fn relax_line_search_records_its_step_and_needs_surface_heads() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = fixture("pairs/bulk-small");
+    let input = pairs.join("unrelaxed.extxyz");
+    let output = dir.path().join("out.extxyz");
+    let out = e3relax(&[
+        "relax",
+        input.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+        "--line-search",
+        "-q",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let relaxed = e3relax::io::read_file(&output, None).unwrap();
+    assert!(!relaxed.is_empty());
+    for s in &relaxed {
+        let step: f64 = s
+            .info_value("e3relax_line_search_step")
+            .expect("the step on record")
+            .parse()
+            .unwrap();
+        assert!((0.0..=1.0).contains(&step), "{step}");
+    }
+    let plain = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default/members/seed-2");
+    let out = e3relax(&[
+        "relax",
+        input.to_str().unwrap(),
+        "-o",
+        dir.path().join("plain.extxyz").to_str().unwrap(),
+        "--model",
+        plain.to_str().unwrap(),
+        "--line-search",
+    ]);
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(error.contains("surface_heads"), "{error}");
+    assert!(!dir.path().join("plain.extxyz").exists());
+}

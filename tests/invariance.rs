@@ -22,6 +22,7 @@ const RAW: RelaxOptions = RelaxOptions {
     trust: None,
     spread_trust: None,
     surface_trust: None,
+    line_search: false,
 };
 use e3relax::Structure;
 
@@ -341,6 +342,33 @@ fn the_shipped_models_are_invariant() {
             let got = SpaceGroup::find(&out, 1e-3).map_or(1, |g| g.number);
             assert_eq!(got, expected, "{name}: {crystal}");
         }
+    }
+}
+
+/// The energy-surface line search (the shipped default has the heads it
+/// reads) keeps the prediction invariant and keeps the space groups: one
+/// step per crystal along a symmetric path, read by equivariant heads.
+#[test]
+fn the_line_search_is_invariant_and_keeps_the_space_group() {
+    use e3relax::symmetry::SpaceGroup;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    let load = || Model::load(&dir, tch::Device::Cpu).unwrap();
+    let options = RelaxOptions {
+        line_search: true,
+        ..Default::default()
+    };
+    assert_all_below(&worst_invariance_error(load(), options), 1e-4);
+    let relaxer = Relaxer::from_model(load());
+    for (crystal, s) in symmetric_crystals() {
+        let expected = SpaceGroup::find(&s, 1e-3).unwrap().number;
+        let out = relaxer
+            .relax_many(std::slice::from_ref(&s), &options)
+            .unwrap()
+            .remove(0)
+            .relaxed;
+        assert!(out.info_value("e3relax_line_search_step").is_some());
+        let got = SpaceGroup::find(&out, 1e-3).map_or(1, |g| g.number);
+        assert_eq!(got, expected, "{crystal}");
     }
 }
 

@@ -437,3 +437,79 @@ fn surface_trust_on_an_ensemble_reads_the_first_members_heads() {
     let error = plain.relax_many(&[crystal], &raw).unwrap_err().to_string();
     assert!(error.contains("surface_heads"), "{error}");
 }
+
+/// The line search puts each crystal on the straight path from its input
+/// to the raw prediction (the step it took on record, between 0 and 1),
+/// honours frozen atoms, gives the same answer batched and alone, and is
+/// refused for a model without energy-surface heads.
+#[test]
+fn the_line_search_stays_on_the_path_to_the_prediction() {
+    use e3relax::trust::{shrink_by, Change};
+    let with_heads = ModelConfig {
+        surface_heads: true,
+        ..small_config()
+    };
+    let relaxer = Relaxer::from_model(small_model(&with_heads, 3));
+    let mut crystals: Vec<e3relax::Structure> = (0..5)
+        .map(|k| random_crystal(40 + k, 3 + k as usize))
+        .collect();
+    crystals[2].selective_dynamics = Some(
+        (0..crystals[2].natoms())
+            .map(|i| if i == 0 { [false; 3] } else { [true; 3] })
+            .collect(),
+    );
+    let raw = relaxer
+        .relax_many(&crystals, &RelaxOptions::default())
+        .unwrap();
+    let options = RelaxOptions {
+        line_search: true,
+        batch_size: 2,
+        ..Default::default()
+    };
+    let searched = relaxer.relax_many(&crystals, &options).unwrap();
+    let mut steps = Vec::new();
+    for ((input, raw), searched) in crystals.iter().zip(&raw).zip(&searched) {
+        let t: f64 = searched
+            .relaxed
+            .info_value("e3relax_line_search_step")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((0.0..=1.0).contains(&t), "{t}");
+        steps.push(t);
+        let change = Change::of(input, &raw.relaxed);
+        let on_path =
+            e3relax::frozen::honour(input, shrink_by(input, &raw.relaxed, &change, t, t), false);
+        // The step is written with four decimals.
+        assert!(max_abs_diff(&on_path.lattice, &searched.relaxed.lattice) < 1e-3);
+        for (a, b) in on_path.positions.iter().zip(&searched.relaxed.positions) {
+            assert!((0..3).all(|k| (a[k] - b[k]).abs() < 1e-3));
+        }
+        // Alone, the same step.
+        let alone = relaxer
+            .relax_many(std::slice::from_ref(input), &options)
+            .unwrap()
+            .remove(0);
+        assert_eq!(
+            alone.relaxed.info_value("e3relax_line_search_step"),
+            searched.relaxed.info_value("e3relax_line_search_step")
+        );
+    }
+    // A frozen atom keeps its fractional coordinates (it follows the cell).
+    let kept = searched[2].relaxed.fractional_positions()[0];
+    let given = crystals[2].fractional_positions()[0];
+    assert!(
+        (0..3).all(|k| (kept[k] - given[k]).abs() < 1e-9),
+        "{kept:?} {given:?}"
+    );
+    // A random network's heads do not agree with its moves everywhere.
+    assert!(steps.iter().any(|&t| t < 1.0), "{steps:?}");
+
+    let plain = Relaxer::from_model(small_model(&small_config(), 4));
+    let error = plain
+        .relax_many(&crystals[..1], &options)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("surface_heads"), "{error}");
+    assert!(plain.check_line_search().is_err());
+}

@@ -399,11 +399,14 @@ class Model:
     no larger than K times the model's ``surface_trust.json`` scales; needs
     a model with surface heads); ``None`` (default): the model's own
     default (``surface_trust.json``'s ``default``, else the raw
-    prediction); ``False``: the raw prediction.
+    prediction); ``False``: the raw prediction. ``line_search=True``: go
+    along each predicted move only as far as the model's energy-surface
+    heads find the energy falling (needs a model with surface heads; see
+    the README).
     """
 
     def __init__(self, path=None, device="cpu", symmetry_tolerance=1e-3, batch_size=16, uncertainty=False,
-                 trust=None, surface_trust=None):
+                 trust=None, surface_trust=None, line_search=False):
         self.path = _path_argument(path)
         self.device = device
         self.uncertainty = bool(uncertainty)
@@ -430,6 +433,9 @@ class Model:
                 raise InvalidArgumentError(
                     f"surface_trust must be a number above 0; got {surface_trust!r}"
                 ) from None
+        if not isinstance(line_search, bool):
+            raise InvalidArgumentError(f"line_search must be True or False; got {line_search!r}")
+        self._options["line_search"] = line_search
         self._c_model = None
         self._progress_lock = threading.Lock()
         self._load_lock = threading.Lock()

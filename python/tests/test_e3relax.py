@@ -573,6 +573,19 @@ def test_ensemble_uncertainty(tmp_path):
         e3relax.Model(surface_trust="much")
     with pytest.raises(e3relax.InvalidArgumentError, match="surface_trust"):
         e3relax.Model(surface_trust=-1)
+    # The line search puts the prediction on the straight path from the
+    # input to the raw prediction: the cell's strain is a fraction of the
+    # raw strain.
+    with pytest.raises(e3relax.InvalidArgumentError, match="line_search"):
+        e3relax.Model(line_search="yes")
+    with e3relax.Model(line_search=True) as searched, e3relax.Model() as raw:
+        a, b = searched.relax(atoms), raw.relax(atoms)
+        start = np.array(atoms.cell)
+        strain_a = np.linalg.solve(start, np.array(a.cell)) - np.eye(3)
+        strain_b = np.linalg.solve(start, np.array(b.cell)) - np.eye(3)
+        step = float((strain_a * strain_b).sum() / (strain_b * strain_b).sum())
+        assert -1e-9 <= step <= 1 + 1e-9
+        assert np.abs(strain_a - step * strain_b).max() < 1e-6
     with e3relax.Model(trust=(0.087, 0.167), surface_trust=False) as trusted, \
             e3relax.Model(surface_trust=False) as raw:
         a, b = trusted.relax(atoms), raw.relax(atoms)

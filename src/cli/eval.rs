@@ -70,6 +70,11 @@ pub struct EvalArgs {
     /// trust
     #[arg(long, conflicts_with = "surface_trust")]
     no_surface_trust: bool,
+    /// Go along each predicted move only as far as the model's
+    /// energy-surface heads find the energy falling (see `e3relax relax
+    /// --line-search`)
+    #[arg(long)]
+    line_search: bool,
 }
 
 pub fn parse_trust(text: &str) -> std::result::Result<e3relax::trust::Trust, String> {
@@ -126,6 +131,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
         None => super::relax::default_model_dir()?,
     };
     let relaxer = Relaxer::load(&dir, args.device.parse::<DeviceRequest>()?)?;
+    if args.line_search {
+        relaxer.check_line_search()?;
+    }
     let options = RelaxOptions {
         fixed_cell: args.fixed_cell,
         batch_size: args.batch_size,
@@ -135,6 +143,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             &dir,
             super::relax::surface_trust_choice(args.surface_trust, args.no_surface_trust),
         )?,
+        line_search: args.line_search,
         ..Default::default()
     };
     // A fixed-cell set has no cell to scale: the volume baseline would only
@@ -231,6 +240,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         if let Some(t) = options.surface_trust {
             json["surface_trust"] = serde_json::json!({"force": t.force, "virial": t.virial});
         }
+        json["line_search"] = serde_json::json!(options.line_search);
         println!("{json}");
     } else {
         println!("{}", report.table());
@@ -239,6 +249,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 "with the surface trust: force scale {:.4} eV/Å, virial scale {:.4} eV/atom (--no-surface-trust: the raw prediction)",
                 t.force, t.virial
             );
+        }
+        if options.line_search {
+            println!("with the energy-surface line search along each predicted move");
         }
         if let Some(key) = &args.group_by {
             println!("\nby {key} (/D: ratio to Dummy, /B: to the volume baseline)");

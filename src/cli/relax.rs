@@ -95,6 +95,15 @@ pub struct RelaxArgs {
     /// trust
     #[arg(long, conflicts_with = "surface_trust")]
     no_surface_trust: bool,
+    /// Energy-surface line search: go along each crystal's predicted move
+    /// only as far as the model's energy-surface heads find the energy
+    /// falling (their forces and virial integrated along the path), so an
+    /// input near its minimum moves less. Writes each step as info
+    /// `e3relax_line_search_step` (0: the input, 1: the prediction). Needs
+    /// a model with surface heads; costs five passes of the heads (see the
+    /// model card)
+    #[arg(long)]
+    line_search: bool,
 }
 
 /// What `--surface-trust K` / `--no-surface-trust` ask for (see
@@ -290,6 +299,9 @@ pub fn run(args: RelaxArgs) -> Result<()> {
             args.symprec
         )));
     }
+    if args.line_search {
+        relaxer.check_line_search()?;
+    }
     let options = RelaxOptions {
         fixed_cell: args.fixed_cell,
         batch_size: args.batch_size,
@@ -301,6 +313,7 @@ pub fn run(args: RelaxArgs) -> Result<()> {
             &model_dir,
             surface_trust_choice(args.surface_trust, args.no_surface_trust),
         )?,
+        line_search: args.line_search,
     };
     let all: Vec<Structure> = jobs.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
     let start = std::time::Instant::now();

@@ -45,6 +45,8 @@ struct LoadOptions {
     /// scales; null: the raw prediction; absent: the model's default.
     #[serde(deserialize_with = "present")]
     surface_trust: Option<Option<f64>>,
+    /// The energy-surface line search along each predicted move.
+    line_search: bool,
 }
 
 impl Default for LoadOptions {
@@ -59,6 +61,7 @@ impl Default for LoadOptions {
             uncertainty: false,
             trust: None,
             surface_trust: None,
+            line_search: false,
         }
     }
 }
@@ -155,7 +158,7 @@ fn parse_load_options(text: &str) -> Result<LoadOptions, Error> {
 /// `options_json` may be NULL or e.g. `{"device": "cpu", "length_unit":
 /// "bohr", "coordinates": "fractional", "fixed_cell": false, "batch_size":
 /// 16, "symmetry_tolerance": 0.001, "uncertainty": false, "trust": null,
-/// "surface_trust": 1}`.
+/// "surface_trust": 1, "line_search": false}`.
 /// `symmetry_tolerance` (Å, default 0.001; null for the network's raw
 /// output) is the tolerance of the search for the input's space group,
 /// which the prediction keeps. `uncertainty: true` loads the directory's
@@ -168,7 +171,9 @@ fn parse_load_options(text: &str) -> Result<LoadOptions, Error> {
 /// larger than K times the scales in the model's `surface_trust.json`;
 /// needs a model with surface heads); without the key a model whose
 /// `surface_trust.json` names a `default` K uses it, and `null` asks for
-/// the raw prediction. On success `*model` is the new handle (free it with
+/// the raw prediction. `line_search: true` goes along each predicted move
+/// only as far as the heads find the energy falling (needs surface heads).
+/// On success `*model` is the new handle (free it with
 /// `e3relax_free`); on failure it is set to NULL.
 ///
 /// Memory: the first load tunes glibc's malloc for the process (mmap
@@ -212,6 +217,7 @@ pub unsafe extern "C" fn e3relax_load(
             symmetry_tolerance: options.symmetry_tolerance,
             spread_trust: None,
             surface_trust: None,
+            line_search: options.line_search,
             trust: options
                 .trust
                 .map(|[strain, displacement]| crate::trust::Trust {
@@ -240,6 +246,9 @@ pub unsafe extern "C" fn e3relax_load(
             Relaxer::load(&dir, options.device)?
         };
         relax_options.surface_trust = relaxer.chosen_surface_trust(&dir, options.surface_trust)?;
+        if options.line_search {
+            relaxer.check_line_search().map_err(in_options)?;
+        }
         let validation = ValidationOptions {
             max_atomic_number: relaxer.model().config().max_atomic_number(),
             ..Default::default()
@@ -748,6 +757,7 @@ struct CallOptions {
     trust: Option<Option<[f64; 2]>>,
     #[serde(default, deserialize_with = "present")]
     surface_trust: Option<Option<f64>>,
+    line_search: Option<bool>,
     layers: Option<bool>,
 }
 
@@ -797,6 +807,12 @@ impl CallOptions {
                 .transpose()
                 .map_err(in_options)?;
         }
+        if let Some(line_search) = self.line_search {
+            if line_search {
+                relaxer.check_line_search().map_err(in_options)?;
+            }
+            options.line_search = line_search;
+        }
         options.keep_trajectory = self.layers.unwrap_or(false);
         options.validate().map_err(in_options)?;
         Ok(options)
@@ -806,8 +822,8 @@ impl CallOptions {
 /// Predicts many crystals with settings for this call only: the general
 /// form of the other prediction functions. `options_json` (NULL or empty:
 /// the handle's settings) may set `fixed_cell`, `batch_size`,
-/// `symmetry_tolerance` (null: the raw output), `trust`, `surface_trust`
-/// (as in `e3relax_load`) and `layers`; the handle keeps its own settings,
+/// `symmetry_tolerance` (null: the raw output), `trust`, `surface_trust`,
+/// `line_search` (as in `e3relax_load`) and `layers`; the handle keeps its own settings,
 /// so threads sharing a handle may each pass their own, and one handle
 /// serves fixed-cell and variable-cell predictions alike. Arrays as in
 /// `e3relax_predict_batch_frozen` (`move_mask` NULL: every atom free).
@@ -866,7 +882,8 @@ pub unsafe extern "C" fn e3relax_predict_with(
                 && (wants_spread
                     || !move_mask.is_null()
                     || options.trust.is_some()
-                    || options.surface_trust.is_some())
+                    || options.surface_trust.is_some()
+                    || options.line_search)
             {
                 return Err(Error::InvalidArgument(
                     "options_json: layers returns the network's raw layers, which carry no uncertainty and honour no move_mask or trust policy".into(),
