@@ -10,6 +10,7 @@ mod info;
 mod measure;
 mod progress;
 mod relax;
+mod shard;
 mod train;
 
 use std::path::{Path, PathBuf};

@@ -104,6 +104,15 @@ pub struct RelaxArgs {
     /// model card)
     #[arg(long)]
     line_search: bool,
+    /// Relax only shard K of N (K from 0 to N-1, e.g. `--shard
+    /// $SLURM_ARRAY_TASK_ID/8` in a Slurm array): the serial run's batches
+    /// are dealt out in N contiguous ranges; each shard writes the frames
+    /// (of a file) or the files (of a folder) that start in its batches, so
+    /// the shards' outputs together (`cat` for extended XYZ, the folders'
+    /// files for a folder) are the serial output bit for bit. Give each
+    /// shard of a single file its own -o
+    #[arg(long, value_name = "K/N", value_parser = super::shard::parse_shard)]
+    shard: Option<super::shard::Shard>,
 }
 
 /// What `--surface-trust K` / `--no-surface-trust` ask for (see
@@ -315,7 +324,38 @@ pub fn run(args: RelaxArgs) -> Result<()> {
         )?,
         line_search: args.line_search,
     };
-    let all: Vec<Structure> = jobs.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
+    let mut all: Vec<Structure> = jobs.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
+    // The relaxed frames this run writes (all of them unless sharded).
+    let mut written = 0..all.len();
+    if let Some(shard) = args.shard {
+        let folder = args.input.is_dir();
+        let unit_frames: Vec<usize> = if folder {
+            jobs.iter().map(|(_, frames)| frames.len()).collect()
+        } else {
+            vec![1; all.len()]
+        };
+        let plan = super::shard::plan(&unit_frames, args.batch_size, shard)?;
+        if plan.units.is_empty() {
+            eprintln!(
+                "shard {}/{}: nothing to relax ({} structure(s) make {} batch(es) of {}); wrote nothing",
+                shard.index,
+                shard.count,
+                all.len(),
+                all.len().div_ceil(args.batch_size),
+                args.batch_size
+            );
+            return Ok(());
+        }
+        let first: usize = unit_frames[..plan.units.start].iter().sum();
+        let end: usize = unit_frames[..plan.units.end].iter().sum();
+        written = first - plan.frames.start..end - plan.frames.start;
+        all = all[plan.frames].to_vec();
+        if folder {
+            jobs = jobs.drain(plan.units).collect();
+        } else {
+            jobs[0].1 = jobs[0].1[first..end].to_vec();
+        }
+    }
     let start = std::time::Instant::now();
     // Several batches: one worker per thread, each single-threaded (small
     // crystals gain little from libtorch's intra-op threads); one batch:
@@ -329,7 +369,7 @@ pub fn run(args: RelaxArgs) -> Result<()> {
     let results =
         relaxer.relax_many_with_progress(&all, &options, workers, &|done| progress.update(done));
     progress.finish();
-    let results = results?;
+    let results: Vec<e3relax::Relaxation> = results?.drain(written).collect();
     let seconds = start.elapsed().as_secs_f64();
 
     let input_files: Vec<PathBuf> = jobs.iter().map(|(p, _)| p.clone()).collect();
@@ -385,7 +425,7 @@ pub fn run(args: RelaxArgs) -> Result<()> {
     writes.commit()?;
     eprintln!(
         "relaxed {} structure(s) with {} in {:.2} s; wrote {}{}",
-        all.len(),
+        results.len(),
         model_dir.display(),
         seconds,
         args.output.display(),
