@@ -519,39 +519,37 @@ pub unsafe extern "C" fn e3relax_predict_uncertainty(
     out_cell_uncertainty: *mut f64,
     out_volume_uncertainty: *mut f64,
 ) -> e3relax_status_t {
-    guard(|| {
+    let refused = guard(|| {
         let handle = model.as_ref().ok_or_else(|| null("model"))?;
-        {
-            let relaxer = handle.relaxer.lock().unwrap_or_else(|e| e.into_inner());
-            if relaxer.ensemble_size() < 2 {
-                return Err(Error::InvalidArgument(
-                    "this handle has no ensemble: load it with {\"uncertainty\": true} from a model directory with ensemble.json".into(),
-                ));
-            }
-        }
-        let mask = Some((move_mask, mask_axes));
-        let (handle, relaxation) =
-            relax_one(model, natoms, numbers, positions, lattice, mask, false)?;
-        write_out(handle, &relaxation.relaxed, out_positions, out_lattice);
-        let u = relaxation
-            .uncertainty
-            .as_ref()
-            .ok_or_else(|| Error::Model("the ensemble returned no spread".into()))?;
-        let scale = 1.0 / handle.unit.in_angstrom();
-        if !out_atom_uncertainty.is_null() {
-            let out = std::slice::from_raw_parts_mut(out_atom_uncertainty, u.atoms.len());
-            for (o, v) in out.iter_mut().zip(&u.atoms) {
-                *o = v * scale;
-            }
-        }
-        if !out_cell_uncertainty.is_null() {
-            *out_cell_uncertainty = u.cell;
-        }
-        if !out_volume_uncertainty.is_null() {
-            *out_volume_uncertainty = u.volume * scale.powi(3);
+        let relaxer = handle.relaxer.lock().unwrap_or_else(|e| e.into_inner());
+        if relaxer.ensemble_size() < 2 {
+            return Err(Error::InvalidArgument(
+                "this handle has no ensemble: load it with {\"uncertainty\": true} from a model directory with ensemble.json".into(),
+            ));
         }
         Ok(())
-    })
+    });
+    if refused != e3relax_status_t::E3RELAX_SUCCESS {
+        return refused;
+    }
+    // One structure through `e3relax_predict_with`: one place writes the
+    // spreads.
+    e3relax_predict_with(
+        model,
+        std::ptr::null(),
+        1,
+        &natoms,
+        numbers,
+        positions,
+        lattice,
+        move_mask,
+        mask_axes,
+        out_positions,
+        out_lattice,
+        out_atom_uncertainty,
+        out_cell_uncertainty,
+        out_volume_uncertainty,
+    )
 }
 
 /// The number of layers of a model (the structures `e3relax_predict_layers`
