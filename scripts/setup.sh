@@ -19,6 +19,12 @@ for tool in cmake:cmake gfortran:gfortran g++:g++ pkg-config:pkg-config make:mak
     pw.x:quantum-espresso; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
+# Open MPI and libclang (the mpi crate's bindings are generated at build
+# time) for the tests of the optional `mpi` feature; the default build
+# needs neither.
+command -v mpicc >/dev/null 2>&1 || need+=(libopenmpi-dev)
+command -v mpirun >/dev/null 2>&1 || need+=(openmpi-bin)
+ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || need+=(libclang-dev)
 [ -f /usr/include/lammps/library.h ] || need+=(liblammps-dev)
 [ -f /usr/share/lammps/potentials/Si.tersoff ] || need+=(lammps-data)
 [ -d /usr/share/espresso/pseudo ] || need+=(quantum-espresso-data)

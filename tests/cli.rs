@@ -739,3 +739,112 @@ fn shards_together_write_the_serial_output() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("0 to 2"));
 }
+
+/// `mpirun -np 2 e3relax relax` (the `mpi` feature): rank 0 writes the
+/// serial output byte for byte, for a multi-frame file and a folder; a
+/// rank that fails (either one) ends the job with its message and nothing
+/// is written.
+#[cfg(feature = "mpi")]
+#[test]
+fn mpi_ranks_write_the_serial_output_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("pairs/bulk-small").join("unrelaxed.extxyz");
+    let frames = e3relax::io::read_file(&input, None).unwrap();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let mpirun = |input: &std::path::Path, output: &std::path::Path, fail_rank: Option<usize>| {
+        let mut command = Command::new("mpirun");
+        command.args(["--allow-run-as-root", "--oversubscribe", "-np", "2"]);
+        if let Some(rank) = fail_rank {
+            command.args(["-x", "E3RELAX_TEST_FAIL_RANK"]);
+            command.env("E3RELAX_TEST_FAIL_RANK", rank.to_string());
+        }
+        command.arg(env!("CARGO_BIN_EXE_e3relax")).args([
+            "relax",
+            &s(input),
+            "-o",
+            &s(output),
+            "-q",
+            "--batch-size",
+            "3",
+        ]);
+        command.output().unwrap()
+    };
+    let serial = dir.path().join("serial.extxyz");
+    let out = e3relax(&[
+        "relax",
+        &s(&input),
+        "-o",
+        &s(&serial),
+        "-q",
+        "--batch-size",
+        "3",
+    ]);
+    assert!(out.status.success());
+    let parallel = dir.path().join("mpi.extxyz");
+    let out = mpirun(&input, &parallel, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read(&parallel).unwrap() == std::fs::read(&serial).unwrap());
+
+    let folder = dir.path().join("inputs");
+    std::fs::create_dir(&folder).unwrap();
+    let mut next = 0;
+    for (k, n) in [4, 7, 2, 2, 9].into_iter().enumerate() {
+        let bytes = e3relax::io::file_bytes(
+            std::path::Path::new("x.extxyz"),
+            &frames[next..next + n],
+            None,
+        )
+        .unwrap();
+        std::fs::write(folder.join(format!("f{k}.extxyz")), bytes).unwrap();
+        next += n;
+    }
+    let serial = dir.path().join("serial-folder");
+    assert!(e3relax(&[
+        "relax",
+        &s(&folder),
+        "-o",
+        &s(&serial),
+        "-q",
+        "--batch-size",
+        "3"
+    ])
+    .status
+    .success());
+    let parallel = dir.path().join("mpi-folder");
+    let out = mpirun(&folder, &parallel, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for k in 0..5 {
+        let name = format!("f{k}.extxyz");
+        assert!(
+            std::fs::read(serial.join(&name)).unwrap()
+                == std::fs::read(parallel.join(&name)).unwrap(),
+            "{name}"
+        );
+    }
+
+    for rank in [0, 1] {
+        let output = dir.path().join(format!("failed-{rank}.extxyz"));
+        let out = mpirun(&input, &output, Some(rank));
+        let error = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            error.contains(&format!("rank {rank} fails on purpose")),
+            "{error}"
+        );
+        assert!(!output.exists());
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".failed"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+}

@@ -8,6 +8,8 @@ mod eval;
 mod import;
 mod info;
 mod measure;
+#[cfg(feature = "mpi")]
+mod mpi;
 mod progress;
 mod relax;
 mod shard;

@@ -239,7 +239,43 @@ fn folder_files(dir: &Path, format: Option<Format>) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The MPI job this run is part of (build feature `mpi`).
+#[cfg(feature = "mpi")]
+type MpiJob = super::mpi::Job;
+
+/// Without the `mpi` feature there is never an MPI job.
+#[cfg(not(feature = "mpi"))]
+enum MpiJob {}
+
+#[cfg(not(feature = "mpi"))]
+impl MpiJob {
+    fn rank(&self) -> usize {
+        match *self {}
+    }
+    fn size(&self) -> usize {
+        match *self {}
+    }
+    fn share(&self, _: Result<Vec<e3relax::Relaxation>>) -> Result<Vec<e3relax::Relaxation>> {
+        match *self {}
+    }
+    fn send_share(&self, _: &Result<Vec<e3relax::Relaxation>>) {
+        match *self {}
+    }
+    fn receive_shares(&self, _: &[&[Structure]]) -> Result<Vec<Vec<e3relax::Relaxation>>> {
+        match *self {}
+    }
+}
+
 pub fn run(args: RelaxArgs) -> Result<()> {
+    #[cfg(feature = "mpi")]
+    if let Some(job) = super::mpi::Job::join() {
+        // A failed rank ends the job: the others may be waiting for it.
+        return run_in(args, Some(&job)).or_else(|e| job.abort(&e));
+    }
+    run_in(args, None)
+}
+
+fn run_in(args: RelaxArgs, mpi_job: Option<&MpiJob>) -> Result<()> {
     let input_format = super::format_option(&args.input_format)?;
     let output_format = super::format_option(&args.format)?;
     let device = args.device.parse::<DeviceRequest>()?;
@@ -327,15 +363,36 @@ pub fn run(args: RelaxArgs) -> Result<()> {
     let mut all: Vec<Structure> = jobs.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
     // The relaxed frames this run writes (all of them unless sharded).
     let mut written = 0..all.len();
-    if let Some(shard) = args.shard {
-        let folder = args.input.is_dir();
-        let unit_frames: Vec<usize> = if folder {
-            jobs.iter().map(|(_, frames)| frames.len()).collect()
-        } else {
-            vec![1; all.len()]
-        };
+    // Under mpirun every rank takes the share `--shard rank/size` would.
+    let shard = match mpi_job {
+        Some(job) => {
+            if args.shard.is_some() {
+                return Err(Error::InvalidArgument(
+                    "--shard: under mpirun the ranks share the work already; give one or the other"
+                        .into(),
+                ));
+            }
+            Some(super::shard::Shard {
+                index: job.rank(),
+                count: job.size(),
+            })
+        }
+        None => args.shard,
+    };
+    let folder = args.input.is_dir();
+    let unit_frames: Vec<usize> = if folder {
+        jobs.iter().map(|(_, frames)| frames.len()).collect()
+    } else {
+        vec![1; all.len()]
+    };
+    // Rank 0 of an MPI job writes everything: it keeps the whole input.
+    let whole = match mpi_job {
+        Some(job) if job.rank() == 0 => Some((jobs.clone(), all.clone())),
+        _ => None,
+    };
+    if let Some(shard) = shard {
         let plan = super::shard::plan(&unit_frames, args.batch_size, shard)?;
-        if plan.units.is_empty() {
+        if plan.units.is_empty() && mpi_job.is_none() {
             eprintln!(
                 "shard {}/{}: nothing to relax ({} structure(s) make {} batch(es) of {}); wrote nothing",
                 shard.index,
@@ -348,7 +405,7 @@ pub fn run(args: RelaxArgs) -> Result<()> {
         }
         let first: usize = unit_frames[..plan.units.start].iter().sum();
         let end: usize = unit_frames[..plan.units.end].iter().sum();
-        written = first - plan.frames.start..end - plan.frames.start;
+        written = first.saturating_sub(plan.frames.start)..end.saturating_sub(plan.frames.start);
         all = all[plan.frames].to_vec();
         if folder {
             jobs = jobs.drain(plan.units).collect();
@@ -365,11 +422,39 @@ pub fn run(args: RelaxArgs) -> Result<()> {
     if workers > 1 {
         e3relax::runtime::set_threads(1, 0)?;
     }
-    let progress = super::progress::Progress::new("relax", all.len(), args.quiet);
+    let quiet = args.quiet || mpi_job.is_some_and(|job| job.rank() > 0);
+    let progress = super::progress::Progress::new("relax", all.len(), quiet);
     let results =
         relaxer.relax_many_with_progress(&all, &options, workers, &|done| progress.update(done));
     progress.finish();
-    let results: Vec<e3relax::Relaxation> = results?.drain(written).collect();
+    let mut results: Result<Vec<e3relax::Relaxation>> =
+        results.map(|mut r| r.drain(written).collect());
+    if let Some(job) = mpi_job {
+        results = job.share(results);
+        if job.rank() > 0 {
+            job.send_share(&results);
+            return results.map(|_| ());
+        }
+        let mut mine = results?;
+        let (all_jobs, all_frames) = whole.expect("rank 0 keeps the whole input");
+        let mut inputs = Vec::with_capacity(job.size());
+        for rank in 0..job.size() {
+            let share = super::shard::Shard {
+                index: rank,
+                count: job.size(),
+            };
+            let plan = super::shard::plan(&unit_frames, args.batch_size, share)?;
+            let first: usize = unit_frames[..plan.units.start].iter().sum();
+            let end: usize = unit_frames[..plan.units.end].iter().sum();
+            inputs.push(&all_frames[first..end]);
+        }
+        for share in job.receive_shares(&inputs)? {
+            mine.extend(share);
+        }
+        results = Ok(mine);
+        jobs = all_jobs;
+    }
+    let results = results?;
     let seconds = start.elapsed().as_secs_f64();
 
     let input_files: Vec<PathBuf> = jobs.iter().map(|(p, _)| p.clone()).collect();
