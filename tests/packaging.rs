@@ -245,8 +245,15 @@ fn installed_package_serves_c_cxx_fortran_and_pkg_config() {
             .current_dir(&consumer),
         "ctest",
     );
+    // With an MPI installed (scripts/setup.sh installs Open MPI) the
+    // consumer also builds the MPI examples and runs each on 2 ranks.
+    let with_mpi = Command::new("mpirun")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let tests = if with_mpi { 8 } else { 6 };
     assert!(
-        ctest.contains("100% tests passed, 0 tests failed out of 6"),
+        ctest.contains(&format!("100% tests passed, 0 tests failed out of {tests}")),
         "{ctest}"
     );
 
@@ -282,6 +289,42 @@ fn installed_package_serves_c_cxx_fortran_and_pkg_config() {
     let (lattice, positions) = parse_output(&text);
     assert_eq!(lattice.len(), 3);
     assert_eq!(positions.len(), expected.natoms());
+
+    // The MPI examples with the installed default model (an invariant
+    // one, so every rank's shifted structure must give the shifted
+    // prediction): rank 0 prints what relax_c printed.
+    if with_mpi {
+        for program in ["relax_mpi_c", "relax_mpi_fortran"] {
+            let mpi_text = run(
+                Command::new("mpirun")
+                    .args(["--allow-run-as-root", "--oversubscribe", "-np", "2"])
+                    .arg(consumer.join(program))
+                    .arg("")
+                    .arg(examples.join("triclinic.txt"))
+                    .env_remove("E3RELAX_MODEL"),
+                program,
+            );
+            let (mpi_lattice, mpi_positions) = parse_output(&mpi_text);
+            let close = |a: &[[f64; 3]], b: &[[f64; 3]]| {
+                a.len() == b.len()
+                    && a.iter()
+                        .flatten()
+                        .zip(b.iter().flatten())
+                        .all(|(x, y)| (x - y).abs() < 1e-12)
+            };
+            assert!(
+                close(&mpi_lattice, &lattice) && close(&mpi_positions, &positions),
+                "{program}: {mpi_text}"
+            );
+            let ranks: Vec<f64> = mpi_text
+                .lines()
+                .filter(|l| l.starts_with("rank "))
+                .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+                .collect();
+            assert_eq!(ranks.len(), 2, "{mpi_text}");
+            assert!(ranks.iter().all(|&d| d < 1e-5), "{program}: {ranks:?}");
+        }
+    }
 
     // pkg-config + plain Makefile.
     let out_dir = work.path().join("make");
