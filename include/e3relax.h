@@ -188,7 +188,7 @@ e3relax_status_t e3relax_set_predict_progress(e3relax_model_t *model,
  `options_json` may be NULL or e.g. `{"device": "cpu", "length_unit":
  "bohr", "coordinates": "fractional", "fixed_cell": false, "batch_size":
  16, "symmetry_tolerance": 0.001, "uncertainty": false, "trust": null,
- "surface_trust": 1}`.
+ "surface_trust": 1, "line_search": false}`.
  `symmetry_tolerance` (Å, default 0.001; null for the network's raw
  output) is the tolerance of the search for the input's space group,
  which the prediction keeps. `uncertainty: true` loads the directory's
@@ -201,7 +201,9 @@ e3relax_status_t e3relax_set_predict_progress(e3relax_model_t *model,
  larger than K times the scales in the model's `surface_trust.json`;
  needs a model with surface heads); without the key a model whose
  `surface_trust.json` names a `default` K uses it, and `null` asks for
- the raw prediction. On success `*model` is the new handle (free it with
+ the raw prediction. `line_search: true` goes along each predicted move
+ only as far as the heads find the energy falling (needs surface heads).
+ On success `*model` is the new handle (free it with
  `e3relax_free`); on failure it is set to NULL.
 
  Memory: the first load tunes glibc's malloc for the process (mmap
@@ -334,8 +336,8 @@ e3relax_status_t e3relax_predict_batch_frozen(const e3relax_model_t *model,
  Predicts many crystals with settings for this call only: the general
  form of the other prediction functions. `options_json` (NULL or empty:
  the handle's settings) may set `fixed_cell`, `batch_size`,
- `symmetry_tolerance` (null: the raw output), `trust`, `surface_trust`
- (as in `e3relax_load`) and `layers`; the handle keeps its own settings,
+ `symmetry_tolerance` (null: the raw output), `trust`, `surface_trust`,
+ `line_search` (as in `e3relax_load`) and `layers`; the handle keeps its own settings,
  so threads sharing a handle may each pass their own, and one handle
  serves fixed-cell and variable-cell predictions alike. Arrays as in
  `e3relax_predict_batch_frozen` (`move_mask` NULL: every atom free).
