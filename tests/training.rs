@@ -586,3 +586,136 @@ fn single_point_labels_train_the_surface_heads() {
     assert!(error.contains("model.surface_heads"), "{error}");
     assert!(!dir.path().join("refused").exists());
 }
+
+/// Data-parallel training (two processes, here two threads of one process
+/// sharing every batch through `ThreadGroup`) takes the single process's
+/// steps: the same weights after 20 steps within 1e-5 (relative, over all
+/// weights), only rank 0 writes, and the run resumes on one process.
+#[test]
+fn two_processes_take_the_single_process_steps() {
+    use e3relax::train::{train, train_shared, ThreadGroup, TrainConfig};
+    use std::ops::ControlFlow;
+    let dir = tempfile::tempdir().unwrap();
+    let labels = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/single-points");
+    let config_for = |output: &Path, epochs: usize| {
+        let text = std::fs::read_to_string(write_config(dir.path(), epochs)).unwrap();
+        let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        json["output"] = output.to_str().unwrap().into();
+        json["model"]["surface_heads"] = true.into();
+        json["single_points"] = serde_json::json!([labels.to_str().unwrap()]);
+        json["single_point_batch_size"] = 4.into();
+        TrainConfig::from_json(&json.to_string()).unwrap()
+    };
+    let quiet = |_: &e3relax::train::Progress| ControlFlow::Continue(());
+    let single = dir.path().join("single");
+    let shared = dir.path().join("shared");
+    // 18 training pairs in batches of 4: 5 steps per round (the last of 2
+    // pairs, one per process), 4 rounds.
+    let summary = train(&config_for(&single, 4), false, &mut { quiet }, &mut |_| {}).unwrap();
+    assert_eq!(summary.steps, 20);
+    let group = ThreadGroup::new(2);
+    let config = config_for(&shared, 4);
+    std::thread::scope(|scope| {
+        for member in &group {
+            let config = &config;
+            scope.spawn(move || {
+                train_shared(config, false, &mut { quiet }, &mut |_| {}, Some(member)).unwrap()
+            });
+        }
+    });
+    let read = |run: &Path| -> Vec<(String, tch::Tensor)> {
+        let state: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap(),
+        )
+        .unwrap();
+        let step = state["files_step"].as_i64().unwrap();
+        let mut weights = tch::Tensor::read_safetensors(
+            run.join(format!("checkpoint/weights-{step}.safetensors")),
+        )
+        .unwrap();
+        weights.sort_by(|a, b| a.0.cmp(&b.0));
+        weights
+    };
+    let relative_difference = |a: &Path, b: &Path| {
+        let (a, b) = (read(a), read(b));
+        assert_eq!(a.len(), b.len());
+        let (mut diff, mut norm) = (0.0, 0.0);
+        for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+            assert_eq!(na, nb);
+            diff += (ta - tb).square().sum(tch::Kind::Double).double_value(&[]);
+            norm += ta.square().sum(tch::Kind::Double).double_value(&[]);
+        }
+        (diff / norm).sqrt()
+    };
+    let after_20 = relative_difference(&single, &shared);
+    eprintln!("relative difference of the weights after 20 steps: {after_20:e}");
+    assert!(after_20 < 1e-5, "relative difference {after_20:e}");
+    // Rank 0 wrote the folder as a single process would.
+    for name in ["checkpoint", "best", "metrics.csv", "train_config.json"] {
+        assert!(shared.join(name).exists(), "{name}");
+    }
+    // Both continue for a round on one process: still the same.
+    train(&config_for(&single, 5), true, &mut { quiet }, &mut |_| {}).unwrap();
+    let resumed = train(&config_for(&shared, 5), true, &mut { quiet }, &mut |_| {}).unwrap();
+    assert_eq!(resumed.steps, 25);
+    let after_25 = relative_difference(&single, &shared);
+    assert!(after_25 < 1e-5, "relative difference {after_25:e}");
+}
+
+/// `mpirun -np 2 e3relax train` (the `mpi` feature): the single process's
+/// weights after 20 steps within 1e-5 (relative), a run folder as a single
+/// process writes it, and a resume on one process.
+#[cfg(feature = "mpi")]
+#[test]
+fn mpirun_training_takes_the_single_process_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), 4);
+    let run = |output: &Path, ranks: Option<usize>, extra: &[&str]| {
+        let mut command = match ranks {
+            Some(n) => {
+                let mut c = Command::new("mpirun");
+                c.args([
+                    "--allow-run-as-root",
+                    "--oversubscribe",
+                    "-np",
+                    &n.to_string(),
+                ])
+                .arg(env!("CARGO_BIN_EXE_e3relax"));
+                c
+            }
+            None => e3relax(),
+        };
+        let out = command
+            .args(["train", "--config", config.to_str().unwrap(), "-o"])
+            .arg(output)
+            .arg("-q")
+            .args(extra)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{log}");
+        log
+    };
+    let single = dir.path().join("single");
+    let shared = dir.path().join("shared");
+    run(&single, None, &[]);
+    let log = run(&shared, Some(2), &[]);
+    // Rank 0 alone reports: one line per round.
+    assert_eq!(log.matches("epoch    3 step").count(), 1, "{log}");
+    let read = |run: &Path| -> Vec<(String, tch::Tensor)> {
+        let mut weights =
+            tch::Tensor::read_safetensors(run.join("checkpoint/weights-20.safetensors")).unwrap();
+        weights.sort_by(|a, b| a.0.cmp(&b.0));
+        weights
+    };
+    let (a, b) = (read(&single), read(&shared));
+    let (mut diff, mut norm) = (0.0, 0.0);
+    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        diff += (ta - tb).square().sum(tch::Kind::Double).double_value(&[]);
+        norm += ta.square().sum(tch::Kind::Double).double_value(&[]);
+    }
+    assert!((diff / norm).sqrt() < 1e-5, "{:e}", (diff / norm).sqrt());
+    run(&shared, None, &["--resume", "--epochs", "5"]);
+    assert!(shared.join("checkpoint/weights-25.safetensors").exists());
+}

@@ -1,3 +1,7 @@
+//! `mpirun -np N e3relax train ...` shares every training batch between the
+//! ranks (see `e3relax::train::collective`); the rest of this module is
+//! `relax`.
+//!
 //! `mpirun -np N e3relax relax ...` (build feature `mpi`, through the `mpi`
 //! crate over the system's MPI): every rank reads the inputs and loads the
 //! model, relaxes the share `--shard rank/N` would (whole batches of the
@@ -108,6 +112,40 @@ impl Job {
             })?);
         }
         Ok(shares)
+    }
+}
+
+/// `mpirun -np N e3relax train`: the ranks share every batch (see
+/// `e3relax::train::collective`); one `MPI_Allreduce` per step.
+impl e3relax::train::Collective for Job {
+    fn rank(&self) -> usize {
+        Job::rank(self)
+    }
+
+    fn size(&self) -> usize {
+        Job::size(self)
+    }
+
+    fn sum(&self, values: &mut [f64]) {
+        let mine = values.to_vec();
+        self.world
+            .all_reduce_into(&mine[..], values, mpi::collective::SystemOperation::sum());
+    }
+}
+
+impl Job {
+    /// This rank's index among the ranks on its node (Open MPI's
+    /// `OMPI_COMM_WORLD_LOCAL_RANK`, else Slurm's `SLURM_LOCALID`, else 0):
+    /// which GPU of the node it takes.
+    pub fn local_rank(&self) -> usize {
+        [
+            "OMPI_COMM_WORLD_LOCAL_RANK",
+            "MPI_LOCALRANKID",
+            "SLURM_LOCALID",
+        ]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())
+        .unwrap_or(0)
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use e3relax::model::ModelConfig;
-use e3relax::train::{train, Progress, TrainConfig};
+use e3relax::train::{Progress, TrainConfig};
 use e3relax::{Error, Result};
 
 #[derive(Args, Debug)]
@@ -132,7 +132,30 @@ pub fn run(args: TrainArgs) -> Result<()> {
         config.position_noise = sigma;
     }
 
-    let bar = if std::io::stderr().is_terminal() && !args.quiet {
+    // Under mpirun (build feature `mpi`) the ranks share every batch; rank
+    // 0 alone prints and writes, and a failing rank ends the job.
+    #[cfg(feature = "mpi")]
+    if let Some(job) = super::mpi::Job::join() {
+        if config.device == "cuda" {
+            let visible = tch::Cuda::device_count().max(1) as usize;
+            config.device = format!("cuda:{}", job.local_rank() % visible);
+        }
+        let quiet = args.quiet || job.rank() > 0;
+        return run_config(&config, args.resume, quiet, Some(&job)).or_else(|e| job.abort(&e));
+    }
+    run_config(&config, args.resume, args.quiet, None)
+}
+
+/// Trains with `config` (printing progress unless `quiet`), shared with
+/// the other processes of `collective` if any.
+fn run_config(
+    config: &TrainConfig,
+    resume: bool,
+    quiet: bool,
+    collective: Option<&dyn e3relax::train::Collective>,
+) -> Result<()> {
+    let root = collective.is_none_or(|c| c.rank() == 0);
+    let bar = if std::io::stderr().is_terminal() && !quiet {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
             indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
@@ -159,6 +182,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                     bar.set_message(format!("loss {loss:.4}"));
                 }
             }
+            Progress::Round(_) if !root => {}
             Progress::Round(r) => {
                 let line = format!(
                 "epoch {:>4} step {:>7} lr {:.2e} train loss {:.4} | val coord MAE {:.4} Å (dummy {:.4}) shape {:.3} Å^2 ({:.3}) volume {:.3} Å^3 ({:.3}) | {:.0} s",
@@ -173,8 +197,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         std::ops::ControlFlow::Continue(())
     };
-    let mut on_log = |m: &str| eprintln!("{m}");
-    let summary = train(&config, args.resume, &mut on_progress, &mut on_log)?;
+    let mut on_log = |m: &str| {
+        if root {
+            eprintln!("{m}")
+        }
+    };
+    let summary =
+        e3relax::train::train_shared(config, resume, &mut on_progress, &mut on_log, collective)?;
+    if !root {
+        return Ok(());
+    }
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }

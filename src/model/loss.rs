@@ -59,6 +59,50 @@ pub fn layerwise_loss(
     total
 }
 
+/// A whole batch's counts, when a process runs only part of it (data
+/// parallel training): the part's loss is weighted by them, so that the
+/// parts' losses add up to the whole batch's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchTotals {
+    pub atoms: f64,
+    pub crystals: f64,
+}
+
+/// [`layerwise_loss`] of part of a batch whose whole has `totals`: the
+/// same terms, summed over this part and divided by the whole batch's
+/// counts (atoms for the position term, crystals for the per-crystal
+/// position term and the lattice term).
+pub fn layerwise_loss_of_part(
+    outputs: &[LayerOutput],
+    target_positions: &Tensor,
+    target_lattice: &Tensor,
+    atom_crystal: &Tensor,
+    atom_counts: &Tensor,
+    weights: &LossWeights,
+    totals: BatchTotals,
+) -> Tensor {
+    let mut total = Tensor::zeros([], (target_positions.kind(), target_positions.device()));
+    let atom_share = if weights.per_crystal {
+        atom_counts.index_select(0, atom_crystal).reciprocal() / totals.crystals
+    } else {
+        Tensor::ones_like(atom_crystal).to_kind(target_positions.kind()) / totals.atoms
+    };
+    for (out, &w) in outputs.iter().zip(&weights.layers) {
+        if w == 0.0 {
+            continue;
+        }
+        let distances = (&out.positions - target_positions)
+            .square()
+            .sum_dim_intlist(-1, false, None)
+            .sqrt();
+        let position_error = (distances * &atom_share).sum(None);
+        let lattice_error =
+            (&out.lattice - target_lattice).abs().sum(None) / (9.0 * totals.crystals);
+        total += (position_error + lattice_error * weights.lattice) * w;
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +185,55 @@ mod tests {
         };
         assert!((loss(false) - 1.25).abs() < 1e-12);
         assert!((loss(true) - (4.0 + 1.0 / 3.0) / 2.0).abs() < 1e-12);
+
+        // The two crystals as two processes' parts of the batch: their
+        // losses, weighted by the whole batch's counts, add up to it.
+        let totals = BatchTotals {
+            atoms: 4.0,
+            crystals: 2.0,
+        };
+        let double = |v: &[f64]| Tensor::from_slice(v);
+        let skewed = out.lattice.copy();
+        let _ = skewed.get(1).get(0).get(1).fill_(0.45);
+        let whole = LayerOutput {
+            positions: out.positions.copy(),
+            lattice: skewed.copy(),
+        };
+        for per_crystal in [false, true] {
+            let weights = LossWeights {
+                layers: vec![1.0],
+                lattice: 2.0,
+                per_crystal,
+            };
+            let all = layerwise_loss(
+                std::slice::from_ref(&whole),
+                &target_positions,
+                &target_lattice,
+                &atom_crystal,
+                &atom_counts,
+                &weights,
+            )
+            .double_value(&[]);
+            let part = |atoms: std::ops::Range<i64>, crystal: i64, n: f64| {
+                let outputs = [LayerOutput {
+                    positions: whole
+                        .positions
+                        .narrow(0, atoms.start, atoms.end - atoms.start),
+                    lattice: whole.lattice.narrow(0, crystal, 1),
+                }];
+                layerwise_loss_of_part(
+                    &outputs,
+                    &target_positions.narrow(0, atoms.start, atoms.end - atoms.start),
+                    &target_lattice.narrow(0, crystal, 1),
+                    &Tensor::zeros([atoms.end - atoms.start], (Kind::Int64, Device::Cpu)),
+                    &double(&[n]),
+                    &weights,
+                    totals,
+                )
+                .double_value(&[])
+            };
+            let sum = part(0..1, 0, 1.0) + part(1..4, 1, 3.0);
+            assert!((sum - all).abs() < 1e-12, "{per_crystal}: {sum} vs {all}");
+        }
     }
 }

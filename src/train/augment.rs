@@ -9,6 +9,7 @@ use super::TrainConfig;
 use crate::dataset::RelaxationPair;
 use crate::error::Result;
 use crate::linalg;
+use crate::model::loss::BatchTotals;
 use crate::model::Batch;
 use crate::rng::SplitMix64;
 use crate::structure::Structure;
@@ -23,18 +24,71 @@ pub(super) fn training_batch(
     rng: &mut SplitMix64,
     model_config: &crate::model::ModelConfig,
     device: tch::Device,
-) -> Result<(Batch, Tensor, Tensor)> {
+) -> Result<TrainingBatch> {
+    let examples = draw_examples(pairs, chunk, config, rng);
+    batch_of(&examples, config, model_config, device)
+}
+
+/// One rank's part of a batch shared by several processes (see
+/// [`super::collective`]): every example of `chunk` is drawn, so the random
+/// stream is the single process's, and the batch is built from `share` of
+/// them (`None` for an empty share); with the whole batch's counts, which
+/// weight this part's loss.
+pub(super) fn training_batch_share(
+    pairs: &[RelaxationPair],
+    chunk: &[usize],
+    share: std::ops::Range<usize>,
+    config: &TrainConfig,
+    rng: &mut SplitMix64,
+    model_config: &crate::model::ModelConfig,
+    device: tch::Device,
+) -> Result<(Option<TrainingBatch>, BatchTotals)> {
+    let examples = draw_examples(pairs, chunk, config, rng);
+    let totals = BatchTotals {
+        atoms: examples.iter().map(|e| e.0.natoms()).sum::<usize>() as f64,
+        crystals: examples.len() as f64,
+    };
+    let part = &examples[share];
+    let batch = if part.is_empty() {
+        None
+    } else {
+        Some(batch_of(part, config, model_config, device)?)
+    };
+    Ok((batch, totals))
+}
+
+type Example = (Structure, Vec<linalg::Vec3>, linalg::Mat3);
+
+/// The network's input with its target positions `[N,3]` and lattices
+/// `[B,3,3]`.
+pub(super) type TrainingBatch = (Batch, Tensor, Tensor);
+
+fn draw_examples(
+    pairs: &[RelaxationPair],
+    chunk: &[usize],
+    config: &TrainConfig,
+    rng: &mut SplitMix64,
+) -> Vec<Example> {
+    chunk
+        .iter()
+        .map(|&k| training_example(&pairs[k], config, rng))
+        .collect()
+}
+
+fn batch_of(
+    examples: &[Example],
+    config: &TrainConfig,
+    model_config: &crate::model::ModelConfig,
+    device: tch::Device,
+) -> Result<TrainingBatch> {
     let kind = Kind::Float;
-    let mut inputs = Vec::with_capacity(chunk.len());
     let mut target_positions: Vec<f64> = Vec::new();
     let mut target_lattices: Vec<f64> = Vec::new();
-    for &k in chunk {
-        let (input, positions, lattice) = training_example(&pairs[k], config, rng);
-        inputs.push(input);
+    for (_, positions, lattice) in examples {
         target_positions.extend(positions.iter().flatten());
         target_lattices.extend(lattice.iter().flatten());
     }
-    let refs: Vec<&Structure> = inputs.iter().collect();
+    let refs: Vec<&Structure> = examples.iter().map(|e| &e.0).collect();
     let batch = Batch::new(&refs, model_config, device, kind, config.fixed_cell)?;
     let n = (target_positions.len() / 3) as i64;
     let tp = Tensor::from_slice(&target_positions)
@@ -42,7 +96,7 @@ pub(super) fn training_batch(
         .to_kind(kind)
         .to_device(device);
     let tl = Tensor::from_slice(&target_lattices)
-        .reshape([chunk.len() as i64, 3, 3])
+        .reshape([examples.len() as i64, 3, 3])
         .to_kind(kind)
         .to_device(device);
     Ok((batch, tp, tl))

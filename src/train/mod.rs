@@ -8,6 +8,7 @@
 //! `train_config.json`.
 
 mod augment;
+pub mod collective;
 pub mod config;
 pub mod optimizer;
 mod run_dir;
@@ -21,7 +22,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use augment::training_batch;
+use augment::{training_batch, training_batch_share};
+pub use collective::{Collective, ThreadGroup};
 pub use config::{LrSchedule, TrainConfig};
 use optimizer::{clip_grad_norm, swap_values, AdamW, Ema};
 use run_dir::{
@@ -35,7 +37,7 @@ use crate::dataset::{split_group, DataSplit, RelaxationPair};
 use crate::error::{Error, Result};
 use crate::evaluate::evaluate;
 use crate::metrics::Metrics;
-use crate::model::loss::{layerwise_loss, LossWeights};
+use crate::model::loss::{layerwise_loss, layerwise_loss_of_part, BatchTotals, LossWeights};
 use crate::model::Model;
 use crate::relax::RelaxOptions;
 use crate::rng::SplitMix64;
@@ -118,14 +120,31 @@ pub fn train(
     progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
     log: &mut dyn FnMut(&str),
 ) -> Result<TrainSummary> {
+    train_shared(config, resume, progress, log, None)
+}
+
+/// [`train`], data parallel over the processes of `collective` (see
+/// [`collective`]): every process runs its share of each batch and all
+/// take the same steps; only rank 0 writes the run folder. A stop asked by
+/// any process's `progress` takes effect at the end of the round. `None`
+/// is the single-process run.
+pub fn train_shared(
+    config: &TrainConfig,
+    resume: bool,
+    progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+    log: &mut dyn FnMut(&str),
+    collective: Option<&dyn Collective>,
+) -> Result<TrainSummary> {
     config.validate()?;
+    // Rank 0 alone writes: the run folder, checkpoints, logs, `best/`.
+    let writes = collective.is_none_or(|c| c.rank() == 0);
     match config.threads {
         Some(threads) if threads > 0 => crate::runtime::set_threads(threads, 0)?,
         _ => crate::runtime::apply_default_threads()?,
     }
     let device = config.device.parse::<DeviceRequest>()?.resolve()?;
     let output = &config.output;
-    if !resume && !config.overwrite {
+    if !resume && !config.overwrite && writes {
         refuse_existing_run(output)?;
     }
     let DataSplit {
@@ -205,9 +224,11 @@ pub fn train(
     }
     // The run folder appears only once the data and the model are there:
     // a run that cannot start leaves nothing behind.
-    std::fs::create_dir_all(output).map_err(|e| Error::io(output.display().to_string(), e))?;
-    let json = serde_json::to_string_pretty(config).expect("config serialises");
-    crate::io::write_atomically(&output.join("train_config.json"), json.as_bytes())?;
+    if writes {
+        std::fs::create_dir_all(output).map_err(|e| Error::io(output.display().to_string(), e))?;
+        let json = serde_json::to_string_pretty(config).expect("config serialises");
+        crate::io::write_atomically(&output.join("train_config.json"), json.as_bytes())?;
+    }
 
     let params = model.named_parameters();
     let mut opt = AdamW::new(
@@ -224,7 +245,9 @@ pub fn train(
     }
     let mut ema = Ema::new(&params, config.ema_decay);
     if resume {
-        clean_after_interruption(output, &mut state)?;
+        if writes {
+            clean_after_interruption(output, &mut state)?;
+        }
         restore_optimizer(&ckpt, &state, &mut opt, &ema)?;
         log(&format!(
             "resumed at epoch {} (step {})",
@@ -248,19 +271,37 @@ pub fn train(
     let mut stopped_early = false;
     let mut stopped_by_caller = false;
     let mut skipped_in_a_row = 0;
+    let mut stop_asked = false;
     while state.epoch < config.max_epochs {
         let mut order: Vec<usize> = (0..train_pairs.len()).collect();
         state.rng.shuffle(&mut order);
         let mut loss_sum = 0.0;
         for (b, chunk) in order.chunks(config.batch_size).enumerate() {
-            let (batch, tp, tl) = training_batch(
-                &train_pairs,
-                chunk,
-                config,
-                &mut state.rng,
-                model.config(),
-                device,
-            )?;
+            let (part, totals) = match collective {
+                None => (
+                    Some(training_batch(
+                        &train_pairs,
+                        chunk,
+                        config,
+                        &mut state.rng,
+                        model.config(),
+                        device,
+                    )?),
+                    None,
+                ),
+                Some(c) => {
+                    let (part, totals) = training_batch_share(
+                        &train_pairs,
+                        chunk,
+                        collective::share(chunk.len(), c.rank(), c.size()),
+                        config,
+                        &mut state.rng,
+                        model.config(),
+                        device,
+                    )?;
+                    (part, Some(totals))
+                }
+            };
             let surface = match &single_points {
                 Some(set) => Some(set.batch(
                     config.single_point_batch_size,
@@ -282,14 +323,13 @@ pub fn train(
                 &mut opt,
                 &mut ema,
                 &weights,
-                &batch,
-                &tp,
-                &tl,
+                part.as_ref().map(|(batch, tp, tl)| (batch, tp, tl, totals)),
                 surface
                     .as_ref()
                     .map(|(batch, targets)| (batch, targets, surface_weights)),
                 config.grad_clip,
                 state.lr,
+                collective,
             ) {
                 StepOutcome::Applied { loss } => {
                     skipped_in_a_row = 0;
@@ -326,6 +366,11 @@ pub fn train(
                 loss: value,
             });
             if asked.is_break() {
+                if collective.is_some() {
+                    // The other processes cannot know yet: at the round's end.
+                    stop_asked = true;
+                    continue;
+                }
                 // The partial epoch is dropped: the checkpoint stays at the
                 // last committed round, which a resume continues exactly.
                 stopped_by_caller = true;
@@ -342,7 +387,7 @@ pub fn train(
             &validation_pairs,
             &eval_options,
             &mut state,
-            output,
+            writes.then_some(output),
         )?;
         state.after_round(improved, config);
         let round = RoundLog {
@@ -355,13 +400,27 @@ pub fn train(
             seconds: start.elapsed().as_secs_f64(),
         };
         state.rounds.push(round.clone());
-        let asked = progress(&Progress::Round(round));
+        let mut asked = progress(&Progress::Round(round)).is_break() || stop_asked;
+        if let Some(c) = collective {
+            // Any process's stop stops them all; the elapsed time is rank
+            // 0's, so that max_minutes ends every process at the same round.
+            let mut shared = [f64::from(u8::from(asked)), 0.0];
+            if c.rank() == 0 {
+                shared[1] = start.elapsed().as_secs_f64();
+            }
+            c.sum(&mut shared);
+            asked = shared[0] > 0.0;
+            state.elapsed_seconds = shared[1];
+        } else {
+            state.elapsed_seconds = start.elapsed().as_secs_f64();
+        }
         state.epoch += 1;
-        state.elapsed_seconds = start.elapsed().as_secs_f64();
         state.files_step = state.step;
-        save_checkpoint(output, &model, &ema, &opt, &state)?;
+        if writes {
+            save_checkpoint(output, &model, &ema, &opt, &state)?;
+        }
         abort_for_tests(state.epoch);
-        if asked.is_break() {
+        if asked {
             stopped_by_caller = true;
             break;
         }
@@ -420,8 +479,20 @@ fn outlier_batch<'a>(
     })
 }
 
+/// One batch (or this process's part of it) with its targets, and the
+/// whole batch's counts when it is a part.
+type TrainingPart<'a> = (
+    &'a crate::model::Batch,
+    &'a Tensor,
+    &'a Tensor,
+    Option<BatchTotals>,
+);
+
 /// One optimiser step on one batch: forward pass, layer-wise loss,
-/// gradient (clipped to `grad_clip`), AdamW at `lr`, EMA update.
+/// gradient (clipped to `grad_clip`), AdamW at `lr`, EMA update. With a
+/// `collective` the batch is this process's part (`None`: an empty part)
+/// and the gradients and loss are summed over the processes before the
+/// clip, so every process takes the same step.
 #[allow(clippy::too_many_arguments)]
 fn optimiser_step(
     model: &Model,
@@ -429,36 +500,66 @@ fn optimiser_step(
     opt: &mut AdamW,
     ema: &mut Ema,
     loss_weights: &LossWeights,
-    batch: &crate::model::Batch,
-    target_positions: &Tensor,
-    target_lattice: &Tensor,
+    part: Option<TrainingPart>,
     surface: Option<(&crate::model::Batch, &SurfaceTargets, SurfaceWeights)>,
     grad_clip: f64,
     lr: f64,
+    collective: Option<&dyn Collective>,
 ) -> StepOutcome {
-    let outputs = model.network.forward(batch);
-    let mut loss = layerwise_loss(
-        &outputs,
-        target_positions,
-        target_lattice,
-        &batch.atom_crystal,
-        &batch.atom_counts,
-        loss_weights,
-    );
+    let mut loss = Tensor::zeros([], (Kind::Float, model.device()));
+    if let Some((batch, target_positions, target_lattice, totals)) = part {
+        let outputs = model.network.forward(batch);
+        loss += match totals {
+            None => layerwise_loss(
+                &outputs,
+                target_positions,
+                target_lattice,
+                &batch.atom_crystal,
+                &batch.atom_counts,
+                loss_weights,
+            ),
+            Some(totals) => layerwise_loss_of_part(
+                &outputs,
+                target_positions,
+                target_lattice,
+                &batch.atom_crystal,
+                &batch.atom_counts,
+                loss_weights,
+                totals,
+            ),
+        };
+    }
     if let Some((surface_batch, targets, weights)) = surface {
         if let Some(surface_loss) = surface_loss(model, surface_batch, targets, weights) {
-            loss += surface_loss;
+            // Every process runs the whole single-point batch.
+            let share = collective.map_or(1.0, |c| 1.0 / c.size() as f64);
+            loss += surface_loss * share;
+        }
+    }
+    if collective.is_some() {
+        // Every parameter gets a gradient (zero where this part did not
+        // reach it), so that all processes sum the same list.
+        for p in params.values() {
+            loss += p.sum(Kind::Float) * 0.0;
         }
     }
     for p in params.values() {
         p.shallow_clone().zero_grad();
     }
-    let value = loss.double_value(&[]);
-    let grad_norm = if value.is_finite() {
-        loss.backward();
-        clip_grad_norm(params, grad_clip)
-    } else {
-        f64::NAN
+    let mut value = loss.double_value(&[]);
+    let grad_norm = match collective {
+        None if !value.is_finite() => f64::NAN,
+        None => {
+            loss.backward();
+            clip_grad_norm(params, grad_clip)
+        }
+        Some(c) => {
+            // A part with a non-finite loss makes the sum non-finite: every
+            // process then skips the batch together.
+            loss.backward();
+            value = sum_gradients(params, value, c);
+            clip_grad_norm(params, grad_clip)
+        }
     };
     if !grad_norm.is_finite() {
         return StepOutcome::Skipped {
@@ -471,8 +572,42 @@ fn optimiser_step(
     StepOutcome::Applied { loss: value }
 }
 
+/// Replaces every parameter's gradient by its sum over the processes (one
+/// sum of all gradients, flattened in parameter-name order, and the loss);
+/// returns the summed loss.
+fn sum_gradients(params: &BTreeMap<String, Tensor>, loss: f64, c: &dyn Collective) -> f64 {
+    tch::no_grad(|| {
+        let grads: Vec<Tensor> = params.values().map(|p| p.grad()).collect();
+        let mut flat: Vec<f64> = Vec::new();
+        for g in &grads {
+            let values = Vec::<f64>::try_from(
+                g.to_device(tch::Device::Cpu)
+                    .to_kind(Kind::Double)
+                    .contiguous()
+                    .flatten(0, -1),
+            )
+            .expect("a gradient converts to f64");
+            flat.extend(values);
+        }
+        flat.push(loss);
+        c.sum(&mut flat);
+        let mut offset = 0;
+        for g in &grads {
+            let n = g.numel();
+            let summed = Tensor::from_slice(&flat[offset..offset + n])
+                .view(g.size().as_slice())
+                .to_kind(g.kind())
+                .to_device(g.device());
+            g.shallow_clone().copy_(&summed);
+            offset += n;
+        }
+        flat[offset]
+    })
+}
+
 /// Evaluates the EMA weights on the validation pairs; when they beat the
-/// best so far, records that and saves them as `best/`.
+/// best so far, records that and saves them as `output/best` (`None`: a
+/// process that does not write).
 fn validation_round(
     model: &Model,
     params: &BTreeMap<String, Tensor>,
@@ -480,7 +615,7 @@ fn validation_round(
     pairs: &[RelaxationPair],
     options: &RelaxOptions,
     state: &mut TrainState,
-    output: &Path,
+    output: Option<&Path>,
 ) -> Result<(crate::evaluate::EvalReport, bool)> {
     swap_values(params, &ema.shadow);
     let report = evaluate(model, pairs, options);
@@ -491,7 +626,10 @@ fn validation_round(
     let saved = match (&report, improved) {
         (Ok(r), true) => {
             state.best_coordinate_mae = r.model.coordinate_mae;
-            model.save_replacing(&output.join("best"))
+            match output {
+                Some(output) => model.save_replacing(&output.join("best")),
+                None => Ok(()),
+            }
         }
         _ => Ok(()),
     };
