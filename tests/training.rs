@@ -718,4 +718,29 @@ fn mpirun_training_takes_the_single_process_steps() {
     assert!((diff / norm).sqrt() < 1e-5, "{:e}", (diff / norm).sqrt());
     run(&shared, None, &["--resume", "--epochs", "5"]);
     assert!(shared.join("checkpoint/weights-25.safetensors").exists());
+
+    // Ranks that die after round 2 (the kill hook, as SIGKILL would) end
+    // the job; its last committed checkpoint resumes on one process to the
+    // same weights as the run that was never killed.
+    let killed = dir.path().join("killed");
+    let out = Command::new("mpirun")
+        .args(["--allow-run-as-root", "--oversubscribe", "-np", "2"])
+        .args(["-x", "E3RELAX_TEST_ABORT_AFTER_ROUND"])
+        .env("E3RELAX_TEST_ABORT_AFTER_ROUND", "2")
+        .arg(env!("CARGO_BIN_EXE_e3relax"))
+        .args(["train", "--config", config.to_str().unwrap(), "-o"])
+        .arg(&killed)
+        .arg("-q")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(killed.join("checkpoint/weights-10.safetensors").exists());
+    run(&killed, None, &["--resume"]);
+    let (a, b) = (read(&single), read(&killed));
+    let (mut diff, mut norm) = (0.0, 0.0);
+    for ((_, ta), (_, tb)) in a.iter().zip(&b) {
+        diff += (ta - tb).square().sum(tch::Kind::Double).double_value(&[]);
+        norm += ta.square().sum(tch::Kind::Double).double_value(&[]);
+    }
+    assert!((diff / norm).sqrt() < 1e-5, "{:e}", (diff / norm).sqrt());
 }
