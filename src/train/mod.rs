@@ -380,7 +380,7 @@ pub fn train_shared(
         if stopped_by_caller {
             break;
         }
-        let (report, improved) = validation_round(
+        let (validation, dummy, improved) = validation_round(
             &model,
             &params,
             &ema,
@@ -388,6 +388,7 @@ pub fn train_shared(
             &eval_options,
             &mut state,
             writes.then_some(output),
+            collective,
         )?;
         state.after_round(improved, config);
         let round = RoundLog {
@@ -395,8 +396,8 @@ pub fn train_shared(
             step: state.step,
             lr: state.lr,
             train_loss: loss_sum / batches as f64,
-            validation: report.model,
-            dummy: report.dummy,
+            validation,
+            dummy,
             seconds: start.elapsed().as_secs_f64(),
         };
         state.rounds.push(round.clone());
@@ -607,7 +608,8 @@ fn sum_gradients(params: &BTreeMap<String, Tensor>, loss: f64, c: &dyn Collectiv
 
 /// Evaluates the EMA weights on the validation pairs; when they beat the
 /// best so far, records that and saves them as `output/best` (`None`: a
-/// process that does not write).
+/// process that does not write). Returns the model's and Dummy's means.
+#[allow(clippy::too_many_arguments)]
 fn validation_round(
     model: &Model,
     params: &BTreeMap<String, Tensor>,
@@ -616,16 +618,17 @@ fn validation_round(
     options: &RelaxOptions,
     state: &mut TrainState,
     output: Option<&Path>,
-) -> Result<(crate::evaluate::EvalReport, bool)> {
+    collective: Option<&dyn Collective>,
+) -> Result<(Metrics, Metrics, bool)> {
     swap_values(params, &ema.shadow);
-    let report = evaluate(model, pairs, options);
-    let improved = report
+    let means = validation_means(model, pairs, options, collective);
+    let improved = means
         .as_ref()
-        .map(|r| r.model.coordinate_mae < state.best_coordinate_mae)
+        .map(|(m, _)| m.coordinate_mae < state.best_coordinate_mae)
         .unwrap_or(false);
-    let saved = match (&report, improved) {
-        (Ok(r), true) => {
-            state.best_coordinate_mae = r.model.coordinate_mae;
+    let saved = match (&means, improved) {
+        (Ok((m, _)), true) => {
+            state.best_coordinate_mae = m.coordinate_mae;
             match output {
                 Some(output) => model.save_replacing(&output.join("best")),
                 None => Ok(()),
@@ -636,7 +639,42 @@ fn validation_round(
     // The training weights come back whatever happened above.
     swap_values(params, &ema.shadow);
     saved?;
-    Ok((report?, improved))
+    let (model_means, dummy_means) = means?;
+    Ok((model_means, dummy_means, improved))
+}
+
+/// The model's and Dummy's mean metrics on `pairs`. With a collective each
+/// process evaluates its share and the means are combined by one sum, so
+/// every process gets the same numbers (and makes the same decisions).
+fn validation_means(
+    model: &Model,
+    pairs: &[RelaxationPair],
+    options: &RelaxOptions,
+    collective: Option<&dyn Collective>,
+) -> Result<(Metrics, Metrics)> {
+    let Some(c) = collective else {
+        let report = evaluate(model, pairs, options)?;
+        return Ok((report.model, report.dummy));
+    };
+    let part = &pairs[collective::share(pairs.len(), c.rank(), c.size())];
+    let mut sums = [0.0; 6];
+    if !part.is_empty() {
+        let report = evaluate(model, part, options)?;
+        let n = part.len() as f64;
+        for (k, m) in [report.model, report.dummy].iter().enumerate() {
+            sums[3 * k] = m.coordinate_mae * n;
+            sums[3 * k + 1] = m.shape_deviation * n;
+            sums[3 * k + 2] = m.volume_error * n;
+        }
+    }
+    c.sum(&mut sums);
+    let n = pairs.len().max(1) as f64;
+    let mean = |k: usize| Metrics {
+        coordinate_mae: sums[3 * k] / n,
+        shape_deviation: sums[3 * k + 1] / n,
+        volume_error: sums[3 * k + 2] / n,
+    };
+    Ok((mean(0), mean(1)))
 }
 
 impl TrainState {
