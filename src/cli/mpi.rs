@@ -29,6 +29,9 @@ pub struct Job {
     // Dropping the universe finalises MPI: it lives as long as the job.
     _universe: mpi::environment::Universe,
     world: SimpleCommunicator,
+    /// Seconds spent in sums over the ranks (waiting for the slowest rank
+    /// included), for the training's report.
+    summing: std::cell::Cell<f64>,
 }
 
 impl Job {
@@ -47,6 +50,7 @@ impl Job {
         (world.size() > 1).then_some(Job {
             _universe: universe,
             world,
+            summing: std::cell::Cell::new(0.0),
         })
     }
 
@@ -127,9 +131,19 @@ impl e3relax::train::Collective for Job {
     }
 
     fn sum(&self, values: &mut [f64]) {
+        let start = std::time::Instant::now();
         let mine = values.to_vec();
         self.world
             .all_reduce_into(&mine[..], values, mpi::collective::SystemOperation::sum());
+        self.summing
+            .set(self.summing.get() + start.elapsed().as_secs_f64());
+    }
+}
+
+impl Job {
+    /// Seconds this rank spent in sums over the ranks so far.
+    pub fn summing_seconds(&self) -> f64 {
+        self.summing.get()
     }
 }
 

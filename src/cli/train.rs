@@ -141,7 +141,20 @@ pub fn run(args: TrainArgs) -> Result<()> {
             config.device = format!("cuda:{}", job.local_rank() % visible);
         }
         let quiet = args.quiet || job.rank() > 0;
-        return run_config(&config, args.resume, quiet, Some(&job)).or_else(|e| job.abort(&e));
+        let start = std::time::Instant::now();
+        if let Err(e) = run_config(&config, args.resume, quiet, Some(&job)) {
+            job.abort(&e);
+        }
+        if job.rank() == 0 {
+            let total = start.elapsed().as_secs_f64();
+            eprintln!(
+                "MPI: {} ranks; rank 0 spent {:.1} s of {total:.1} s ({:.1} %) in the sums over the ranks (gradients, losses, validation), waiting for the slowest rank included",
+                job.size(),
+                job.summing_seconds(),
+                100.0 * job.summing_seconds() / total.max(1e-9)
+            );
+        }
+        return Ok(());
     }
     run_config(&config, args.resume, args.quiet, None)
 }

@@ -5,11 +5,13 @@
 //! stream (so augmentation is the single-process run's), builds and runs
 //! only its contiguous share of them, and weights its loss by the *global*
 //! batch's atom and crystal counts: the shares' losses add up to the
-//! single-process loss, and so do their gradients. One sum over the ranks
-//! per step (the gradients flattened in parameter-name order, and the loss)
-//! gives every rank the same gradient, hence the same clipping, the same
-//! AdamW step and the same EMA. The single-point batch of the energy-surface
-//! heads (a few structures) is run by every rank at `1 / ranks` weight.
+//! single-process loss, and so do their gradients (the single-point batch
+//! of the energy-surface heads is shared the same way, weighted by its
+//! whole count of structures and atoms). One sum over the ranks per step
+//! (the gradients flattened in parameter-name order, and the loss) gives
+//! every rank the same gradient, hence the same clipping, the same AdamW
+//! step and the same EMA. The validation pass is shared too: each rank
+//! evaluates its share of the pairs and one sum combines the means.
 //!
 //! The library does not link MPI: the command-line tool implements
 //! [`Collective`] with the `mpi` crate (build feature `mpi`), and

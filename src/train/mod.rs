@@ -30,7 +30,10 @@ use run_dir::{
     checkpoint_dir, clean_after_interruption, model_and_state, refuse_existing_run,
     restore_optimizer, save_checkpoint,
 };
-use single_points::{surface_loss, SinglePointSet, SurfaceTargets, SurfaceWeights};
+use single_points::{
+    surface_loss, surface_loss_of_part, SinglePointSet, SurfaceTargets, SurfaceTotals,
+    SurfaceWeights,
+};
 
 use crate::baseline::ElementVolumes;
 use crate::dataset::{split_group, DataSplit, RelaxationPair};
@@ -302,14 +305,28 @@ pub fn train_shared(
                     (part, Some(totals))
                 }
             };
-            let surface = match &single_points {
-                Some(set) => Some(set.batch(
-                    config.single_point_batch_size,
-                    &mut state.rng,
-                    model.config(),
-                    device,
-                )?),
-                None => None,
+            let (surface, surface_totals) = match (&single_points, collective) {
+                (None, _) => (None, None),
+                (Some(set), None) => (
+                    Some(set.batch(
+                        config.single_point_batch_size,
+                        &mut state.rng,
+                        model.config(),
+                        device,
+                    )?),
+                    None,
+                ),
+                (Some(set), Some(c)) => {
+                    let size = config.single_point_batch_size;
+                    let (part, totals) = set.batch_part(
+                        size,
+                        collective::share(size, c.rank(), c.size()),
+                        &mut state.rng,
+                        model.config(),
+                        device,
+                    )?;
+                    (part, Some(totals))
+                }
             };
             state.step += 1;
             if let Some(lr) =
@@ -326,7 +343,7 @@ pub fn train_shared(
                 part.as_ref().map(|(batch, tp, tl)| (batch, tp, tl, totals)),
                 surface
                     .as_ref()
-                    .map(|(batch, targets)| (batch, targets, surface_weights)),
+                    .map(|(batch, targets)| (batch, targets, surface_weights, surface_totals)),
                 config.grad_clip,
                 state.lr,
                 collective,
@@ -489,6 +506,15 @@ type TrainingPart<'a> = (
     Option<BatchTotals>,
 );
 
+/// A single-point batch (or this process's part of it) with its targets
+/// and weights, and the whole batch's counts when it is a part.
+type SurfacePart<'a> = (
+    &'a crate::model::Batch,
+    &'a SurfaceTargets,
+    SurfaceWeights,
+    Option<SurfaceTotals>,
+);
+
 /// One optimiser step on one batch: forward pass, layer-wise loss,
 /// gradient (clipped to `grad_clip`), AdamW at `lr`, EMA update. With a
 /// `collective` the batch is this process's part (`None`: an empty part)
@@ -502,7 +528,7 @@ fn optimiser_step(
     ema: &mut Ema,
     loss_weights: &LossWeights,
     part: Option<TrainingPart>,
-    surface: Option<(&crate::model::Batch, &SurfaceTargets, SurfaceWeights)>,
+    surface: Option<SurfacePart>,
     grad_clip: f64,
     lr: f64,
     collective: Option<&dyn Collective>,
@@ -530,11 +556,13 @@ fn optimiser_step(
             ),
         };
     }
-    if let Some((surface_batch, targets, weights)) = surface {
-        if let Some(surface_loss) = surface_loss(model, surface_batch, targets, weights) {
-            // Every process runs the whole single-point batch.
-            let share = collective.map_or(1.0, |c| 1.0 / c.size() as f64);
-            loss += surface_loss * share;
+    if let Some((surface_batch, targets, weights, totals)) = surface {
+        let surface = match totals {
+            None => surface_loss(model, surface_batch, targets, weights),
+            Some(totals) => surface_loss_of_part(model, surface_batch, targets, weights, totals),
+        };
+        if let Some(surface) = surface {
+            loss += surface;
         }
     }
     if collective.is_some() {

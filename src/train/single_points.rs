@@ -198,10 +198,50 @@ impl SinglePointSet {
         model_config: &ModelConfig,
         device: tch::Device,
     ) -> Result<(Batch, SurfaceTargets)> {
-        let kind = Kind::Float;
-        let chosen: Vec<&SinglePoint> = (0..size)
+        let chosen = self.draw(size, rng);
+        self.batch_of(&chosen, model_config, device)
+    }
+
+    /// One process's part of a batch shared by several (data parallel
+    /// training): all `size` labels are drawn, so the random stream is the
+    /// single process's, and the batch is built from `share` of them
+    /// (`None` for an empty share); with the whole batch's counts.
+    pub fn batch_part(
+        &self,
+        size: usize,
+        share: std::ops::Range<usize>,
+        rng: &mut SplitMix64,
+        model_config: &ModelConfig,
+        device: tch::Device,
+    ) -> Result<(Option<(Batch, SurfaceTargets)>, SurfaceTotals)> {
+        let chosen = self.draw(size, rng);
+        let totals = SurfaceTotals {
+            crystals: chosen.len() as f64,
+            atoms: chosen.iter().map(|p| p.structure.natoms()).sum::<usize>() as f64,
+        };
+        let part = &chosen[share];
+        let batch = if part.is_empty() {
+            None
+        } else {
+            Some(self.batch_of(part, model_config, device)?)
+        };
+        Ok((batch, totals))
+    }
+
+    fn draw(&self, size: usize, rng: &mut SplitMix64) -> Vec<&SinglePoint> {
+        (0..size)
             .map(|_| &self.points[rng.below(self.points.len())])
-            .collect();
+            .collect()
+    }
+
+    fn batch_of(
+        &self,
+        chosen: &[&SinglePoint],
+        model_config: &ModelConfig,
+        device: tch::Device,
+    ) -> Result<(Batch, SurfaceTargets)> {
+        let kind = Kind::Float;
+        let size = chosen.len();
         let refs: Vec<&Structure> = chosen.iter().map(|p| &p.structure).collect();
         let batch = Batch::new(&refs, model_config, device, kind, false)?;
         let energies: Vec<f64> = chosen
@@ -247,6 +287,14 @@ pub struct SurfaceTargets {
     pub virial_per_atom: Tensor,
 }
 
+/// A whole single-point batch's counts, when a process runs only part of
+/// it: the part's loss is weighted by them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SurfaceTotals {
+    pub crystals: f64,
+    pub atoms: f64,
+}
+
 /// Weights of the surface terms in the training loss.
 #[derive(Debug, Clone, Copy)]
 pub struct SurfaceWeights {
@@ -269,6 +317,36 @@ pub fn surface_loss(
         huber(&predicted.energy_per_atom, &targets.energy_per_atom) * weights.energy
             + huber(&predicted.forces, &targets.forces) * weights.forces
             + huber(&predicted.virial_per_atom, &targets.virial_per_atom) * weights.virial,
+    )
+}
+
+/// [`surface_loss`] of part of a single-point batch whose whole has
+/// `totals`: each Huber term summed over this part and divided by the
+/// whole batch's number of entries, so that the parts' losses add up to
+/// the whole batch's.
+pub fn surface_loss_of_part(
+    model: &Model,
+    batch: &Batch,
+    targets: &SurfaceTargets,
+    weights: SurfaceWeights,
+    totals: SurfaceTotals,
+) -> Option<Tensor> {
+    let predicted = model.network.surface(batch)?;
+    let huber = |p: &Tensor, t: &Tensor, entries: f64| {
+        p.huber_loss(t, Reduction::Sum, HUBER_DELTA) / entries
+    };
+    Some(
+        huber(
+            &predicted.energy_per_atom,
+            &targets.energy_per_atom,
+            totals.crystals,
+        ) * weights.energy
+            + huber(&predicted.forces, &targets.forces, 3.0 * totals.atoms) * weights.forces
+            + huber(
+                &predicted.virial_per_atom,
+                &targets.virial_per_atom,
+                9.0 * totals.crystals,
+            ) * weights.virial,
     )
 }
 
