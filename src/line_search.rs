@@ -51,7 +51,7 @@ pub fn slope(
     virial_per_atom: &Mat3,
     fixed_cell: bool,
 ) -> f64 {
-    let lattice = lattice_at(input, change, t);
+    let lattice = change.lattice_at(input, t);
     let atoms: f64 = forces
         .iter()
         .zip(&change.moves)
@@ -70,17 +70,6 @@ pub fn slope(
         }
     }
     n * cell - atoms
-}
-
-/// The cell at step `t`: `L0 (I + t S)`.
-pub fn lattice_at(input: &Structure, change: &Change, t: f64) -> Mat3 {
-    let mut kept: Mat3 = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
-    for (row, strain_row) in kept.iter_mut().zip(&change.strain) {
-        for (x, e) in row.iter_mut().zip(strain_row) {
-            *x += t * e;
-        }
-    }
-    linalg::matmul(&input.lattice, &kept)
 }
 
 /// The step with the lowest energy, from the slopes at `steps` (increasing,

@@ -643,15 +643,7 @@ fn line_search(
             model.kind(),
             fixed_cell,
         )?;
-        let surface = {
-            let _guard = tch::no_grad_guard();
-            model.network.surface(&batch).ok_or_else(|| {
-                Error::Model(
-                    "this model has no energy-surface heads (config.json: surface_heads), which the line search reads"
-                        .into(),
-                )
-            })?
-        };
+        let surface = run_heads(model, &batch, "the line search")?;
         let forces = to_rows(&surface.forces)?;
         let virial = to_values(&surface.virial_per_atom)?;
         let mut atom = 0;
@@ -707,6 +699,21 @@ pub fn read_surface(
     Ok(readings)
 }
 
+/// The energy-surface heads on a batch (no gradients), or an error for a
+/// model without them naming `reader`, what needed them.
+fn run_heads(
+    model: &Model,
+    batch: &Batch,
+    reader: &str,
+) -> Result<crate::model::surface_heads::SurfacePrediction> {
+    let _guard = tch::no_grad_guard();
+    model.network.surface(batch).ok_or_else(|| {
+        Error::Model(format!(
+            "this model has no energy-surface heads (config.json: surface_heads), which {reader} reads"
+        ))
+    })
+}
+
 /// The energy-surface heads' reading of each input of a batch, or an
 /// error for a model without them.
 pub fn surface_readings(
@@ -714,13 +721,7 @@ pub fn surface_readings(
     batch: &Batch,
     inputs: &[&Structure],
 ) -> Result<Vec<crate::trust::SurfaceReading>> {
-    let _guard = tch::no_grad_guard();
-    let surface = model.network.surface(batch).ok_or_else(|| {
-        Error::Model(
-            "this model has no energy-surface heads (config.json: surface_heads), which the surface trust reads"
-                .into(),
-        )
-    })?;
+    let surface = run_heads(model, batch, "the surface trust")?;
     crate::trust::SurfaceReading::of_batch(
         &to_values(&surface.forces)?,
         &to_values(&surface.virial_per_atom)?,

@@ -82,6 +82,19 @@ impl Change {
         Change { strain, moves }
     }
 
+    /// The cell after `t` times this strain: `L0 (I + t S)` (`t = 1`: the
+    /// prediction's cell; the trust policies and the line search move
+    /// along this path).
+    pub fn lattice_at(&self, input: &Structure, t: f64) -> Mat3 {
+        let mut kept: Mat3 = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+        for (row, strain_row) in kept.iter_mut().zip(&self.strain) {
+            for (x, e) in row.iter_mut().zip(strain_row) {
+                *x += t * e;
+            }
+        }
+        linalg::matmul(&input.lattice, &kept)
+    }
+
     /// The size of the strain (Frobenius norm).
     pub fn strain_size(&self) -> f64 {
         linalg::frobenius(&self.strain)
@@ -302,13 +315,7 @@ pub fn shrink_by(
     cell_factor: f64,
     atom_factor: f64,
 ) -> Structure {
-    let mut kept: Mat3 = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
-    for (row, strain_row) in kept.iter_mut().zip(&change.strain) {
-        for (x, e) in row.iter_mut().zip(strain_row) {
-            *x += cell_factor * e;
-        }
-    }
-    let lattice = linalg::matmul(&input.lattice, &kept);
+    let lattice = change.lattice_at(input, cell_factor);
     let before = input.fractional_positions();
     let mut out = predicted.clone();
     out.lattice = lattice;

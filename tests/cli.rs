@@ -12,6 +12,19 @@ fn e3relax(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A folder of extended XYZ files `f0.extxyz`, `f1.extxyz`, ... holding
+/// `frames` in order, `sizes[k]` in file k.
+fn write_folder(folder: &Path, frames: &[e3relax::Structure], sizes: &[usize]) {
+    std::fs::create_dir(folder).unwrap();
+    let mut next = 0;
+    for (k, &n) in sizes.iter().enumerate() {
+        let bytes =
+            e3relax::io::file_bytes(Path::new("x.extxyz"), &frames[next..next + n], None).unwrap();
+        std::fs::write(folder.join(format!("f{k}.extxyz")), bytes).unwrap();
+        next += n;
+    }
+}
+
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -692,18 +705,7 @@ fn shards_together_write_the_serial_output() {
     // shard's first file starts in), so owners recompute the batches they
     // share.
     let folder = dir.path().join("inputs");
-    std::fs::create_dir(&folder).unwrap();
-    let mut next = 0;
-    for (k, n) in [4, 7, 2, 2, 9].into_iter().enumerate() {
-        let bytes = e3relax::io::file_bytes(
-            std::path::Path::new("x.extxyz"),
-            &frames[next..next + n],
-            None,
-        )
-        .unwrap();
-        std::fs::write(folder.join(format!("f{k}.extxyz")), bytes).unwrap();
-        next += n;
-    }
+    write_folder(&folder, &frames, &[4, 7, 2, 2, 9]);
     let serial = dir.path().join("serial-folder");
     run(&[], &folder, &serial);
     let sharded = dir.path().join("sharded-folder");
@@ -790,18 +792,7 @@ fn mpi_ranks_write_the_serial_output_or_nothing() {
     assert!(std::fs::read(&parallel).unwrap() == std::fs::read(&serial).unwrap());
 
     let folder = dir.path().join("inputs");
-    std::fs::create_dir(&folder).unwrap();
-    let mut next = 0;
-    for (k, n) in [4, 7, 2, 2, 9].into_iter().enumerate() {
-        let bytes = e3relax::io::file_bytes(
-            std::path::Path::new("x.extxyz"),
-            &frames[next..next + n],
-            None,
-        )
-        .unwrap();
-        std::fs::write(folder.join(format!("f{k}.extxyz")), bytes).unwrap();
-        next += n;
-    }
+    write_folder(&folder, &frames, &[4, 7, 2, 2, 9]);
     let serial = dir.path().join("serial-folder");
     assert!(e3relax(&[
         "relax",

@@ -403,14 +403,12 @@ fn run_in(args: RelaxArgs, mpi_job: Option<&MpiJob>) -> Result<()> {
             );
             return Ok(());
         }
-        let first: usize = unit_frames[..plan.units.start].iter().sum();
-        let end: usize = unit_frames[..plan.units.end].iter().sum();
-        written = first.saturating_sub(plan.frames.start)..end.saturating_sub(plan.frames.start);
+        written = plan.written.start - plan.frames.start..plan.written.end - plan.frames.start;
         all = all[plan.frames].to_vec();
         if folder {
             jobs = jobs.drain(plan.units).collect();
         } else {
-            jobs[0].1 = jobs[0].1[first..end].to_vec();
+            jobs[0].1 = jobs[0].1[plan.written].to_vec();
         }
     }
     let start = std::time::Instant::now();
@@ -444,9 +442,7 @@ fn run_in(args: RelaxArgs, mpi_job: Option<&MpiJob>) -> Result<()> {
                 count: job.size(),
             };
             let plan = super::shard::plan(&unit_frames, args.batch_size, share)?;
-            let first: usize = unit_frames[..plan.units.start].iter().sum();
-            let end: usize = unit_frames[..plan.units.end].iter().sum();
-            inputs.push(&all_frames[first..end]);
+            inputs.push(&all_frames[plan.written]);
         }
         for share in job.receive_shares(&inputs)? {
             mine.extend(share);

@@ -51,11 +51,13 @@ pub fn parse_shard(text: &str) -> std::result::Result<Shard, String> {
 }
 
 /// What one shard does: relax the frames `frames` (a range starting on a
-/// batch boundary of the serial run) and write the units `units`.
+/// batch boundary of the serial run) and write the units `units`, whose
+/// frames are `written` (within `frames`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardPlan {
     pub frames: Range<usize>,
     pub units: Range<usize>,
+    pub written: Range<usize>,
 }
 
 /// The plan of `shard` for units of `unit_frames[u]` frames each, relaxed
@@ -84,6 +86,7 @@ pub fn plan(unit_frames: &[usize], batch_size: usize, shard: Shard) -> Result<Sh
         return Ok(ShardPlan {
             frames: 0..0,
             units: 0..0,
+            written: 0..0,
         });
     };
     let from = first.1 / batch_size * batch_size;
@@ -91,6 +94,7 @@ pub fn plan(unit_frames: &[usize], batch_size: usize, shard: Shard) -> Result<Sh
     Ok(ShardPlan {
         frames: from..to.min(total),
         units: first.0..last.0 + 1,
+        written: first.1..last.2,
     })
 }
 
@@ -139,6 +143,7 @@ mod tests {
                         let first: usize = units[..p.units.start].iter().sum();
                         let last: usize = units[..p.units.end].iter().sum();
                         assert!(p.frames.start <= first && last <= p.frames.end);
+                        assert_eq!(p.written, first..last);
                         // Never more than one batch of extra work at each end.
                         assert!(first - p.frames.start < batch_size);
                         assert!(p.frames.end - last < batch_size);
@@ -161,14 +166,16 @@ mod tests {
             shard(0),
             ShardPlan {
                 frames: 0..4,
-                units: 0..4
+                units: 0..4,
+                written: 0..4
             }
         );
         assert_eq!(
             shard(1),
             ShardPlan {
                 frames: 4..10,
-                units: 4..10
+                units: 4..10,
+                written: 4..10
             }
         );
         // More shards than batches: some have nothing to do.

@@ -33,7 +33,6 @@ pub fn layerwise_loss(
     atom_counts: &Tensor,
     weights: &LossWeights,
 ) -> Tensor {
-    let mut total = Tensor::zeros([], (target_positions.kind(), target_positions.device()));
     // Each atom's share of the position term: 1/N, or 1/(B n_crystal).
     let atom_share = if weights.per_crystal {
         let crystals = atom_counts.size()[0] as f64;
@@ -41,6 +40,31 @@ pub fn layerwise_loss(
     } else {
         None
     };
+    sum_over_layers(
+        outputs,
+        target_positions,
+        target_lattice,
+        weights,
+        |distances| match &atom_share {
+            Some(share) => (distances * share).sum(None),
+            None => distances.mean(None),
+        },
+        |lattice_errors| lattice_errors.mean(None),
+    )
+}
+
+/// `sum_t w_t (position(|pos_t - pos*|_2) + lambda lattice(|L_t - L*|))`:
+/// the layers' sum both losses share, with their reductions over the
+/// atoms' distances `[N]` and the lattice entries' errors `[B,3,3]`.
+fn sum_over_layers(
+    outputs: &[LayerOutput],
+    target_positions: &Tensor,
+    target_lattice: &Tensor,
+    weights: &LossWeights,
+    position: impl Fn(Tensor) -> Tensor,
+    lattice: impl Fn(Tensor) -> Tensor,
+) -> Tensor {
+    let mut total = Tensor::zeros([], (target_positions.kind(), target_positions.device()));
     for (out, &w) in outputs.iter().zip(&weights.layers) {
         if w == 0.0 {
             continue;
@@ -49,11 +73,8 @@ pub fn layerwise_loss(
             .square()
             .sum_dim_intlist(-1, false, None)
             .sqrt();
-        let position_error = match &atom_share {
-            Some(share) => (distances * share).sum(None),
-            None => distances.mean(None),
-        };
-        let lattice_error = (&out.lattice - target_lattice).abs().mean(None);
+        let position_error = position(distances);
+        let lattice_error = lattice((&out.lattice - target_lattice).abs());
         total += (position_error + lattice_error * weights.lattice) * w;
     }
     total
@@ -81,26 +102,19 @@ pub fn layerwise_loss_of_part(
     weights: &LossWeights,
     totals: BatchTotals,
 ) -> Tensor {
-    let mut total = Tensor::zeros([], (target_positions.kind(), target_positions.device()));
     let atom_share = if weights.per_crystal {
         atom_counts.index_select(0, atom_crystal).reciprocal() / totals.crystals
     } else {
         Tensor::ones_like(atom_crystal).to_kind(target_positions.kind()) / totals.atoms
     };
-    for (out, &w) in outputs.iter().zip(&weights.layers) {
-        if w == 0.0 {
-            continue;
-        }
-        let distances = (&out.positions - target_positions)
-            .square()
-            .sum_dim_intlist(-1, false, None)
-            .sqrt();
-        let position_error = (distances * &atom_share).sum(None);
-        let lattice_error =
-            (&out.lattice - target_lattice).abs().sum(None) / (9.0 * totals.crystals);
-        total += (position_error + lattice_error * weights.lattice) * w;
-    }
-    total
+    sum_over_layers(
+        outputs,
+        target_positions,
+        target_lattice,
+        weights,
+        |distances| (distances * &atom_share).sum(None),
+        |lattice_errors| lattice_errors.sum(None) / (9.0 * totals.crystals),
+    )
 }
 
 #[cfg(test)]
