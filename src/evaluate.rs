@@ -138,12 +138,20 @@ impl EvalReport {
     }
 
     /// Per-structure CSV.
-    pub fn csv(&self) -> String {
-        let mut out = String::from("id,natoms,coordinate_mae,shape_deviation,volume_error,dummy_coordinate_mae,dummy_shape_deviation,dummy_volume_error,baseline_coordinate_mae,baseline_shape_deviation,baseline_volume_error\n");
-        for r in &self.rows {
+    /// One row per pair; with an ensemble's `calibration` of the same
+    /// pairs (in the same order), its per-crystal uncertainties and the
+    /// ensemble mean's errors follow.
+    pub fn csv(&self, calibration: Option<&CalibrationReport>) -> String {
+        let mut out = String::from("id,natoms,coordinate_mae,shape_deviation,volume_error,dummy_coordinate_mae,dummy_shape_deviation,dummy_volume_error,baseline_coordinate_mae,baseline_shape_deviation,baseline_volume_error");
+        let calibration = calibration.filter(|c| c.rows.len() == self.rows.len());
+        if calibration.is_some() {
+            out.push_str(",uncertainty_atoms,uncertainty_cell,uncertainty_volume,ensemble_coordinate_mae,ensemble_shape_deviation,ensemble_volume_error");
+        }
+        out.push('\n');
+        for (i, r) in self.rows.iter().enumerate() {
             let b = |f: fn(&Metrics) -> f64| r.baseline.as_ref().map(f).map(|v| v.to_string());
             out.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{},{},{},{},{},{}",
                 r.id,
                 r.natoms,
                 r.model.coordinate_mae,
@@ -156,6 +164,13 @@ impl EvalReport {
                 b(|m| m.shape_deviation).unwrap_or_default(),
                 b(|m| m.volume_error).unwrap_or_default(),
             ));
+            if let Some(c) = calibration {
+                let [atoms, coord, cell, shape, volume, volume_error] = c.rows[i];
+                out.push_str(&format!(
+                    ",{atoms},{cell},{volume},{coord},{shape},{volume_error}"
+                ));
+            }
+            out.push('\n');
         }
         out
     }
@@ -487,7 +502,7 @@ pub fn calibration(
 ) -> Result<CalibrationReport> {
     let inputs: Vec<_> = pairs.iter().map(|p| p.unrelaxed.clone()).collect();
     let start = Instant::now();
-    let results = relaxer.relax_many_with_progress(&inputs, options, 1, on_batch)?;
+    let results = relaxer.relax_many_with_progress(&inputs, options, on_batch)?;
     let seconds = start.elapsed().as_secs_f64();
     let mut errors = Vec::with_capacity(pairs.len());
     let rows: Vec<[f64; 6]> = pairs
@@ -508,7 +523,7 @@ pub fn calibration(
         })
         .collect();
     let relaxed: Vec<_> = pairs.iter().map(|p| p.relaxed_as_input()).collect();
-    let fixed = relaxer.relax_many_with_progress(&relaxed, options, 1, &|_| {})?;
+    let fixed = relaxer.relax_many(&relaxed, options)?;
     let (mut fixed_u, mut fixed_move, mut fixed_uv, mut fixed_dv) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut fixed_metrics, mut fixed_change) = (Vec::new(), 0.0);

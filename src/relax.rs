@@ -348,35 +348,54 @@ impl Relaxer {
 
     /// Relaxes many structures, `options.batch_size` per forward pass. The
     /// result for a structure does not depend on what else is in its batch.
+    /// On the CPU with two batches or more, the work is spread over
+    /// [`Relaxer::workers_for`] threads.
     pub fn relax_many(
         &self,
         structures: &[Structure],
         options: &RelaxOptions,
     ) -> Result<Vec<Relaxation>> {
-        self.relax_many_with_progress(structures, options, 1, &|_| {})
+        self.relax_many_with_progress(structures, options, &|_| {})
     }
 
-    /// [`Relaxer::relax_many`] on `workers` threads, each with its own copy
-    /// of the model and a contiguous share of the structures (whole
-    /// batches): many small crystals gain from several cores this way,
-    /// where libtorch's intra-op threads do little for small tensors. Set
-    /// libtorch's threads to 1 for this (see `runtime::set_threads`).
-    /// Results come back in input order and equal `relax_many`'s (same
-    /// batches, so bit for bit). On a GPU, or with one batch, runs serially.
-    pub fn relax_many_parallel(
+    /// [`Relaxer::relax_many`], calling `on_batch(done)` after each batch
+    /// with the number of structures relaxed so far (from whichever worker
+    /// finished it; `done` only grows). Long runs report progress this way
+    /// (the CLI's bar, the C ABI's callback).
+    pub fn relax_many_with_progress(
         &self,
         structures: &[Structure],
         options: &RelaxOptions,
-        workers: usize,
+        on_batch: &(dyn Fn(usize) + Sync),
     ) -> Result<Vec<Relaxation>> {
-        self.relax_many_with_progress(structures, options, workers, &|_| {})
+        let workers = self.workers_for(structures.len(), options.batch_size);
+        self.relax_many_on(structures, options, workers, on_batch)
     }
 
-    /// [`Relaxer::relax_many_parallel`], calling `on_batch(done)` after each
-    /// batch with the number of structures relaxed so far (from whichever
-    /// worker finished it; `done` only grows). Long runs report progress
-    /// this way (the CLI's bar, the C ABI's callback).
-    pub fn relax_many_with_progress(
+    /// How many workers [`Relaxer::relax_many`] uses for `structures`
+    /// crystals in batches of `batch_size`: on the CPU with two batches or
+    /// more, one worker per libtorch intra-op thread (at most one per
+    /// batch), each running single-threaded, since many small crystals gain
+    /// from whole cores where libtorch's intra-op threads do little for
+    /// their small tensors; otherwise one worker with all of libtorch's
+    /// threads. The thread count is libtorch's (see
+    /// [`crate::runtime::set_threads`]; the CLI's `--threads`, the C ABI's
+    /// `E3RELAX_NUM_THREADS`).
+    pub fn workers_for(&self, structures: usize, batch_size: usize) -> usize {
+        let batches = structures.div_ceil(batch_size.max(1));
+        if self.model.device() != Device::Cpu || batches < 2 {
+            return 1;
+        }
+        (tch::get_num_threads().max(1) as usize).min(batches)
+    }
+
+    /// [`Relaxer::relax_many_with_progress`] on exactly `workers` threads,
+    /// each with its own copy of the model and a contiguous share of the
+    /// structures (whole batches). While several run, libtorch's intra-op
+    /// threads are 1 (see [`crate::runtime::OneThreadPerWorker`]). Results
+    /// come back in input order and equal the serial run's (same batches,
+    /// so bit for bit). On a GPU, or with one batch, runs serially.
+    pub fn relax_many_on(
         &self,
         structures: &[Structure],
         options: &RelaxOptions,
@@ -474,6 +493,7 @@ fn relax_with_model(
     if workers == 1 || model.device() != Device::Cpu {
         return predict_with_progress(model, structures, options, 0, &count);
     }
+    let _one_thread_each = crate::runtime::OneThreadPerWorker::enter();
     // Shares of whole batches, so that every structure is batched with
     // the same neighbours as in the serial run.
     let share = batches.div_ceil(workers) * batch_size;
@@ -489,7 +509,12 @@ fn relax_with_model(
             .map(|(k, (model, part))| {
                 let offset = (k + 1) * share;
                 let count = &count;
-                scope.spawn(move || predict_with_progress(&model, part, options, offset, count))
+                scope.spawn(move || {
+                    // OpenMP's thread count is per thread: a new thread
+                    // starts from the process default, not the guard's 1.
+                    tch::set_num_threads(1);
+                    predict_with_progress(&model, part, options, offset, count)
+                })
             })
             .collect();
         let mut results = vec![predict_with_progress(model, parts[0], options, 0, &count)];

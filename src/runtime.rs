@@ -374,6 +374,40 @@ fn threads_from_variable(variable: &str, value: &str) -> Result<i32> {
     }
 }
 
+/// While one is alive, libtorch's intra-op threads are 1: the workers of
+/// a parallel relaxation each run single-threaded. The count in force when
+/// the first guard was made comes back when the last one drops, so
+/// concurrent parallel relaxations (threads of a C caller) nest; a
+/// one-worker prediction running beside them meanwhile gets one thread.
+pub struct OneThreadPerWorker {
+    _private: (),
+}
+
+/// (guards alive, intra-op threads before the first).
+static PARALLEL_SECTIONS: std::sync::Mutex<(usize, i32)> = std::sync::Mutex::new((0, 0));
+
+impl OneThreadPerWorker {
+    pub fn enter() -> OneThreadPerWorker {
+        let mut sections = PARALLEL_SECTIONS.lock().unwrap_or_else(|e| e.into_inner());
+        if sections.0 == 0 {
+            sections.1 = tch::get_num_threads();
+            tch::set_num_threads(1);
+        }
+        sections.0 += 1;
+        OneThreadPerWorker { _private: () }
+    }
+}
+
+impl Drop for OneThreadPerWorker {
+    fn drop(&mut self) {
+        let mut sections = PARALLEL_SECTIONS.lock().unwrap_or_else(|e| e.into_inner());
+        sections.0 -= 1;
+        if sections.0 == 0 {
+            tch::set_num_threads(sections.1);
+        }
+    }
+}
+
 /// Applies [`default_threads`] once, unless a thread count was chosen
 /// already. Called where a program starts using e3relax (the CLI, the C
 /// ABI's model loading); Rust callers keep libtorch's setting unless they

@@ -839,3 +839,63 @@ fn mpi_ranks_write_the_serial_output_or_nothing() {
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 }
+
+/// `eval --uncertainty --csv` adds each crystal's ensemble spreads and the
+/// ensemble mean's errors to the per-pair table, and only then.
+#[test]
+fn eval_csv_carries_the_ensembles_uncertainty_per_crystal() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    let data = fixture("pairs/bulk-small");
+    let pairs = e3relax::io::read_file(data.join("unrelaxed.extxyz"), None)
+        .unwrap()
+        .len();
+    for (uncertainty, columns) in [(false, 11), (true, 17)] {
+        let csv = dir.path().join(format!("{uncertainty}.csv"));
+        let mut args = vec![
+            "eval".to_string(),
+            "--quiet".into(),
+            "--no-fixed-point".into(),
+            "--model".into(),
+            s(&model),
+            "--data".into(),
+            s(&data),
+            "--csv".into(),
+            s(&csv),
+        ];
+        if uncertainty {
+            args.push("--uncertainty".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = e3relax(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(&csv).unwrap();
+        let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+        assert_eq!(rows.len(), pairs + 1, "{text}");
+        assert!(rows.iter().all(|r| r.len() == columns), "{text}");
+        if uncertainty {
+            assert_eq!(
+                rows[0][11..],
+                [
+                    "uncertainty_atoms",
+                    "uncertainty_cell",
+                    "uncertainty_volume",
+                    "ensemble_coordinate_mae",
+                    "ensemble_shape_deviation",
+                    "ensemble_volume_error"
+                ]
+            );
+            for row in &rows[1..] {
+                let spread: f64 = row[11].parse().unwrap();
+                let error: f64 = row[14].parse().unwrap();
+                assert!(spread > 0.0 && spread.is_finite(), "{row:?}");
+                assert!(error >= 0.0 && error.is_finite(), "{row:?}");
+            }
+        }
+    }
+}

@@ -357,11 +357,24 @@ fn parallel_workers_give_the_serial_answer_in_order() {
         batch_size: 4,
         ..Default::default()
     };
-    let serial = relaxer.relax_many(&crystals, &options).unwrap();
+    let threads_before = tch::get_num_threads();
+    // The workers run single-threaded: so does the serial reference, for
+    // the same reductions bit for bit.
+    let serial = {
+        let _one_thread = e3relax::runtime::OneThreadPerWorker::enter();
+        relaxer
+            .relax_many_on(&crystals, &options, 1, &|_| {})
+            .unwrap()
+    };
+    assert_eq!(tch::get_num_threads(), threads_before);
     for workers in [1, 2, 3, 7, 100] {
-        let parallel = relaxer
-            .relax_many_parallel(&crystals, &options, workers)
-            .unwrap();
+        let parallel = {
+            // One worker runs with the caller's threads: one, here.
+            let _one_thread = (workers == 1).then(e3relax::runtime::OneThreadPerWorker::enter);
+            relaxer
+                .relax_many_on(&crystals, &options, workers, &|_| {})
+                .unwrap()
+        };
         assert_eq!(parallel.len(), crystals.len());
         for (k, (a, b)) in serial.iter().zip(&parallel).enumerate() {
             // Same batches, so the same numbers bit for bit.
@@ -373,6 +386,20 @@ fn parallel_workers_give_the_serial_answer_in_order() {
                 a.relaxed.lattice, b.relaxed.lattice,
                 "{workers} workers, crystal {k}"
             );
+        }
+        // The workers' single-threaded section ends with the run.
+        assert_eq!(tch::get_num_threads(), threads_before, "{workers} workers");
+    }
+    // The policy every caller gets: one worker per libtorch thread on the
+    // CPU (at most one per batch), one worker for a single batch.
+    let threads = tch::get_num_threads() as usize;
+    assert_eq!(relaxer.workers_for(23, 4), threads.min(6));
+    assert_eq!(relaxer.workers_for(4, 4), 1);
+    assert_eq!(relaxer.workers_for(0, 4), 1);
+    if threads > 1 {
+        let automatic = relaxer.relax_many(&crystals, &options).unwrap();
+        for (a, b) in serial.iter().zip(&automatic) {
+            assert_eq!(a.relaxed.positions, b.relaxed.positions);
         }
     }
 }

@@ -198,7 +198,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let fixed = fixed.transpose()?;
     let calibration = calibration.transpose()?;
     if let Some(path) = &args.csv {
-        e3relax::io::write_atomically(path, report.csv().as_bytes())?;
+        e3relax::io::write_atomically(path, report.csv(calibration.as_ref()).as_bytes())?;
     }
     if args.json {
         let mut json = serde_json::json!({"model": report.model, "dummy": report.dummy, "volume_baseline": report.baseline, "structures": report.rows.len(), "seconds": report.seconds});

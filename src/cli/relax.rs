@@ -283,7 +283,8 @@ fn run_in(args: RelaxArgs, mpi_job: Option<&MpiJob>) -> Result<()> {
         Some(n) => n,
         None => e3relax::runtime::default_threads()?,
     };
-    // Validated now, applied once the number of batches is known.
+    // libtorch's threads; the relaxer gives several batches one worker
+    // per thread.
     e3relax::runtime::set_threads(threads, 0)?;
     // Read everything first: a bad input fails before the model is loaded.
     let read = |p: &Path| {
@@ -412,18 +413,11 @@ fn run_in(args: RelaxArgs, mpi_job: Option<&MpiJob>) -> Result<()> {
         }
     }
     let start = std::time::Instant::now();
-    // Several batches: one worker per thread, each single-threaded (small
-    // crystals gain little from libtorch's intra-op threads); one batch:
-    // all threads inside libtorch.
-    let batches = all.len().div_ceil(args.batch_size.max(1));
-    let workers = if batches >= 2 { threads as usize } else { 1 };
-    if workers > 1 {
-        e3relax::runtime::set_threads(1, 0)?;
-    }
+    // The relaxer spreads several batches over the threads (one worker
+    // each); one batch gets all threads inside libtorch.
     let quiet = args.quiet || mpi_job.is_some_and(|job| job.rank() > 0);
     let progress = super::progress::Progress::new("relax", all.len(), quiet);
-    let results =
-        relaxer.relax_many_with_progress(&all, &options, workers, &|done| progress.update(done));
+    let results = relaxer.relax_many_with_progress(&all, &options, &|done| progress.update(done));
     progress.finish();
     let mut results: Result<Vec<e3relax::Relaxation>> =
         results.map(|mut r| r.drain(written).collect());

@@ -732,7 +732,7 @@ fn relax_with_progress(
     let total = structures.len() as i32;
     match progress {
         Some((Some(callback), user_data)) => {
-            relaxer.relax_many_with_progress(structures, options, 1, &|done| {
+            relaxer.relax_many_with_progress(structures, options, &|done| {
                 // SAFETY: the caller registered this callback for this handle.
                 unsafe { callback(done as i32, total, user_data as *mut std::ffi::c_void) }
             })

@@ -23,7 +23,8 @@ use std::path::Path;
 
 use tch::{Device, Kind};
 
-use super::checkpoint::{check_finite, read_safetensors, Model};
+use super::checkpoint::{check_finite, read_safetensors};
+use super::Model;
 use crate::error::{Error, Result};
 use crate::model::config::ModelConfig;
 use crate::model::radial::RadialBasis;

@@ -147,7 +147,7 @@ pub struct ModelConfig {
     pub element_features: bool,
 }
 
-fn default_shell_tolerance() -> f64 {
+pub(crate) fn default_shell_tolerance() -> f64 {
     1e-3
 }
 
@@ -230,12 +230,23 @@ impl ModelConfig {
         self
     }
 
+    /// The structural choices of this config in typed form. Panics on a
+    /// config that [`ModelConfig::validate`] refuses (every `Model` holds a
+    /// validated one).
+    pub fn architecture(&self) -> super::Architecture {
+        super::Architecture::try_from(self).expect("a validated model config")
+    }
+
     /// The graph settings this config asks for.
     pub fn graph_settings(&self) -> crate::graph::GraphSettings {
+        let shell_tolerance = match self.architecture().graph {
+            super::architecture::GraphKind::Nearest => None,
+            super::architecture::GraphKind::Symmetric { shell_tolerance } => Some(shell_tolerance),
+        };
         crate::graph::GraphSettings {
             radius: self.graph_radius,
             max_neighbors: self.max_neighbors,
-            shell_tolerance: self.symmetric_graph.then_some(self.shell_tolerance),
+            shell_tolerance,
         }
     }
 
@@ -340,20 +351,8 @@ impl ModelConfig {
                 self.shell_tolerance
             ));
         }
-        if self.lattice_update == LatticeUpdateKind::Strain && self.lattice_delta_as_columns {
-            return bad(
-                "lattice_update \"strain\" and lattice_delta_as_columns cannot be combined".into(),
-            );
-        }
-        if self.virial_strain && self.lattice_update != LatticeUpdateKind::Strain {
-            return bad("virial_strain needs lattice_update \"strain\"".into());
-        }
-        if self.bond_volume_prior && !self.volume_prior {
-            return bad("bond_volume_prior needs volume_prior".into());
-        }
-        if self.bond_strain_fit && !self.virial_strain {
-            return bad("bond_strain_fit needs virial_strain".into());
-        }
+        // The fields that only mean something together.
+        super::Architecture::try_from(self)?;
         if !self.layer_loss_weights.is_empty() && self.layer_loss_weights.len() != self.num_layers {
             return bad(format!(
                 "layer_loss_weights has {} entries for {} layers",

@@ -15,6 +15,7 @@
 //! * [`authors`]  parameter names and the converter of the authors'
 //!   checkpoints
 
+pub mod architecture;
 pub mod atom_to_lattice;
 pub mod authors;
 pub mod batch;
@@ -25,7 +26,10 @@ pub mod element_table;
 pub mod lattice_to_atom;
 pub mod lattice_update;
 pub mod loss;
+// The type a model directory holds; the module is named for it.
 pub mod message_passing;
+#[allow(clippy::module_inception)]
+pub mod model;
 pub mod network;
 pub mod nn;
 pub mod position_update;
@@ -34,9 +38,10 @@ pub mod self_update;
 pub mod surface_heads;
 pub mod virial_strain;
 
+pub use architecture::Architecture;
 pub use batch::Batch;
-pub use checkpoint::Model;
 pub use config::ModelConfig;
+pub use model::Model;
 pub use network::{E3Relax, LayerOutput};
 
 #[cfg(test)]

@@ -5,9 +5,10 @@ use crate::profile;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
+use super::architecture::{self, Architecture, LatticeHead};
 use super::atom_to_lattice::AtomToLattice;
 use super::batch::Batch;
-use super::config::{LatticeGeometry, LatticeUpdateKind, ModelConfig};
+use super::config::{LatticeGeometry, ModelConfig};
 use super::element_features;
 use super::lattice_to_atom::LatticeToAtom;
 use super::lattice_update::{self, LatticeUpdate};
@@ -38,11 +39,15 @@ struct Layer {
 }
 
 impl Layer {
-    fn new(path: nn::Path, config: &ModelConfig) -> Self {
+    fn new(path: nn::Path, config: &ModelConfig, architecture: &Architecture) -> Self {
         let f = config.hidden_channels;
         let k = config.num_rbf;
         // Without lattice nodes there are no per-axis blocks.
-        let axes: &[&str] = if config.lattice_nodes { &AXES } else { &[] };
+        let axes: &[&str] = if architecture.has_lattice_nodes() {
+            &AXES
+        } else {
+            &[]
+        };
         Layer {
             lattice_to_atom: axes
                 .iter()
@@ -59,11 +64,12 @@ impl Layer {
                 .iter()
                 .map(|c| LatticeUpdate::new(&path / "lattice_update" / *c, f))
                 .collect(),
-            lattice_head: (!config.lattice_nodes)
+            lattice_head: (architecture.lattice == LatticeHead::PooledAtoms)
                 .then(|| super::nn::linear(&path / "lattice_head", f, 9, true)),
-            virial_strain: config
-                .virial_strain
-                .then(|| VirialStrain::new(&path / "virial_strain", f, k, config.bond_strain_fit)),
+            virial_strain: architecture.virial_strain().map(|kind| {
+                let bond_fit = kind == architecture::VirialStrain::WithBondFit;
+                VirialStrain::new(&path / "virial_strain", f, k, bond_fit)
+            }),
         }
     }
 }
@@ -105,6 +111,8 @@ pub struct LayerOutput {
 #[derive(Debug)]
 pub struct E3Relax {
     config: ModelConfig,
+    /// The config's structural choices, typed.
+    architecture: Architecture,
     radial: RadialBasis,
     atom_embedding: Tensor,
     element_features: Option<ElementFeatures>,
@@ -300,57 +308,65 @@ impl E3Relax {
         };
         let atom_embedding =
             (root / "atom_embedding").var("weight", &[config.num_elements, f], embedding_init);
-        let axes: &[&str] = if config.lattice_nodes { &AXES } else { &[] };
+        let architecture = config.architecture();
+        let axes: &[&str] = if architecture.has_lattice_nodes() {
+            &AXES
+        } else {
+            &[]
+        };
         let lattice_embedding = axes
             .iter()
             .map(|c| (root / "lattice_embedding" / *c).var("weight", &[1, f], init))
             .collect();
         let layers = (0..config.num_layers)
-            .map(|t| Layer::new(root / "layers" / t, config))
+            .map(|t| Layer::new(root / "layers" / t, config, &architecture))
             .collect();
-        let volume_prior = config.volume_prior.then(|| {
-            let path = root / "volume_prior";
-            let (log_volume, log_radius) = if config.bond_volume_prior {
-                let radii: Vec<f32> = (0..config.num_elements as usize)
-                    .map(|k| {
-                        let covalent = super::element_table::ELEMENT_DESCRIPTORS
-                            .get(k)
-                            .map_or(f64::NAN, |d| d.values[1]);
-                        let radius = if covalent.is_finite() {
-                            covalent
-                        } else {
-                            DEFAULT_BOND_RADIUS
-                        };
-                        radius.ln() as f32
-                    })
-                    .collect();
-                let log_radius = path.var(
-                    "log_radius",
-                    &[config.num_elements],
-                    nn::Init::Const(DEFAULT_BOND_RADIUS.ln()),
-                );
-                tch::no_grad(|| {
-                    log_radius
-                        .shallow_clone()
-                        .copy_(&Tensor::from_slice(&radii).to_kind(log_radius.kind()))
-                });
-                (None, Some(log_radius))
-            } else {
-                let log_volume = path.var(
-                    "log_volume",
-                    &[config.num_elements],
-                    nn::Init::Const(DEFAULT_ATOM_VOLUME.ln()),
-                );
-                (Some(log_volume), None)
-            };
-            VolumePrior {
-                log_volume,
-                log_radius,
-                weight: path.var("weight", &[1], nn::Init::Const(0.5)),
-            }
-        });
+        let volume_prior =
+            (architecture.volume_prior != architecture::VolumePrior::Off).then(|| {
+                let path = root / "volume_prior";
+                let (log_volume, log_radius) =
+                    if architecture.volume_prior == architecture::VolumePrior::Bonds {
+                        let radii: Vec<f32> = (0..config.num_elements as usize)
+                            .map(|k| {
+                                let covalent = super::element_table::ELEMENT_DESCRIPTORS
+                                    .get(k)
+                                    .map_or(f64::NAN, |d| d.values[1]);
+                                let radius = if covalent.is_finite() {
+                                    covalent
+                                } else {
+                                    DEFAULT_BOND_RADIUS
+                                };
+                                radius.ln() as f32
+                            })
+                            .collect();
+                        let log_radius = path.var(
+                            "log_radius",
+                            &[config.num_elements],
+                            nn::Init::Const(DEFAULT_BOND_RADIUS.ln()),
+                        );
+                        tch::no_grad(|| {
+                            log_radius
+                                .shallow_clone()
+                                .copy_(&Tensor::from_slice(&radii).to_kind(log_radius.kind()))
+                        });
+                        (None, Some(log_radius))
+                    } else {
+                        let log_volume = path.var(
+                            "log_volume",
+                            &[config.num_elements],
+                            nn::Init::Const(DEFAULT_ATOM_VOLUME.ln()),
+                        );
+                        (Some(log_volume), None)
+                    };
+                VolumePrior {
+                    log_volume,
+                    log_radius,
+                    weight: path.var("weight", &[1], nn::Init::Const(0.5)),
+                }
+            });
         E3Relax {
             config: config.clone(),
+            architecture,
             radial: RadialBasis {
                 num_rbf: config.num_rbf,
                 cutoff: config.rbf_cutoff,
@@ -467,23 +483,24 @@ impl E3Relax {
         let mut pos = pos.shallow_clone();
         let previous = lattice.shallow_clone();
         let mut deformation = None;
-        lattice = match &layer.lattice_head {
+        lattice = match (self.architecture.lattice, &layer.lattice_head) {
             // Ablation "w/o lattice nodes": from pooled atom scalars.
-            Some(head) => &lattice + head.forward(&x_mean).reshape([nb, 3, 3]),
-            None => {
+            (LatticeHead::PooledAtoms, Some(head)) => {
+                &lattice + head.forward(&x_mean).reshape([nb, 3, 3])
+            }
+            (LatticeHead::PooledAtoms, None) => unreachable!("built with a lattice head"),
+            (LatticeHead::Nodes { update, .. }, _) => {
                 let deltas: Vec<Tensor> = layer
                     .lattice_update
                     .iter()
                     .zip(w)
                     .map(|(u, wc)| u.forward(wc))
                     .collect();
-                match self.config.lattice_update {
-                    LatticeUpdateKind::Add => lattice_update::apply(
-                        &lattice,
-                        &deltas,
-                        self.config.lattice_delta_as_columns,
-                    ),
-                    LatticeUpdateKind::Strain => {
+                match update {
+                    architecture::LatticeUpdate::Add { as_columns } => {
+                        lattice_update::apply(&lattice, &deltas, as_columns)
+                    }
+                    architecture::LatticeUpdate::Strain { .. } => {
                         let virial = layer.virial_strain.as_ref().map(|head| {
                             profile::stage("layer: lattice update: virial strain", || {
                                 head.forward(
@@ -580,7 +597,13 @@ impl E3Relax {
         atom_lattice: &Tensor,
         pos: &Tensor,
     ) -> (Tensor, Tensor) {
-        let vector_geometry = self.config.lattice_geometry == LatticeGeometry::Vector;
+        let vector_geometry = matches!(
+            self.architecture.lattice,
+            LatticeHead::Nodes {
+                geometry: LatticeGeometry::Vector,
+                ..
+            }
+        );
         let (mut x, mut v) = (x.shallow_clone(), v.shallow_clone());
         profile::stage("layer: lattice -> atom", || {
             for (c, block) in layer.lattice_to_atom.iter().enumerate() {
@@ -784,8 +807,10 @@ mod tests {
         };
         let without_lattice_nodes = ModelConfig {
             lattice_nodes: false,
-            lattice_update: LatticeUpdateKind::Add,
+            lattice_update: crate::model::config::LatticeUpdateKind::Add,
+            lattice_geometry: LatticeGeometry::Point,
             virial_strain: false,
+            bond_strain_fit: false,
             ..invariant.clone()
         };
         let a = 3.9;

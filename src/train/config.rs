@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::ModelConfig;
+use crate::runtime::DeviceRequest;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -156,6 +157,21 @@ pub enum LrSchedule {
     Cosine,
 }
 
+/// [`LrSchedule`] with the settings it reads ([`TrainConfig::schedule`]):
+/// the plateau fields exist only for the plateau schedule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Schedule {
+    /// After `patience` validation rounds without improvement the
+    /// learning rate is multiplied by `factor`, not below `floor`.
+    Plateau {
+        factor: f64,
+        patience: usize,
+        floor: f64,
+    },
+    /// Half a cosine from `lr` down to `floor` over `max_epochs`.
+    Cosine { floor: f64 },
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
@@ -211,15 +227,35 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The learning-rate schedule with the settings it reads.
+    pub fn schedule(&self) -> Schedule {
+        match self.lr_schedule {
+            LrSchedule::Plateau => Schedule::Plateau {
+                factor: self.plateau_factor,
+                patience: self.plateau_patience,
+                floor: self.lr_floor,
+            },
+            LrSchedule::Cosine => Schedule::Cosine {
+                floor: self.lr_floor.min(self.lr),
+            },
+        }
+    }
+
+    /// The device the run asks for; the error names the field.
+    pub fn device_request(&self) -> Result<DeviceRequest> {
+        self.device.parse::<DeviceRequest>().map_err(|e| {
+            Error::InvalidArgument(format!("training config: device {:?}: {e}", self.device))
+        })
+    }
+
     /// The learning rate of optimiser step `step` (0-based) of a run of
     /// `total_steps`, for the schedules that depend on the step alone
     /// (`None` for the plateau schedule, which follows validation).
     pub fn scheduled_lr(&self, step: usize, total_steps: usize) -> Option<f64> {
-        match self.lr_schedule {
-            LrSchedule::Plateau => None,
-            LrSchedule::Cosine => {
+        match self.schedule() {
+            Schedule::Plateau { .. } => None,
+            Schedule::Cosine { floor } => {
                 let progress = (step as f64 / total_steps.max(1) as f64).min(1.0);
-                let floor = self.lr_floor.min(self.lr);
                 Some(
                     floor
                         + 0.5 * (self.lr - floor) * (1.0 + (std::f64::consts::PI * progress).cos()),
@@ -322,6 +358,7 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return bad("batch_size must be at least 1".into());
         }
+        self.device_request()?;
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad(format!("lr must be positive, got {}", self.lr));
         }
@@ -482,6 +519,26 @@ mod tests {
         assert!(error("model..x=1").contains("empty field name"));
     }
 
+    /// The device is typed when the config is checked: a bad one is
+    /// refused before anything runs, naming the field.
+    #[test]
+    fn the_device_is_checked_with_the_config() {
+        let config = |device: &str| TrainConfig {
+            data: vec!["d".into()],
+            model: Some(ModelConfig::published()),
+            device: device.into(),
+            ..TrainConfig::default()
+        };
+        assert_eq!(
+            config("cuda:1").device_request().unwrap(),
+            DeviceRequest::Cuda(1)
+        );
+        config("auto").validate().unwrap();
+        let error = config("tpu").validate().unwrap_err().to_string();
+        assert!(error.contains("device \"tpu\""), "{error}");
+        assert!(!error.contains('\n'), "{error}");
+    }
+
     #[test]
     fn cosine_schedule_falls_from_lr_to_the_floor() {
         let config = TrainConfig {
@@ -506,6 +563,16 @@ mod tests {
         let parsed = TrainConfig::from_json(r#"{"data": ["d"], "lr_schedule": "cosine"}"#).unwrap();
         assert_eq!(parsed.lr_schedule, LrSchedule::Cosine);
         assert!(TrainConfig::from_json(r#"{"data": ["d"], "lr_schedule": "linear"}"#).is_err());
+        // The typed schedule carries only the settings it reads.
+        assert_eq!(config.schedule(), Schedule::Cosine { floor: 1e-5 });
+        assert_eq!(
+            plateau.schedule(),
+            Schedule::Plateau {
+                factor: 0.8,
+                patience: 5,
+                floor: 1e-5
+            }
+        );
     }
 
     fn valid() -> TrainConfig {

@@ -24,7 +24,7 @@ use tch::{Kind, Tensor};
 
 use augment::{training_batch, training_batch_share};
 pub use collective::{Collective, ThreadGroup};
-pub use config::{LrSchedule, TrainConfig};
+pub use config::{LrSchedule, Schedule, TrainConfig};
 use optimizer::{clip_grad_norm, swap_values, AdamW, Ema};
 use run_dir::{
     checkpoint_dir, clean_after_interruption, model_and_state, refuse_existing_run,
@@ -44,7 +44,6 @@ use crate::model::loss::{layerwise_loss, layerwise_loss_of_part, BatchTotals, Lo
 use crate::model::Model;
 use crate::relax::RelaxOptions;
 use crate::rng::SplitMix64;
-use crate::runtime::DeviceRequest;
 
 /// Batches with a non-finite loss or gradient that may be skipped in a row
 /// before the run is declared diverged.
@@ -145,7 +144,7 @@ pub fn train_shared(
         Some(threads) if threads > 0 => crate::runtime::set_threads(threads, 0)?,
         _ => crate::runtime::apply_default_threads()?,
     }
-    let device = config.device.parse::<DeviceRequest>()?.resolve()?;
+    let device = config.device_request()?.resolve()?;
     let output = &config.output;
     if !resume && !config.overwrite && writes {
         refuse_existing_run(output)?;
@@ -715,11 +714,16 @@ impl TrainState {
         } else {
             self.rounds_since_best += 1;
             self.rounds_since_lr_change += 1;
-            if config.lr_schedule == LrSchedule::Plateau
-                && self.rounds_since_lr_change >= config.plateau_patience
+            if let Schedule::Plateau {
+                factor,
+                patience,
+                floor,
+            } = config.schedule()
             {
-                self.lr = (self.lr * config.plateau_factor).max(config.lr_floor);
-                self.rounds_since_lr_change = 0;
+                if self.rounds_since_lr_change >= patience {
+                    self.lr = (self.lr * factor).max(floor);
+                    self.rounds_since_lr_change = 0;
+                }
             }
         }
     }

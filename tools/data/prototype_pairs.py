@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""New structure types with well-defined labels: relaxed random crystals as
+prototypes, and near-equilibrium relaxation pairs made from them.
+
+A random symmetric crystal (PyXtal, space group 2-230, 1-4 formula units,
+at most 24 atoms) of one of the training pairs' reduced compositions is
+relaxed first with the labels' potential (CHGNet 0.3.0 weights of the
+chgnet 0.4.2 wheel, ASE FIRE with FrechetCellFilter, fmax 0.05 eV/Å, at
+most 500 steps; rejected when it does not converge, comes closer than 0.6 Å,
+more than doubles its volume or ends above 5 eV/atom). Its relaxed
+structure is a new prototype when it is
+
+* distinct: no prototype made before has the same composition and
+  structure (pymatgen's StructureMatcher, which compares up to the
+  crystal's symmetry operations, lattice choice and origin), and
+* not a validation structure type: no relaxed structure of a validation
+  pair matches it with the species ignored (StructureMatcher's anonymous
+  fit), so nothing the held-out prototypes measure leaks into training.
+
+From each new prototype CHILDREN pairs are made the way the AFLOW pairs of
+the shared data were made from their prototypes (`make_pairs.py`'s
+`make_input`: half substituted by an element of the same group with the
+volume rescaled and then lightly rattled and strained, half rattled by
+0.05-0.3 Å and strained up to 10 %) and relaxed with the same settings and
+rejections (not converged, atoms closer than 0.6 Å, volume change over
+60 %, energy above 5 eV/atom). Every pair of a family carries the family's
+`prototype` (`relaxed-pyxtal:spgN:FORMULA:SEED-K`, N the relaxed crystal's
+space group at 0.1 Å), so a split by prototype keeps a family together.
+Every 5th optimizer step of a pair's relaxation (first and last excluded)
+goes to trajectory.extxyz.
+
+The random start of the prototype itself is not a pair: a far-from-
+equilibrium random crystal's end point is not decided by its input (see
+`tools/measure/label_noise.py`). The relaxed prototypes are kept in
+prototypes.extxyz.
+
+Resumable: job K of a seed always draws the same crystal; jobs.csv records
+every finished job (made, duplicate, rejected and why), output files are
+appended frame by frame with single writes, and a killed run's partial
+last frame and a pair written only in part are removed when it starts
+again.
+
+  /opt/chgnet-venv/bin/python tools/data/prototype_pairs.py \\
+      --train-config models/default/train.json --minutes 60 --seed 1 \\
+      --out runs/prototype-pairs
+"""
+
+import argparse
+import csv
+import os
+import sys
+import tempfile
+import time
+import warnings
+from io import StringIO
+from pathlib import Path
+
+import numpy as np
+from ase.io import read, write
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "measure"))
+from make_pairs import (  # noqa: E402
+    FRAME_EVERY, make_input, min_distance, random_crystal, similar_elements)
+from residual_steps import label_calculator  # noqa: E402
+from single_points import composition_of, training_side  # noqa: E402
+
+CHILDREN = 3
+SYMPREC = 0.1  # Å, for the prototype's space group label
+
+
+def relax(start, calculator, keep_frames):
+    """FIRE + FrechetCellFilter to fmax 0.05 eV/Å in 500 steps: (relaxed,
+    energy, steps, converged, frames)."""
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+
+    atoms = start.copy()
+    atoms.calc = calculator
+    opt = FIRE(FrechetCellFilter(atoms), logfile=None)
+    frames = []
+
+    def keep_frame():
+        if keep_frames and opt.nsteps > 0 and opt.nsteps % FRAME_EVERY == 0:
+            f = atoms.copy()
+            f.calc = None
+            f.info = {"step": int(opt.nsteps), "energy": float(atoms.get_potential_energy())}
+            frames.append(f)
+
+    opt.attach(keep_frame, interval=1)
+    converged = bool(opt.run(fmax=0.05, steps=500))
+    energy = float(atoms.get_potential_energy())
+    if frames and frames[-1].info["step"] == opt.nsteps:
+        frames.pop()
+    relaxed = atoms.copy()
+    relaxed.calc = None
+    return relaxed, energy, int(opt.nsteps), converged, frames
+
+
+def rejection(start, relaxed, energy, converged, volume_limit=0.6):
+    """Why a relaxation is rejected (the shared data's rules), or None.
+    A pair's volume may change by at most 60 %; a random prototype start
+    is far from its minimum, so only one that more than doubles its volume
+    (coming apart into vacuum) is rejected."""
+    if not converged:
+        return "not converged in 500 steps"
+    if min_distance(relaxed) < 0.6:
+        return "relaxed: atoms closer than 0.6 Å"
+    change = relaxed.get_volume() / start.get_volume() - 1
+    if abs(change) > volume_limit:
+        return f"volume changed by {100 * change:+.0f} %"
+    if energy / len(relaxed) > 5:
+        return "energy above 5 eV/atom"
+    return None
+
+
+def structure(atoms):
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    return AseAtomsAdaptor.get_structure(atoms)
+
+
+def space_group(atoms):
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    try:
+        return SpacegroupAnalyzer(structure(atoms), symprec=SYMPREC).get_space_group_number()
+    except Exception:  # spglib finds no cell: call it P1
+        return 1
+
+
+class Prototypes:
+    """The prototypes made so far and the validation structure types."""
+
+    def __init__(self, made, validation):
+        from pymatgen.analysis.structure_matcher import StructureMatcher
+
+        self.matcher = StructureMatcher()
+        self.made = [structure(a) for a in made]
+        self.validation = [structure(a) for a in validation]
+
+    def duplicate_of(self, atoms):
+        s = structure(atoms)
+        for other in self.made:
+            if (other.composition.reduced_composition == s.composition.reduced_composition
+                    and self.matcher.fit(s, other)):
+                return "a prototype made before"
+        for other in self.validation:
+            if (other.composition.anonymized_formula == s.composition.anonymized_formula
+                    and self.matcher.fit_anonymous(s, other)):
+                return "a validation structure type"
+        return None
+
+    def add(self, atoms):
+        self.made.append(structure(atoms))
+
+
+def frame_text(atoms):
+    buffer = StringIO()
+    write(buffer, atoms, format="extxyz")
+    return buffer.getvalue()
+
+
+def complete_frames(path):
+    """The whole frames of an extxyz file (a killed write's partial last
+    frame cut off the file)."""
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines(keepends=True)
+    frames, at, keep = [], 0, 0
+    while at < len(lines):
+        try:
+            n = int(lines[at])
+        except ValueError:
+            break
+        if at + 2 + n > len(lines):
+            break
+        frames.append(read(StringIO("".join(lines[at:at + 2 + n])), format="extxyz"))
+        at += 2 + n
+        keep = at
+    if keep < len(lines):
+        path.write_text("".join(lines[:keep]))
+    return frames
+
+
+def repair(out):
+    """Makes the files agree after a kill: a pair is whole only when its
+    trajectory, relaxed and unrelaxed frames are all written (in that
+    order), so relaxed frames and trajectory frames of a pair without an
+    unrelaxed frame go. Returns (prototypes, pair ids, finished jobs)."""
+    unrelaxed = complete_frames(out / "unrelaxed.extxyz")
+    whole = {a.info["id"] for a in unrelaxed}
+    for name in ("relaxed.extxyz", "trajectory.extxyz"):
+        frames = complete_frames(out / name)
+        kept = [f for f in frames if f.info["id"] in whole]
+        if len(kept) < len(frames):
+            (out / name).write_text("".join(frame_text(f) for f in kept))
+    prototypes = complete_frames(out / "prototypes.extxyz")
+    jobs = set()
+    if (out / "jobs.csv").exists():
+        with (out / "jobs.csv").open() as f:
+            jobs = {int(row["job"]) for row in csv.DictReader(f) if row.get("outcome")}
+    return prototypes, whole, jobs
+
+
+def append(path, text):
+    """One write: a kill leaves a whole frame or a partial last one, which
+    `complete_frames` removes."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def log_job(out, job, outcome, detail):
+    path = out / "jobs.csv"
+    header = "" if path.exists() else "job,outcome,detail\n"
+    append(path, f"{header}{job},{outcome},\"{detail}\"\n")
+
+
+def make_family(job, args, compositions, prototypes, calculator, similar, out, written):
+    """Job `job`: a prototype and its children pairs; returns (outcome, detail)."""
+    rng = np.random.default_rng([args.seed, job])
+    made = None
+    for _ in range(50):
+        made = random_crystal(rng, compositions[int(rng.integers(len(compositions)))], (0.9, 1.3))
+        if made is not None:
+            break
+    if made is None:
+        return "rejected", "PyXtal made no crystal in 50 attempts"
+    start, _ = made
+    if min_distance(start) < 0.6:
+        return "rejected", "start: atoms closer than 0.6 Å"
+    relaxed, energy, steps, converged, _ = relax(start, calculator, keep_frames=False)
+    why = rejection(start, relaxed, energy, converged, volume_limit=1.0)
+    if why:
+        return "rejected", f"prototype: {why}"
+    duplicate = prototypes.duplicate_of(relaxed)
+    if duplicate:
+        return "duplicate", duplicate
+    group = space_group(relaxed)
+    formula = "".join(f"{e}{n if n > 1 else ''}"
+                      for e, n in sorted(relaxed.symbols.formula.count().items()))
+    prototype = f"relaxed-pyxtal:spg{group}:{formula}:{args.seed}-{job}"
+    relaxed.info = {"prototype": prototype, "space_group": group, "steps": steps,
+                    "energy": energy, "job": job}
+    prototypes.add(relaxed)
+    append(out / "prototypes.extxyz", frame_text(relaxed))
+    children = 0
+    for child in range(CHILDREN):
+        ident = f"proto-{args.seed}-{job}-{child}"
+        child_rng = np.random.default_rng([args.seed, job, child + 1])
+        parent = relaxed.copy()
+        start, kind = make_input(parent, child_rng, similar)
+        if min_distance(start) < 0.6:
+            continue
+        if ident in written:  # a killed run wrote it already (same draws)
+            children += 1
+            continue
+        begun = time.perf_counter()
+        final, energy, steps, converged, frames = relax(start, calculator, keep_frames=True)
+        if rejection(start, final, energy, converged):
+            continue
+        info = {
+            "id": ident, "parent": prototype, "source": f"prototype-{kind}",
+            "prototype": prototype, "formula": final.get_chemical_formula(),
+            "natoms": len(final), "model": "chgnet", "steps": steps,
+            "converged": converged, "energy": energy, "e_per_atom": energy / len(final),
+            "seconds": round(time.perf_counter() - begun, 2),
+        }
+        start.info, final.info = dict(info), dict(info)
+        for f in frames:
+            f.info.update({"id": ident, "prototype": prototype})
+        if frames:
+            append(out / "trajectory.extxyz", "".join(frame_text(f) for f in frames))
+        append(out / "relaxed.extxyz", frame_text(final))
+        append(out / "unrelaxed.extxyz", frame_text(start))
+        written.add(ident)
+        children += 1
+    return "made", f"{prototype} with {children} pairs"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-config", required=True)
+    parser.add_argument("--model", default="models/default")
+    parser.add_argument("--e3relax", default="target/release/e3relax")
+    parser.add_argument("--fixed-cell", action="store_true")
+    parser.add_argument("--count", type=int, default=100000, help="jobs to run")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--minutes", type=float, default=None, help="stop after this long")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _, relaxed, _, _ = training_side(args, Path(tmp))
+        from residual_steps import load_by_id, validation_ids
+
+        held_ids = set(validation_ids(args, Path(tmp)))
+    import json
+
+    validation = []
+    for folder in json.loads(Path(args.train_config).read_text())["data"]:
+        validation += [a for i, a in load_by_id(folder, "relaxed").items() if i in held_ids]
+    compositions = sorted({tuple(sorted(composition_of(a).items())) for a in relaxed.values()})
+    compositions = [dict(c) for c in compositions]
+    args.out.mkdir(parents=True, exist_ok=True)
+    made_before, written, finished = repair(args.out)
+    prototypes = Prototypes(made_before, validation)
+    print(f"{len(compositions)} training compositions, {len(validation)} validation structures "
+          f"left out; {len(made_before)} prototypes, {len(written)} pairs, {len(finished)} jobs "
+          "done before", flush=True)
+    calculator = label_calculator(args.threads)
+    similar = similar_elements()
+    begun = time.time()
+    for job in range(args.count):
+        if args.minutes and time.time() - begun > 60 * args.minutes:
+            break
+        if job in finished:
+            continue
+        t = time.perf_counter()
+        outcome, detail = make_family(job, args, compositions, prototypes, calculator, similar,
+                                      args.out, written)
+        log_job(args.out, job, outcome, detail)
+        print(f"job {job}: {outcome}: {detail} ({time.perf_counter() - t:.0f} s); "
+              f"{len(written)} pairs", flush=True)
+    print(f"{len(prototypes.made)} prototypes, {len(written)} pairs, "
+          f"{time.time() - begun:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
