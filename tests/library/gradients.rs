@@ -1,9 +1,7 @@
 //! Finite-difference checks of the layer-wise loss's gradient with respect
 //! to parameters and inputs, in f64.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use e3relax::model::loss::{layerwise_loss, LossWeights};
 use e3relax::model::{Batch, Model, ModelConfig};
 use tch::{Device, Kind, Tensor};

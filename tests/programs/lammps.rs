@@ -5,8 +5,6 @@
 //! reach the same minimum, and a rotated copy of the input, brought back
 //! through the conversion, minimises identically.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -20,7 +18,7 @@ const CXX_FLAGS: &[&str] = &["-std=c++14", "-O2", "-Wall", "-Wextra", "-Werror"]
 fn box_conversion_is_exact_on_random_lattices() {
     let work = tempfile::tempdir().unwrap();
     let exe = work.path().join("lammps_box");
-    common::compile_against_library(
+    crate::common::compile_against_library(
         "g++",
         CXX_FLAGS,
         &[source().join("tests/c/lammps_box.cpp")],
@@ -67,7 +65,7 @@ fn lammps_minimises_from_the_prediction_to_the_same_minimum() {
         .split_whitespace()
         .map(String::from)
         .collect();
-    common::compile_against_library(
+    crate::common::compile_against_library(
         "g++",
         CXX_FLAGS,
         &[source().join("examples/lammps/prerelax.cpp")],

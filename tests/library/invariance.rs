@@ -6,9 +6,7 @@
 //! to all of these; the invariant model (`ModelConfig::invariant`) must be
 //! too, to within f32 round-off (1e-4 Å), and the paper's must visibly not.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use e3relax::linalg::{self, Mat3, Vec3};
 use e3relax::model::{Model, ModelConfig};
 use e3relax::relax::{RelaxOptions, Relaxer};

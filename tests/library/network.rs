@@ -2,9 +2,7 @@
 //! rotation equivariance (and why FIX 1 exists), permutation, periodic
 //! images (FIX 2), batching, save/load, the published size.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use e3relax::linalg;
 use e3relax::model::{Model, ModelConfig};
 use e3relax::relax::{RelaxOptions, Relaxer};

@@ -1,12 +1,10 @@
 //! Model directories, the converter of the authors' checkpoints, and the
 //! `relax` / `import-pytorch` commands.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use e3relax::model::authors::{import_authors_checkpoint, name_to_authors};
 use e3relax::model::{Model, ModelConfig};
 use e3relax::relax::Relaxer;

@@ -31,7 +31,7 @@ fn check(columns: bool, wrap: bool, key: &str) {
     let mut config: ModelConfig = serde_json::from_value(reference["config"].clone()).unwrap();
     config.lattice_delta_as_columns = columns;
     config.wrap_positions = wrap;
-    // FIX 3 is not in the NumPy reference; tests/network.rs pins it down.
+    // FIX 3 is not in the NumPy reference; tests/library/network.rs pins it down.
     config.remove_net_translation = false;
     let mut model = import_authors_checkpoint(&dir.join("weights.safetensors"), &config).unwrap();
     model.vs.double();

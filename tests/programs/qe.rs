@@ -4,8 +4,6 @@
 //! the predicted geometry; `examples/qe/run.sh` runs pw.x from both starts.
 //! Both must reach the same structure: final SCF energies within 1e-4 Ry.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -14,7 +12,7 @@ fn pw_x_relaxes_from_the_prediction_to_the_same_energy() {
     let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let work = tempfile::tempdir().unwrap();
     let exe = work.path().join("qe_prerelax");
-    common::compile_fortran_program(&source.join("examples/qe/prerelax.f90"), &exe);
+    crate::common::compile_fortran_program(&source.join("examples/qe/prerelax.f90"), &exe);
 
     // The written input: the prediction in the input's own units.
     let written = work.path().join("predicted.pwi");

@@ -3,8 +3,6 @@
 //! and message, the process survives, and valgrind finds no invalid memory
 //! access (only a documented glibc loader false positive is suppressed).
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -14,14 +12,14 @@ fn c_bad_input_catalogue_under_valgrind() {
     let work = tempfile::tempdir().unwrap();
     // The cdylib of this build, linked from the build tree itself, where
     // build.rs puts its SONAME link (a program linked there must run).
-    let libdir = common::library_dir();
+    let libdir = crate::common::library_dir();
     assert!(
         libdir.join("libe3relax.so.0").exists(),
         "no SONAME link libe3relax.so.0 in {}",
         libdir.display()
     );
     let exe = work.path().join("bad_inputs");
-    common::compile_against_library(
+    crate::common::compile_against_library(
         "cc",
         &["-std=c11", "-Wall", "-Wextra", "-Werror", "-g"],
         &[source.join("tests/c/bad_inputs.c")],
@@ -30,14 +28,14 @@ fn c_bad_input_catalogue_under_valgrind() {
     );
 
     let model = work.path().join("model");
-    common::small_model(&common::small_config(), 4)
+    crate::common::small_model(&crate::common::small_config(), 4)
         .save(&model)
         .unwrap();
     // Broken on purpose: NaN weights, weights whose prediction overflows,
     // and a config asking for 10^9 channels.
     let broken = |name: &str, fill: Option<f64>| {
         let dir = work.path().join(name);
-        common::small_model(&common::small_config(), 4)
+        crate::common::small_model(&crate::common::small_config(), 4)
             .save(&dir)
             .unwrap();
         if let Some(value) = fill {
@@ -93,17 +91,17 @@ fn cxx_and_fortran_bindings_cover_the_c_api() {
     let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let work = tempfile::tempdir().unwrap();
     let model = work.path().join("model");
-    common::small_model(&common::small_config(), 4)
+    crate::common::small_model(&crate::common::small_config(), 4)
         .save(&model)
         .unwrap();
     // An ensemble in the same directory (used with "uncertainty": true).
-    common::small_model(&common::small_config(), 5)
+    crate::common::small_model(&crate::common::small_config(), 5)
         .save(&model.join("members/b"))
         .unwrap();
     std::fs::write(model.join("ensemble.json"), r#"{"members": ["members/b"]}"#).unwrap();
     let data = source.join("tests/fixtures/pairs/bulk-small");
     let cxx = work.path().join("api_coverage_cxx");
-    common::compile_against_library(
+    crate::common::compile_against_library(
         "g++",
         &["-std=c++14", "-Wall", "-Wextra", "-Werror"],
         &[source.join("tests/c/api_coverage.cpp")],
@@ -111,7 +109,7 @@ fn cxx_and_fortran_bindings_cover_the_c_api() {
         &[],
     );
     let fortran = work.path().join("api_coverage_fortran");
-    common::compile_fortran_program(&source.join("tests/c/api_coverage.f90"), &fortran);
+    crate::common::compile_fortran_program(&source.join("tests/c/api_coverage.f90"), &fortran);
     for exe in [&cxx, &fortran] {
         let out = Command::new(exe)
             .arg(&model)

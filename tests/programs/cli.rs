@@ -1,7 +1,5 @@
 //! The `e3relax` command-line tool, run as a user would.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -476,10 +474,10 @@ fn the_trust_policy_moves_crystals_less() {
 fn relax_writes_the_ensemble_uncertainty() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("ensemble");
-    let config = common::small_config().invariant();
-    common::small_model(&config, 1).save(&model).unwrap();
+    let config = crate::common::small_config().invariant();
+    crate::common::small_model(&config, 1).save(&model).unwrap();
     for (k, seed) in [(2, 2), (3, 3)] {
-        common::small_model(&config, seed)
+        crate::common::small_model(&config, seed)
             .save(&model.join(format!("members/seed-{k}")))
             .unwrap();
     }

@@ -2,15 +2,13 @@
 //! returns its status and a message naming the problem; the process
 //! survives), units and coordinates, batches, and threads.
 
-mod common;
-
 use std::ffi::{c_char, CStr, CString};
 use std::ptr::{null, null_mut};
 
-use common::c_api::*;
-use common::c_decl::e3relax_status_t::*;
-use common::c_decl::*;
-use common::*;
+use crate::common::c_api::*;
+use crate::common::c_decl::e3relax_status_t::*;
+use crate::common::c_decl::*;
+use crate::common::*;
 use e3relax::relax::Relaxer;
 
 struct Fixture {

@@ -2,14 +2,12 @@
 //! replace a symlink or a device, overwrite an input unasked, or leave a
 //! partial set of outputs behind.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{random_crystal, small_config, small_model};
+use crate::common::{random_crystal, small_config, small_model};
 
 fn e3relax<S: AsRef<OsStr>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_e3relax"))
