@@ -13,34 +13,34 @@ pub mod config;
 pub mod optimizer;
 mod run_dir;
 pub mod single_points;
+mod step;
+mod validation;
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::Kind;
 
 use augment::{training_batch, training_batch_share};
 pub use collective::{Collective, ThreadGroup};
 pub use config::{LrSchedule, Schedule, TrainConfig};
-use optimizer::{clip_grad_norm, swap_values, AdamW, Ema};
+use optimizer::{AdamW, Ema};
 use run_dir::{
     checkpoint_dir, clean_after_interruption, model_and_state, refuse_existing_run,
     restore_optimizer, save_checkpoint,
 };
-use single_points::{
-    surface_loss, surface_loss_of_part, SinglePointSet, SurfaceTargets, SurfaceTotals,
-    SurfaceWeights,
-};
+use single_points::{SinglePointSet, SurfaceWeights};
+use step::{optimiser_step, outlier_batch, StepOutcome};
+use validation::validation_round;
 
 use crate::baseline::ElementVolumes;
-use crate::dataset::{split_group, DataSplit, RelaxationPair};
+use crate::dataset::{split_group, DataSplit};
 use crate::error::{Error, Result};
-use crate::evaluate::evaluate;
 use crate::metrics::Metrics;
-use crate::model::loss::{layerwise_loss, layerwise_loss_of_part, BatchTotals, LossWeights};
+use crate::model::loss::LossWeights;
 use crate::model::Model;
 use crate::relax::RelaxOptions;
 use crate::rng::SplitMix64;
@@ -463,247 +463,6 @@ pub fn train_shared(
     })
 }
 
-/// What one optimiser step did with its batch.
-enum StepOutcome {
-    /// The weights moved; `loss` is the batch's training loss.
-    Applied { loss: f64 },
-    /// The loss or the gradient was not finite: nothing changed.
-    Skipped { loss: f64, grad_norm: f64 },
-}
-
-/// A batch loss this many times the epoch's mean so far is logged with the
-/// ids of its pairs.
-const OUTLIER_LOSS_FACTOR: f64 = 100.0;
-
-/// The log line for a finite but wild batch loss (a training input the
-/// network maps far away: applied with its gradient clipped, but worth
-/// finding), or `None`. `loss_sum` is the sum of the `batches_before`
-/// applied losses of this epoch; the first 10 batches set no reference.
-fn outlier_batch<'a>(
-    step: i64,
-    loss: f64,
-    loss_sum: f64,
-    batches_before: usize,
-    ids: impl Iterator<Item = &'a str>,
-) -> Option<String> {
-    let wild =
-        batches_before >= 10 && loss > OUTLIER_LOSS_FACTOR * loss_sum / batches_before as f64;
-    wild.then(|| {
-        format!(
-            "step {step}: loss {loss:.4e}, over {OUTLIER_LOSS_FACTOR}x the epoch's mean so far; pairs (input: unrelaxed or a frame, with noise): {}",
-            ids.collect::<Vec<_>>().join(" ")
-        )
-    })
-}
-
-/// One batch (or this process's part of it) with its targets, and the
-/// whole batch's counts when it is a part.
-type TrainingPart<'a> = (
-    &'a crate::model::Batch,
-    &'a Tensor,
-    &'a Tensor,
-    Option<BatchTotals>,
-);
-
-/// A single-point batch (or this process's part of it) with its targets
-/// and weights, and the whole batch's counts when it is a part.
-type SurfacePart<'a> = (
-    &'a crate::model::Batch,
-    &'a SurfaceTargets,
-    SurfaceWeights,
-    Option<SurfaceTotals>,
-);
-
-/// One optimiser step on one batch: forward pass, layer-wise loss,
-/// gradient (clipped to `grad_clip`), AdamW at `lr`, EMA update. With a
-/// `collective` the batch is this process's part (`None`: an empty part)
-/// and the gradients and loss are summed over the processes before the
-/// clip, so every process takes the same step.
-#[allow(clippy::too_many_arguments)]
-fn optimiser_step(
-    model: &Model,
-    params: &BTreeMap<String, Tensor>,
-    opt: &mut AdamW,
-    ema: &mut Ema,
-    loss_weights: &LossWeights,
-    part: Option<TrainingPart>,
-    surface: Option<SurfacePart>,
-    grad_clip: f64,
-    lr: f64,
-    collective: Option<&dyn Collective>,
-) -> StepOutcome {
-    let mut loss = Tensor::zeros([], (Kind::Float, model.device()));
-    if let Some((batch, target_positions, target_lattice, totals)) = part {
-        let outputs = model.network.forward(batch);
-        loss += match totals {
-            None => layerwise_loss(
-                &outputs,
-                target_positions,
-                target_lattice,
-                &batch.atom_crystal,
-                &batch.atom_counts,
-                loss_weights,
-            ),
-            Some(totals) => layerwise_loss_of_part(
-                &outputs,
-                target_positions,
-                target_lattice,
-                &batch.atom_crystal,
-                &batch.atom_counts,
-                loss_weights,
-                totals,
-            ),
-        };
-    }
-    if let Some((surface_batch, targets, weights, totals)) = surface {
-        let surface = match totals {
-            None => surface_loss(model, surface_batch, targets, weights),
-            Some(totals) => surface_loss_of_part(model, surface_batch, targets, weights, totals),
-        };
-        if let Some(surface) = surface {
-            loss += surface;
-        }
-    }
-    if collective.is_some() {
-        // Every parameter gets a gradient (zero where this part did not
-        // reach it), so that all processes sum the same list.
-        for p in params.values() {
-            loss += p.sum(Kind::Float) * 0.0;
-        }
-    }
-    for p in params.values() {
-        p.shallow_clone().zero_grad();
-    }
-    let mut value = loss.double_value(&[]);
-    let grad_norm = match collective {
-        None if !value.is_finite() => f64::NAN,
-        None => {
-            loss.backward();
-            clip_grad_norm(params, grad_clip)
-        }
-        Some(c) => {
-            // A part with a non-finite loss makes the sum non-finite: every
-            // process then skips the batch together.
-            loss.backward();
-            value = sum_gradients(params, value, c);
-            clip_grad_norm(params, grad_clip)
-        }
-    };
-    if !grad_norm.is_finite() {
-        return StepOutcome::Skipped {
-            loss: value,
-            grad_norm,
-        };
-    }
-    opt.step(params, lr);
-    ema.update(params);
-    StepOutcome::Applied { loss: value }
-}
-
-/// Replaces every parameter's gradient by its sum over the processes (one
-/// sum of all gradients, flattened in parameter-name order, and the loss);
-/// returns the summed loss.
-fn sum_gradients(params: &BTreeMap<String, Tensor>, loss: f64, c: &dyn Collective) -> f64 {
-    tch::no_grad(|| {
-        let grads: Vec<Tensor> = params.values().map(|p| p.grad()).collect();
-        let mut flat: Vec<f64> = Vec::new();
-        for g in &grads {
-            let values = Vec::<f64>::try_from(
-                g.to_device(tch::Device::Cpu)
-                    .to_kind(Kind::Double)
-                    .contiguous()
-                    .flatten(0, -1),
-            )
-            .expect("a gradient converts to f64");
-            flat.extend(values);
-        }
-        flat.push(loss);
-        c.sum(&mut flat);
-        let mut offset = 0;
-        for g in &grads {
-            let n = g.numel();
-            let summed = Tensor::from_slice(&flat[offset..offset + n])
-                .view(g.size().as_slice())
-                .to_kind(g.kind())
-                .to_device(g.device());
-            g.shallow_clone().copy_(&summed);
-            offset += n;
-        }
-        flat[offset]
-    })
-}
-
-/// Evaluates the EMA weights on the validation pairs; when they beat the
-/// best so far, records that and saves them as `output/best` (`None`: a
-/// process that does not write). Returns the model's and Dummy's means.
-#[allow(clippy::too_many_arguments)]
-fn validation_round(
-    model: &Model,
-    params: &BTreeMap<String, Tensor>,
-    ema: &Ema,
-    pairs: &[RelaxationPair],
-    options: &RelaxOptions,
-    state: &mut TrainState,
-    output: Option<&Path>,
-    collective: Option<&dyn Collective>,
-) -> Result<(Metrics, Metrics, bool)> {
-    swap_values(params, &ema.shadow);
-    let means = validation_means(model, pairs, options, collective);
-    let improved = means
-        .as_ref()
-        .map(|(m, _)| m.coordinate_mae < state.best_coordinate_mae)
-        .unwrap_or(false);
-    let saved = match (&means, improved) {
-        (Ok((m, _)), true) => {
-            state.best_coordinate_mae = m.coordinate_mae;
-            match output {
-                Some(output) => model.save_replacing(&output.join("best")),
-                None => Ok(()),
-            }
-        }
-        _ => Ok(()),
-    };
-    // The training weights come back whatever happened above.
-    swap_values(params, &ema.shadow);
-    saved?;
-    let (model_means, dummy_means) = means?;
-    Ok((model_means, dummy_means, improved))
-}
-
-/// The model's and Dummy's mean metrics on `pairs`. With a collective each
-/// process evaluates its share and the means are combined by one sum, so
-/// every process gets the same numbers (and makes the same decisions).
-fn validation_means(
-    model: &Model,
-    pairs: &[RelaxationPair],
-    options: &RelaxOptions,
-    collective: Option<&dyn Collective>,
-) -> Result<(Metrics, Metrics)> {
-    let Some(c) = collective else {
-        let report = evaluate(model, pairs, options)?;
-        return Ok((report.model, report.dummy));
-    };
-    let part = &pairs[collective::share(pairs.len(), c.rank(), c.size())];
-    let mut sums = [0.0; 6];
-    if !part.is_empty() {
-        let report = evaluate(model, part, options)?;
-        let n = part.len() as f64;
-        for (k, m) in [report.model, report.dummy].iter().enumerate() {
-            sums[3 * k] = m.coordinate_mae * n;
-            sums[3 * k + 1] = m.shape_deviation * n;
-            sums[3 * k + 2] = m.volume_error * n;
-        }
-    }
-    c.sum(&mut sums);
-    let n = pairs.len().max(1) as f64;
-    let mean = |k: usize| Metrics {
-        coordinate_mae: sums[3 * k] / n,
-        shape_deviation: sums[3 * k + 1] / n,
-        volume_error: sums[3 * k + 2] / n,
-    };
-    Ok((mean(0), mean(1)))
-}
-
 impl TrainState {
     /// The plateau schedule after a validation round: lr times
     /// `plateau_factor` after `plateau_patience` rounds without improvement.
@@ -764,7 +523,10 @@ pub fn parameter_values(model: &Model) -> BTreeMap<String, Vec<f32>> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+    use crate::dataset::RelaxationPair;
 
     /// The split of a config, as training takes it.
     fn load_data(
@@ -890,19 +652,5 @@ mod tests {
             "the seed alone moves the split"
         );
         assert_eq!(ids(&base), ids(&pinned));
-    }
-
-    #[test]
-    fn a_wild_batch_loss_is_named_with_its_pairs() {
-        let ids = || ["a", "b"].into_iter();
-        // Ten batches of mean 2: 150 is ordinary, 250 is not.
-        assert_eq!(outlier_batch(11, 150.0, 20.0, 10, ids()), None);
-        let line = outlier_batch(11, 250.0, 20.0, 10, ids()).unwrap();
-        assert!(
-            line.starts_with("step 11: loss 2.5000e2") && line.ends_with(": a b"),
-            "{line}"
-        );
-        // Too early in the epoch for a reference.
-        assert_eq!(outlier_batch(3, 1e9, 4.0, 2, ids()), None);
     }
 }
