@@ -339,12 +339,6 @@ fn run_in(args: RelaxArgs, mpi_job: Option<&MpiJob>) -> Result<()> {
             )));
         }
     }
-    if !(args.symprec > 0.0 && args.symprec < 0.5) {
-        return Err(Error::InvalidArgument(format!(
-            "--symprec must be in (0, 0.5) Å, got {}",
-            args.symprec
-        )));
-    }
     if args.line_search {
         relaxer.check_line_search()?;
     }
@@ -361,6 +355,18 @@ fn run_in(args: RelaxArgs, mpi_job: Option<&MpiJob>) -> Result<()> {
         )?,
         line_search: args.line_search,
     };
+    // Checked where every caller's options are (RelaxOptions::validate),
+    // before any work; the message gets the flag's name.
+    options.validate().map_err(|e| match e {
+        Error::InvalidArgument(m) => {
+            Error::InvalidArgument(m.replacen("symmetry_tolerance", "--symprec", 1).replacen(
+                "batch_size",
+                "--batch-size",
+                1,
+            ))
+        }
+        other => other,
+    })?;
     let mut all: Vec<Structure> = jobs.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
     // The relaxed frames this run writes (all of them unless sharded).
     let mut written = 0..all.len();

@@ -897,3 +897,24 @@ fn eval_csv_carries_the_ensembles_uncertainty_per_crystal() {
         }
     }
 }
+
+/// Out-of-range prediction options are refused by the one check every
+/// caller's options pass (`RelaxOptions::validate`), named by their flags.
+#[test]
+fn relax_refuses_bad_options_by_their_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("ase_multi.extxyz");
+    let output = dir.path().join("out.extxyz");
+    for (flag, value) in [("--symprec", "0.7"), ("--batch-size", "0")] {
+        let out = e3relax(&[
+            "relax",
+            input.to_str().unwrap(),
+            "-o",
+            output.to_str().unwrap(),
+            flag,
+            value,
+        ]);
+        assert_one_line_error(&out, &[flag]);
+        assert!(!output.exists());
+    }
+}
