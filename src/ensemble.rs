@@ -38,6 +38,16 @@ impl Uncertainty {
     pub fn mean_atom(&self) -> f64 {
         self.atoms.iter().sum::<f64>() / self.atoms.len().max(1) as f64
     }
+
+    /// One number per crystal on the scale of its coordinate error, Å: the
+    /// atoms' mean spread and the cell's combined in quadrature, the cell's
+    /// as the displacement its strain spread makes across the cell,
+    /// `cell * V^(1/3)` (`V`: the predicted volume, Å^3). The coordinate
+    /// error counts both, since atoms are carried with the cell. Invariant
+    /// as its parts are.
+    pub fn coordinates(&self, volume: f64) -> f64 {
+        (self.mean_atom().powi(2) + (self.cell * volume.cbrt()).powi(2)).sqrt()
+    }
 }
 
 /// Most members an ensemble may list.
@@ -244,6 +254,27 @@ mod tests {
         let v = s.volume();
         assert!((u.volume - (1.01f64.powi(3) - 0.99f64.powi(3)) * v / 2.0).abs() < 1e-9);
         assert!((u.cell - 0.01 * 3f64.sqrt()).abs() < 1e-12);
+    }
+
+    /// The coordinate uncertainty of a crystal whose members differ only
+    /// by a strain is the displacement that strain spread makes across a
+    /// cell of the crystal's size; with the atoms' spread added in
+    /// quadrature.
+    #[test]
+    fn coordinate_uncertainty_counts_the_cells_spread_across_the_cell() {
+        let u = Uncertainty {
+            atoms: vec![0.0, 0.0],
+            cell: 0.01,
+            volume: 0.0,
+        };
+        assert!((u.coordinates(125.0) - 0.05).abs() < 1e-12);
+        let u = Uncertainty {
+            atoms: vec![0.02, 0.04],
+            cell: 0.008,
+            volume: 0.0,
+        };
+        // sqrt(0.03^2 + (0.008 * 5)^2) = 0.05
+        assert!((u.coordinates(125.0) - 0.05).abs() < 1e-12);
     }
 
     #[test]

@@ -145,7 +145,7 @@ impl EvalReport {
         let mut out = String::from("id,natoms,coordinate_mae,shape_deviation,volume_error,dummy_coordinate_mae,dummy_shape_deviation,dummy_volume_error,baseline_coordinate_mae,baseline_shape_deviation,baseline_volume_error");
         let calibration = calibration.filter(|c| c.rows.len() == self.rows.len());
         if calibration.is_some() {
-            out.push_str(",uncertainty_atoms,uncertainty_cell,uncertainty_volume,ensemble_coordinate_mae,ensemble_shape_deviation,ensemble_volume_error");
+            out.push_str(",uncertainty_coordinates,uncertainty_cell,uncertainty_volume,ensemble_coordinate_mae,ensemble_shape_deviation,ensemble_volume_error");
         }
         out.push('\n');
         for (i, r) in self.rows.iter().enumerate() {
@@ -465,7 +465,8 @@ pub struct CalibrationReport {
     pub members: usize,
     /// The ensemble mean's numbers.
     pub mean: Metrics,
-    /// Per crystal: (mean atom uncertainty Å, coordinate error Å, cell
+    /// Per crystal: (coordinate uncertainty Å, `Uncertainty::coordinates`:
+    /// the atoms' and the cell's spread; coordinate error Å, cell
     /// uncertainty, shape deviation Å^2, volume uncertainty Å^3, volume
     /// error Å^3).
     pub rows: Vec<[f64; 6]>,
@@ -474,11 +475,11 @@ pub struct CalibrationReport {
     pub spearman_coordinates: Option<f64>,
     pub spearman_shape: Option<f64>,
     pub spearman_volume: Option<f64>,
-    /// Crystals sorted by mean atom uncertainty in ten bins: (mean
+    /// Crystals sorted by coordinate uncertainty in ten bins: (mean
     /// uncertainty, mean coordinate error, crystals).
     pub deciles: Vec<(f64, f64, usize)>,
     /// On the pairs' relaxed structures fed back (the fixed point): Spearman
-    /// correlations of the ensemble's atom uncertainty with how far its
+    /// correlations of the ensemble's coordinate uncertainty with how far its
     /// mean moves the atoms, and of its volume uncertainty with the volume
     /// change. A crystal the model would push away from its minimum should
     /// be one it calls uncertain.
@@ -513,7 +514,7 @@ pub fn calibration(
             errors.push(m);
             let u = r.uncertainty.as_ref().expect("an ensemble's prediction");
             [
-                u.mean_atom(),
+                u.coordinates(r.relaxed.volume()),
                 m.coordinate_mae,
                 u.cell,
                 m.shape_deviation,
@@ -530,7 +531,7 @@ pub fn calibration(
     for ((pair, input), r) in pairs.iter().zip(&relaxed).zip(&fixed) {
         let u = r.uncertainty.as_ref().expect("an ensemble's prediction");
         let m = metrics::compare(&r.relaxed.lattice, &r.relaxed.positions, &pair.target);
-        fixed_u.push(u.mean_atom());
+        fixed_u.push(u.coordinates(r.relaxed.volume()));
         fixed_move.push(m.coordinate_mae);
         fixed_uv.push(u.volume);
         fixed_dv.push((r.relaxed.volume() - input.volume()).abs());
@@ -575,6 +576,7 @@ impl CalibrationReport {
         let mut out = format!(
             "ensemble of {} models: mean prediction coord MAE {:.4} Å, shape {:.4} Å^2, volume {:.4} Å^3 ({:.2} s)\n\
              Spearman correlation of uncertainty and error per crystal: coordinates {}, cell shape {}, volume {}\n\
+             (coordinate uncertainty: atoms' mean spread and the cell's strain spread times V^(1/3), in quadrature)\n\
              on relaxed inputs, of uncertainty and how far the mean moves them: coordinates {}, volume {}\n\
              the mean on relaxed inputs (fixed point): coord {:.4} Å, shape {:.4} Å^2, volume {:.4} Å^3, mean volume change {:.2} %\n\
              {:<8} {:>22} {:>20} {:>9}\n",
@@ -593,7 +595,7 @@ impl CalibrationReport {
             self.fixed_point.volume_error,
             100.0 * self.fixed_point_volume_change,
             "decile",
-            "mean uncertainty (Å)",
+            "mean coord uncert. (Å)",
             "mean coord MAE (Å)",
             "crystals"
         );

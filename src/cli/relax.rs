@@ -71,9 +71,11 @@ pub struct RelaxArgs {
     trust: Option<e3relax::trust::Trust>,
     /// Relax with the model's ensemble (its ensemble.json): the members'
     /// mean is the prediction, their spread is written as a per-atom
-    /// `uncertainty` column (Å) and per-frame `cell_uncertainty` and
-    /// `volume_uncertainty` (Å^3) in extended XYZ, or as OUTPUT.uncertainty.csv
-    /// beside a POSCAR or CIF output
+    /// `uncertainty` column (Å) and per-frame `cell_uncertainty`,
+    /// `volume_uncertainty` (Å^3) and `coordinate_uncertainty` (Å: the atoms'
+    /// and the cell's spread on the scale of the coordinate error) in
+    /// extended XYZ, or as OUTPUT.uncertainty.csv beside a POSCAR or CIF
+    /// output
     #[arg(long)]
     uncertainty: bool,
     /// With --uncertainty: shrink each crystal's mean predicted change where
@@ -147,6 +149,10 @@ fn with_uncertainty(r: &e3relax::Relaxation) -> Structure {
         });
         s.set_info("cell_uncertainty", u.cell.to_string());
         s.set_info("volume_uncertainty", u.volume.to_string());
+        s.set_info(
+            "coordinate_uncertainty",
+            u.coordinates(r.relaxed.volume()).to_string(),
+        );
     }
     s
 }

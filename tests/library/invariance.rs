@@ -488,11 +488,22 @@ fn ensemble_uncertainty_is_invariant_and_batch_independent() {
         )
         .unwrap();
     assert!(close(batch[1].uncertainty.as_ref().unwrap(), &u, 1e-5));
+    // The crystal's coordinate uncertainty, with its own predicted volume.
+    let coordinates = |r: &e3relax::Relaxation| {
+        r.uncertainty
+            .as_ref()
+            .unwrap()
+            .coordinates(r.relaxed.volume())
+    };
+    assert!(coordinates(&base) > u.mean_atom());
+    assert!((coordinates(&batch[1]) - coordinates(&base)).abs() < 1e-5);
     // Rotated, shifted, permuted.
     let rotated = run(&rotate(&crystal, &random_rotation(8)));
     assert!(close(rotated.uncertainty.as_ref().unwrap(), &u, 1e-4));
+    assert!((coordinates(&rotated) - coordinates(&base)).abs() < 1e-4);
     let moved = run(&shifted(&crystal, [0.7, -1.3, 2.1]));
     assert!(close(moved.uncertainty.as_ref().unwrap(), &u, 1e-4));
+    assert!((coordinates(&moved) - coordinates(&base)).abs() < 1e-4);
     let n = crystal.natoms();
     let mut permuted = crystal.clone();
     permuted.positions.reverse();
@@ -502,4 +513,5 @@ fn ensemble_uncertainty_is_invariant_and_batch_independent() {
     back.atoms.reverse();
     assert_eq!(back.atoms.len(), n);
     assert!(close(&back, &u, 1e-4));
+    assert!((coordinates(&p) - coordinates(&base)).abs() < 1e-4);
 }

@@ -525,7 +525,11 @@ fn relax_writes_the_ensemble_uncertainty() {
             .values
             .iter()
             .all(|v| v.parse::<f64>().unwrap() > 0.0));
-        for key in ["cell_uncertainty", "volume_uncertainty"] {
+        for key in [
+            "cell_uncertainty",
+            "volume_uncertainty",
+            "coordinate_uncertainty",
+        ] {
             assert!(
                 f.info_value(key).unwrap().parse::<f64>().unwrap() > 0.0,
                 "{key}"
@@ -880,7 +884,7 @@ fn eval_csv_carries_the_ensembles_uncertainty_per_crystal() {
             assert_eq!(
                 rows[0][11..],
                 [
-                    "uncertainty_atoms",
+                    "uncertainty_coordinates",
                     "uncertainty_cell",
                     "uncertainty_volume",
                     "ensemble_coordinate_mae",

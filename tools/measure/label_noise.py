@@ -88,7 +88,8 @@ def main():
         model_rows = {row["id"]: row for row in rows}
     config = json.loads(Path(args.train_config).read_text())
     unrelaxed, relaxed = {}, {}
-    for folder in config["data"]:
+    # A config's own validation folder (a family held out whole) counts too.
+    for folder in config["data"] + ([config["validation"]] if config.get("validation") else []):
         unrelaxed.update(load_by_id(folder, "unrelaxed"))
         relaxed.update(load_by_id(folder, "relaxed"))
     groups = defaultdict(list)
