@@ -34,6 +34,15 @@ equilibrium random crystal's end point is not decided by its input (see
 `tools/measure/label_noise.py`). The relaxed prototypes are kept in
 prototypes.extxyz.
 
+Every fifth family (job K with K % 5 == 4) is held out: `--pack RUN
+--into data/bulk-prototypes` writes the other families' pairs into
+data/bulk-prototypes/ (for `train_only_data`) and the held-out families'
+into data/bulk-prototypes-held-out/ (never trained on: the family's own
+test of structure types a model has not seen), merging with what is there
+by id, and all prototypes into data/bulk-prototypes/prototypes.extxyz.gz;
+`--known data/bulk-prototypes` makes a later run skip the prototypes
+packed before.
+
 Resumable: job K of a seed always draws the same crystal; jobs.csv records
 every finished job (made, duplicate, rejected and why), output files are
 appended frame by frame with single writes, and a killed run's partial
@@ -153,6 +162,64 @@ class Prototypes:
 
     def add(self, atoms):
         self.made.append(structure(atoms))
+
+
+HELD_OUT_EVERY = 5
+
+
+def held_out(ident):
+    """Whether pair `proto-SEED-JOB-CHILD` belongs to a held-out family."""
+    return int(ident.split("-")[2]) % HELD_OUT_EVERY == HELD_OUT_EVERY - 1
+
+
+def read_any(path):
+    """Frames of an extxyz file, gzip or not; [] when it is missing."""
+    import gzip
+
+    if not path.exists():
+        return []
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as f:
+        text = f.read()
+    return read(StringIO(text), ":", format="extxyz") if text.strip() else []
+
+
+def write_gz(path, frames):
+    """All of `frames` into path (gzip), replacing it whole or not at all."""
+    import gzip
+
+    partial = path.with_name(path.name + ".partial")
+    with gzip.open(partial, "wt") as f:
+        f.write("".join(frame_text(a) for a in frames))
+    partial.rename(path)
+
+
+def pack(work, into):
+    """The run's pairs into `into` (training families) and
+    `into`-held-out (held-out families), merged by id with what is there;
+    prototypes into `into`/prototypes.extxyz.gz, merged by label."""
+    held = into.with_name(into.name + "-held-out")
+    repair(work)
+    for folder in (into, held):
+        folder.mkdir(parents=True, exist_ok=True)
+    for stem in ("unrelaxed", "relaxed", "trajectory"):
+        new = complete_frames(work / f"{stem}.extxyz")
+        for folder, keep in ((into, False), (held, True)):
+            target = folder / f"{stem}.extxyz.gz"
+            frames = read_any(target)
+            seen = {(a.info["id"], a.info.get("step")) for a in frames}
+            added = [a for a in new if held_out(a.info["id"]) == keep
+                     and (a.info["id"], a.info.get("step")) not in seen]
+            if added or not target.exists():
+                write_gz(target, frames + added)
+            print(f"{target}: {len(frames) + len(added)} frames ({len(added)} new)")
+    target = into / "prototypes.extxyz.gz"
+    frames = read_any(target)
+    seen = {a.info["prototype"] for a in frames}
+    added = [a for a in complete_frames(work / "prototypes.extxyz")
+             if a.info["prototype"] not in seen]
+    write_gz(target, frames + added)
+    print(f"{target}: {len(frames) + len(added)} prototypes ({len(added)} new)")
 
 
 def frame_text(atoms):
@@ -283,6 +350,14 @@ def make_family(job, args, compositions, prototypes, calculator, similar, out, w
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    if "--pack" in sys.argv:
+        parser.add_argument("--pack", type=Path, required=True)
+        parser.add_argument("--into", type=Path, required=True)
+        args = parser.parse_args()
+        pack(args.pack, args.into)
+        return
+    parser.add_argument("--known", type=Path, action="append", default=[],
+                        help="a packed folder whose prototypes.extxyz.gz counts as made")
     parser.add_argument("--train-config", required=True)
     parser.add_argument("--model", default="models/default")
     parser.add_argument("--e3relax", default="target/release/e3relax")
@@ -309,6 +384,8 @@ def main():
     compositions = [dict(c) for c in compositions]
     args.out.mkdir(parents=True, exist_ok=True)
     made_before, written, finished = repair(args.out)
+    for folder in args.known:
+        made_before += read_any(folder / "prototypes.extxyz.gz")
     prototypes = Prototypes(made_before, validation)
     print(f"{len(compositions)} training compositions, {len(validation)} validation structures "
           f"left out; {len(made_before)} prototypes, {len(written)} pairs, {len(finished)} jobs "
