@@ -321,14 +321,22 @@ def _rebuilt(item, positions, lattice, layer=None):
 def _with_uncertainty(item, positions, lattice, atoms, cell, volume):
     """The rebuilt item carrying an ensemble's spread."""
     out = _rebuilt(item, positions, lattice)
+    # The crystal's coordinate uncertainty (Å), as the library's
+    # Uncertainty::coordinates: the atoms' mean spread and the displacement
+    # the cell's strain spread makes across the cell, in quadrature.
+    mean_atom = float(np.mean(atoms)) if len(atoms) else 0.0
+    length = abs(float(np.linalg.det(np.asarray(lattice, dtype=np.float64)))) ** (1.0 / 3.0)
+    coordinates = float(np.hypot(mean_atom, cell * length))
     if _is_ase(out):
         out.arrays["uncertainty"] = np.asarray(atoms, dtype=np.float64)
         out.info["cell_uncertainty"] = cell
         out.info["volume_uncertainty"] = volume
+        out.info["coordinate_uncertainty"] = coordinates
     else:
         out.add_site_property("uncertainty", [float(a) for a in atoms])
         out.properties["cell_uncertainty"] = cell
         out.properties["volume_uncertainty"] = volume
+        out.properties["coordinate_uncertainty"] = coordinates
     return out
 
 
@@ -391,8 +399,9 @@ class Model:
     network's raw output). ``uncertainty=True`` loads the directory's
     ensemble (``ensemble.json``): predictions are its members' mean, and
     ``relax`` adds their spread (ASE: ``atoms.arrays["uncertainty"]`` in Å,
-    ``atoms.info["cell_uncertainty"]`` and ``["volume_uncertainty"]`` in
-    Å^3; pymatgen: the ``uncertainty`` site property and the same keys in
+    ``atoms.info["cell_uncertainty"]``, ``["volume_uncertainty"]`` in
+    Å^3 and ``["coordinate_uncertainty"]`` in Å, the crystal's spread on
+    the scale of its coordinate error; pymatgen: the ``uncertainty`` site property and the same keys in
     ``properties``). ``trust=(strain, displacement)``: the trust policy
     (see the README). ``surface_trust=K``: shrink each prediction where the
     model's energy-surface heads find the input at rest (forces and virial

@@ -559,8 +559,12 @@ def test_ensemble_uncertainty(tmp_path):
         e3relax.Model(single, uncertainty=True)
     # The shipped model is an ensemble of four; frozen atoms stay frozen.
     with e3relax.Model(uncertainty=True) as shipped:
-        spread = shipped.relax(atoms).arrays["uncertainty"]
+        out = shipped.relax(atoms)
+        spread = out.arrays["uncertainty"]
         assert spread.shape == (len(atoms),) and (spread > 0).all()
+        # The crystal's coordinate uncertainty: atoms and cell in quadrature.
+        expected = np.hypot(spread.mean(), out.info["cell_uncertainty"] * out.get_volume() ** (1 / 3))
+        assert abs(out.info["coordinate_uncertainty"] - expected) < 1e-12
         from ase.constraints import FixAtoms
 
         held = atoms.copy()
