@@ -175,7 +175,8 @@ def main():
         tmp = Path(d)
         ids = validation_ids(args, tmp)
         unrelaxed, relaxed = {}, {}
-        for folder in config["data"]:
+        # A config's own validation folder (a family held out whole) too.
+        for folder in config["data"] + ([config["validation"]] if config.get("validation") else []):
             unrelaxed.update(load_by_id(folder, "unrelaxed"))
             relaxed.update(load_by_id(folder, "relaxed"))
         chosen = sorted(random.Random(args.seed).sample(ids, min(args.pairs, len(ids))))
