@@ -41,7 +41,9 @@ into data/bulk-prototypes-held-out/ (never trained on: the family's own
 test of structure types a model has not seen), merging with what is there
 by id, and all prototypes into data/bulk-prototypes/prototypes.extxyz.gz;
 `--known data/bulk-prototypes` makes a later run skip the prototypes
-packed before.
+packed before, and `--packed data/bulk-prototypes --into
+data/bulk-prototypes-2` packs only what is not there yet (a folder a
+training config names does not change).
 
 Resumable: job K of a seed always draws the same crystal; jobs.csv records
 every finished job (made, duplicate, rejected and why), output files are
@@ -194,12 +196,21 @@ def write_gz(path, frames):
     partial.rename(path)
 
 
-def pack(work, into):
+def pack(work, into, packed=()):
     """The run's pairs into `into` (training families) and
     `into`-held-out (held-out families), merged by id with what is there;
-    prototypes into `into`/prototypes.extxyz.gz, merged by label."""
+    prototypes into `into`/prototypes.extxyz.gz, merged by label. Pairs
+    and prototypes already in the `packed` folders (or their -held-out
+    twins) are left out: a folder a config names never changes, so later
+    pairs go to a new one."""
     held = into.with_name(into.name + "-held-out")
     repair(work)
+    done_ids, done_prototypes = set(), set()
+    for folder in packed:
+        for part in (folder, folder.with_name(folder.name + "-held-out")):
+            done_ids |= {a.info["id"] for a in read_any(part / "unrelaxed.extxyz.gz")}
+        done_prototypes |= {a.info["prototype"]
+                            for a in read_any(folder / "prototypes.extxyz.gz")}
     for folder in (into, held):
         folder.mkdir(parents=True, exist_ok=True)
     for stem in ("unrelaxed", "relaxed", "trajectory"):
@@ -209,13 +220,14 @@ def pack(work, into):
             frames = read_any(target)
             seen = {(a.info["id"], a.info.get("step")) for a in frames}
             added = [a for a in new if held_out(a.info["id"]) == keep
+                     and a.info["id"] not in done_ids
                      and (a.info["id"], a.info.get("step")) not in seen]
             if added or not target.exists():
                 write_gz(target, frames + added)
             print(f"{target}: {len(frames) + len(added)} frames ({len(added)} new)")
     target = into / "prototypes.extxyz.gz"
     frames = read_any(target)
-    seen = {a.info["prototype"] for a in frames}
+    seen = {a.info["prototype"] for a in frames} | done_prototypes
     added = [a for a in complete_frames(work / "prototypes.extxyz")
              if a.info["prototype"] not in seen]
     write_gz(target, frames + added)
@@ -353,8 +365,10 @@ def main():
     if "--pack" in sys.argv:
         parser.add_argument("--pack", type=Path, required=True)
         parser.add_argument("--into", type=Path, required=True)
+        parser.add_argument("--packed", type=Path, action="append", default=[],
+                            help="a folder packed before: its pairs and prototypes are left out")
         args = parser.parse_args()
-        pack(args.pack, args.into)
+        pack(args.pack, args.into, args.packed)
         return
     parser.add_argument("--known", type=Path, action="append", default=[],
                         help="a packed folder whose prototypes.extxyz.gz counts as made")
