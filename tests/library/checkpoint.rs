@@ -402,3 +402,52 @@ fn relax_and_import_commands() {
         .unwrap();
     assert_eq!(again.positions, expected.positions);
 }
+
+/// Every config in the repository passes the typed check: the shipped
+/// model directories' `config.json` and every training config's model
+/// (and the training config itself), so a new rule about impossible
+/// combinations never strands a committed recipe.
+#[test]
+fn every_committed_config_passes_the_typed_check() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    let mut folders = vec![root.join("models")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                files.push(path);
+            }
+        }
+    }
+    let (mut models, mut recipes) = (0, 0);
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        if name == "config.json" {
+            let config =
+                ModelConfig::from_json(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            e3relax::model::Architecture::try_from(&config).unwrap();
+            models += 1;
+        } else if path.parent().unwrap().ends_with("default-training")
+            || path.parent().unwrap().ends_with("gpu")
+            || name == "train.json"
+        {
+            let config = e3relax::train::TrainConfig::from_json(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            config.device_request().unwrap();
+            if let Some(model) = &config.model {
+                model
+                    .validate()
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+            recipes += 1;
+        }
+    }
+    assert!(
+        models >= 5 && recipes >= 40,
+        "{models} models, {recipes} recipes"
+    );
+}
