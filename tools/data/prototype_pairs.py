@@ -63,18 +63,17 @@ import sys
 import tempfile
 import time
 import warnings
-from io import StringIO
 from pathlib import Path
 
 import numpy as np
-from ase.io import read, write
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "measure"))
 from make_pairs import (  # noqa: E402
     FRAME_EVERY, make_input, min_distance, random_crystal, similar_elements)
 from residual_steps import label_calculator  # noqa: E402
-from single_points import composition_of, training_side  # noqa: E402
+from single_points import (  # noqa: E402
+    complete_frames, composition_of, frame_text, read_frames, training_side)
 
 CHILDREN = 3
 SYMPREC = 0.1  # Å, for the prototype's space group label
@@ -175,15 +174,8 @@ def held_out(ident):
 
 
 def read_any(path):
-    """Frames of an extxyz file, gzip or not; [] when it is missing."""
-    import gzip
-
-    if not path.exists():
-        return []
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as f:
-        text = f.read()
-    return read(StringIO(text), ":", format="extxyz") if text.strip() else []
+    """Frames of a packed file; [] when it is missing."""
+    return read_frames(path) if path.exists() else []
 
 
 def write_gz(path, frames):
@@ -232,34 +224,6 @@ def pack(work, into, packed=()):
              if a.info["prototype"] not in seen]
     write_gz(target, frames + added)
     print(f"{target}: {len(frames) + len(added)} prototypes ({len(added)} new)")
-
-
-def frame_text(atoms):
-    buffer = StringIO()
-    write(buffer, atoms, format="extxyz")
-    return buffer.getvalue()
-
-
-def complete_frames(path):
-    """The whole frames of an extxyz file (a killed write's partial last
-    frame cut off the file)."""
-    if not path.exists():
-        return []
-    lines = path.read_text().splitlines(keepends=True)
-    frames, at, keep = [], 0, 0
-    while at < len(lines):
-        try:
-            n = int(lines[at])
-        except ValueError:
-            break
-        if at + 2 + n > len(lines):
-            break
-        frames.append(read(StringIO("".join(lines[at:at + 2 + n])), format="extxyz"))
-        at += 2 + n
-        keep = at
-    if keep < len(lines):
-        path.write_text("".join(lines[:keep]))
-    return frames
 
 
 def repair(out):

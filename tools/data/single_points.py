@@ -221,12 +221,13 @@ def frame_text(atoms):
     return buffer.getvalue()
 
 
-def clean_tail(path):
-    """Cuts a partial last frame (a killed write) and returns the ids there."""
+def complete_frames(path):
+    """The whole frames of an extxyz file; a partial last frame (a killed
+    write) is cut off the file."""
     if not path.exists():
-        return set()
+        return []
     lines = path.read_text().splitlines(keepends=True)
-    ids, keep, at = set(), 0, 0
+    frames, keep, at = [], 0, 0
     while at < len(lines):
         try:
             n = int(lines[at])
@@ -234,14 +235,18 @@ def clean_tail(path):
             break
         if at + 2 + n > len(lines):
             break
-        frame = read(StringIO("".join(lines[at:at + 2 + n])), format="extxyz")
-        ids.add(frame.info["id"])
+        frames.append(read(StringIO("".join(lines[at:at + 2 + n])), format="extxyz"))
         at += 2 + n
         keep = at
     if keep < len(lines):
         print(f"{path}: cutting {len(lines) - keep} lines of a partial frame", flush=True)
         path.write_text("".join(lines[:keep]))
-    return ids
+    return frames
+
+
+def clean_tail(path):
+    """Cuts a partial last frame (a killed write) and returns the ids there."""
+    return {frame.info["id"] for frame in complete_frames(path)}
 
 
 def frame_blocks(text):
