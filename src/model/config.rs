@@ -239,14 +239,10 @@ impl ModelConfig {
 
     /// The graph settings this config asks for.
     pub fn graph_settings(&self) -> crate::graph::GraphSettings {
-        let shell_tolerance = match self.architecture().graph {
-            super::architecture::GraphKind::Nearest => None,
-            super::architecture::GraphKind::Symmetric { shell_tolerance } => Some(shell_tolerance),
-        };
         crate::graph::GraphSettings {
             radius: self.graph_radius,
             max_neighbors: self.max_neighbors,
-            shell_tolerance,
+            shell_tolerance: self.symmetric_graph.then_some(self.shell_tolerance),
         }
     }
 
