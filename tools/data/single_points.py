@@ -12,6 +12,9 @@ The structures, all on the training side of a training config's split
   (what the network sees in training, now with the forces on it);
 * `near`: training pairs' relaxed structures rattled by 0.01-0.15 Å and
   strained by up to 3 % (near equilibrium: small forces, a clear sign);
+  `--parents FOLDER` (repeatable) draws the parents only from the
+  training pairs of those folders, e.g. the new structure types of
+  `data/bulk-prototypes*`, which are a few percent of all pairs;
 * `random`: random symmetric crystals (PyXtal, space group 2-230) of the
   training pairs' compositions, PyXtal's volume estimate scaled by
   0.8-1.3: new structure types with the chemistry the model knows;
@@ -307,14 +310,27 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--minutes", type=float, default=None)
+    parser.add_argument("--parents", action="append", default=[],
+                        help="near: draw parents only from this folder's training pairs")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
+    if args.parents and args.kind != "near":
+        parser.error("--parents is for --kind near")
 
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         unrelaxed, relaxed, frames, held = training_side(args, Path(tmp))
+    if args.parents:
+        # Only training pairs of the named folders (a validation pair or
+        # one of a validation prototype is not in `relaxed`, so never kept).
+        named = set()
+        for folder in args.parents:
+            named |= set(load_by_id(folder, "relaxed"))
+        relaxed = {i: a for i, a in relaxed.items() if i in named}
+        if not relaxed:
+            sys.exit(f"no training pairs in {args.parents}: is each folder in the config?")
     compositions = sorted({tuple(sorted(composition_of(a).items())) for a in relaxed.values()})
     compositions = [dict(c) for c in compositions]
     side = (unrelaxed, relaxed, frames, held, compositions)
