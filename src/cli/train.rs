@@ -21,9 +21,10 @@ pub struct TrainArgs {
     /// Dataset folder(s) with unrelaxed.extxyz + relaxed.extxyz (repeatable)
     #[arg(long, value_name = "DIR")]
     data: Vec<PathBuf>,
-    /// Validation dataset folder (default: hold out --validation-fraction by prototype)
+    /// Validation dataset folder (repeatable: their pairs together; default: hold out
+    /// --validation-fraction by prototype)
     #[arg(long, value_name = "DIR")]
-    validation: Option<PathBuf>,
+    validation: Vec<PathBuf>,
     #[arg(long)]
     validation_fraction: Option<f64>,
     /// Model config JSON for a new model
@@ -89,7 +90,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if !args.data.is_empty() {
         config.data = args.data.clone();
     }
-    if args.validation.is_some() {
+    if !args.validation.is_empty() {
         config.validation = args.validation.clone();
     }
     if let Some(f) = args.validation_fraction {

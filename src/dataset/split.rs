@@ -5,7 +5,7 @@
 //! both take the split from here, so they always agree.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::{split_by_group, split_group, Dataset, RelaxationPair};
 use crate::error::{Error, Result};
@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct SplitSpec<'a> {
     pub data: &'a [PathBuf],
-    pub validation: Option<&'a Path>,
+    /// Validation folders; empty: hold out `validation_fraction` by groups.
+    pub validation: &'a [PathBuf],
     pub validation_fraction: f64,
     pub split_key: &'a str,
     pub split_seed: u64,
@@ -34,17 +35,14 @@ impl DataSplit {
     /// spec) and reports skipped ones.
     pub fn load(spec: &SplitSpec, log: &mut dyn FnMut(&str)) -> Result<Self> {
         let pairs = load_folders(spec.data, log)?;
-        let (mut train, validation) = match &spec.validation {
-            Some(dir) => {
-                let d = Dataset::from_dir(dir)?;
-                (pairs, d.pairs)
-            }
-            None => split_by_group(
+        let (mut train, validation) = match spec.validation {
+            [] => split_by_group(
                 pairs,
                 spec.split_key,
                 spec.validation_fraction,
                 spec.split_seed,
             ),
+            folders => (pairs, validation_folders(folders)?),
         };
         if !spec.train_only_data.is_empty() {
             let group = |p: &RelaxationPair| split_group(p, spec.split_key);
@@ -100,6 +98,26 @@ impl DataSplit {
         }
         Ok(DataSplit { train, validation })
     }
+}
+
+/// The pairs of the validation folders, in order; a pair id in two of
+/// them would be counted twice, so it is refused.
+fn validation_folders(dirs: &[PathBuf]) -> Result<Vec<RelaxationPair>> {
+    let mut pairs = Vec::new();
+    let mut seen = HashSet::new();
+    for dir in dirs {
+        for pair in Dataset::from_dir(dir)?.pairs {
+            if !seen.insert(pair.id.clone()) {
+                return Err(Error::InvalidArgument(format!(
+                    "validation: pair id {} appears twice (again in {})",
+                    pair.id,
+                    dir.display()
+                )));
+            }
+            pairs.push(pair);
+        }
+    }
+    Ok(pairs)
 }
 
 /// The pairs of dataset folders, in order, logging what was skipped.

@@ -24,9 +24,11 @@ pub struct TrainConfig {
     /// after `train_only_data`), so the validation pairs stay the same. For
     /// pairs whose labels the input does not decide (`tools/measure/label_noise.py`).
     pub exclude_from_training: std::collections::BTreeMap<String, Vec<String>>,
-    /// A validation dataset folder; without one, `validation_fraction` of
-    /// the data is held out by `split_key` groups.
-    pub validation: Option<PathBuf>,
+    /// Validation dataset folders (`"validation": "dir"` or `["dir", ...]`,
+    /// their pairs together); without any, `validation_fraction` of the
+    /// data is held out by `split_key` groups.
+    #[serde(deserialize_with = "one_or_many_folders")]
+    pub validation: Vec<PathBuf>,
     pub validation_fraction: f64,
     /// Info key whose groups never straddle the split (prototype).
     pub split_key: String,
@@ -178,7 +180,7 @@ impl Default for TrainConfig {
             data: Vec::new(),
             train_only_data: Vec::new(),
             exclude_from_training: Default::default(),
-            validation: None,
+            validation: Vec::new(),
             validation_fraction: 0.1,
             split_key: "prototype".into(),
             model: None,
@@ -326,7 +328,7 @@ impl TrainConfig {
     pub fn split_spec(&self) -> crate::dataset::SplitSpec<'_> {
         crate::dataset::SplitSpec {
             data: &self.data,
-            validation: self.validation.as_deref(),
+            validation: &self.validation,
             validation_fraction: self.validation_fraction,
             split_key: &self.split_key,
             split_seed: self.split_seed.unwrap_or(self.seed),
@@ -362,7 +364,7 @@ impl TrainConfig {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad(format!("lr must be positive, got {}", self.lr));
         }
-        if self.validation.is_none()
+        if self.validation.is_empty()
             && !(self.validation_fraction > 0.0 && self.validation_fraction < 1.0)
         {
             return bad(format!(
@@ -464,9 +466,52 @@ impl TrainConfig {
     }
 }
 
+/// A folder list written as `null`, one folder or an array of folders.
+fn one_or_many_folders<'de, D>(deserializer: D) -> std::result::Result<Vec<PathBuf>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Folders {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match Option::<Folders>::deserialize(deserializer)? {
+        None => Vec::new(),
+        Some(Folders::One(folder)) => vec![folder],
+        Some(Folders::Many(folders)) => folders,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validation_is_one_folder_a_list_or_none() {
+        let parse = |v: &str| {
+            TrainConfig::with_settings(
+                Some(&format!(r#"{{"data": ["a"], "validation": {v}}}"#)),
+                &[],
+            )
+            .map(|c| c.validation)
+        };
+        assert_eq!(parse(r#""v""#).unwrap(), vec![PathBuf::from("v")]);
+        assert_eq!(
+            parse(r#"["v", "w"]"#).unwrap(),
+            vec![PathBuf::from("v"), PathBuf::from("w")]
+        );
+        assert!(parse("null").unwrap().is_empty());
+        assert!(parse("[]").unwrap().is_empty());
+        assert!(parse("3").is_err());
+        // Written back as a list, which reads the same.
+        let config =
+            TrainConfig::with_settings(None, &[r#"validation=["v", "w"]"#.into()]).unwrap();
+        let again: TrainConfig =
+            serde_json::from_str(&serde_json::to_string(&config).unwrap()).unwrap();
+        assert_eq!(again.validation, config.validation);
+    }
 
     #[test]
     fn settings_reach_every_field_with_the_file_names() {

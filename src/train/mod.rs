@@ -626,6 +626,31 @@ mod tests {
     }
 
     #[test]
+    fn validation_folders_are_taken_together_and_none_twice() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pairs");
+        let (bulk, mos2) = (fixtures.join("bulk-small"), fixtures.join("mos2"));
+        let config = |validation: Vec<std::path::PathBuf>| {
+            let json = serde_json::json!({"data": [&bulk], "validation": validation});
+            TrainConfig::with_settings(Some(&json.to_string()), &[]).unwrap()
+        };
+        let ids = |pairs: &[RelaxationPair]| pairs.iter().map(|p| p.id.clone()).collect::<Vec<_>>();
+        let quiet = &mut |_: &str| {};
+        let (_, alone) = load_data(&config(vec![mos2.clone()]), quiet).unwrap();
+        let (train, both) = load_data(&config(vec![mos2.clone(), bulk.clone()]), quiet).unwrap();
+        let (_, bulk_alone) = load_data(&config(vec![bulk.clone()]), quiet).unwrap();
+        // In the order given, every pair of each folder, the data untouched.
+        let mut expected = ids(&alone);
+        expected.extend(ids(&bulk_alone));
+        assert_eq!(ids(&both), expected);
+        assert_eq!(train.len(), bulk_alone.len());
+        // A folder named twice would weigh its pairs twice: refused.
+        let e = load_data(&config(vec![mos2.clone(), mos2]), quiet)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("appears twice"), "{e}");
+    }
+
+    #[test]
     fn split_seed_fixes_the_validation_pairs_whatever_the_seed() {
         let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pairs/bulk-small");
         let ids = |config: &TrainConfig| {

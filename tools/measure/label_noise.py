@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from residual_steps import eval_rows, label_calculator, load_by_id  # noqa: E402
+from residual_steps import eval_rows, label_calculator, load_by_id, validation_folders  # noqa: E402
 
 METRICS = ("coordinate_mae", "shape_deviation", "volume_error")
 
@@ -89,7 +89,7 @@ def main():
     config = json.loads(Path(args.train_config).read_text())
     unrelaxed, relaxed = {}, {}
     # A config's own validation folder (a family held out whole) counts too.
-    for folder in config["data"] + ([config["validation"]] if config.get("validation") else []):
+    for folder in config["data"] + validation_folders(config):
         unrelaxed.update(load_by_id(folder, "unrelaxed"))
         relaxed.update(load_by_id(folder, "relaxed"))
     groups = defaultdict(list)

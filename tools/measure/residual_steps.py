@@ -59,6 +59,12 @@ def eval_rows(e3relax, model, train_config, tmp, fixed_cell=False):
     return table, list(csv.DictReader(table_csv.open()))
 
 
+def validation_folders(config):
+    """A training config's validation folders: none, one, or a list."""
+    folders = config.get("validation") or []
+    return [folders] if isinstance(folders, str) else list(folders)
+
+
 def validation_ids(args, tmp):
     """The validation split of the training config, as `e3relax eval` makes it."""
     table, rows = eval_rows(args.e3relax, args.model, args.train_config, tmp, args.fixed_cell)
@@ -188,7 +194,7 @@ def main():
         ids = validation_ids(args, tmp)
         unrelaxed, relaxed = {}, {}
         # A config's own validation folder (a family held out whole) too.
-        for folder in config["data"] + ([config["validation"]] if config.get("validation") else []):
+        for folder in config["data"] + validation_folders(config):
             unrelaxed.update(load_by_id(folder, "unrelaxed"))
             relaxed.update(load_by_id(folder, "relaxed"))
         chosen = sorted(random.Random(args.seed).sample(ids, min(args.pairs, len(ids))))
