@@ -42,7 +42,7 @@ impl DataSplit {
                 spec.validation_fraction,
                 spec.split_seed,
             ),
-            folders => (pairs, validation_folders(folders)?),
+            folders => (pairs, validation_folders(folders, log)?),
         };
         if !spec.train_only_data.is_empty() {
             let group = |p: &RelaxationPair| split_group(p, spec.split_key);
@@ -100,22 +100,17 @@ impl DataSplit {
     }
 }
 
-/// The pairs of the validation folders, in order; a pair id in two of
-/// them would be counted twice, so it is refused.
-fn validation_folders(dirs: &[PathBuf]) -> Result<Vec<RelaxationPair>> {
-    let mut pairs = Vec::new();
+/// The pairs of the validation folders, in order (loaded as the data
+/// folders are); a pair id in two of them would be counted twice, so it is
+/// refused.
+fn validation_folders(dirs: &[PathBuf], log: &mut dyn FnMut(&str)) -> Result<Vec<RelaxationPair>> {
+    let pairs = load_folders(dirs, log)?;
     let mut seen = HashSet::new();
-    for dir in dirs {
-        for pair in Dataset::from_dir(dir)?.pairs {
-            if !seen.insert(pair.id.clone()) {
-                return Err(Error::InvalidArgument(format!(
-                    "validation: pair id {} appears twice (again in {})",
-                    pair.id,
-                    dir.display()
-                )));
-            }
-            pairs.push(pair);
-        }
+    if let Some(pair) = pairs.iter().find(|p| !seen.insert(&p.id)) {
+        return Err(Error::InvalidArgument(format!(
+            "validation: pair id {} appears twice",
+            pair.id
+        )));
     }
     Ok(pairs)
 }

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from residual_steps import eval_rows, label_calculator, load_by_id, validation_folders  # noqa: E402
+from residual_steps import eval_rows, label_calculator, pairs_by_id  # noqa: E402
 
 METRICS = ("coordinate_mae", "shape_deviation", "volume_error")
 
@@ -87,11 +87,8 @@ def main():
         _, rows = eval_rows(args.e3relax, args.model, args.train_config, tmp)
         model_rows = {row["id"]: row for row in rows}
     config = json.loads(Path(args.train_config).read_text())
-    unrelaxed, relaxed = {}, {}
-    # A config's own validation folder (a family held out whole) counts too.
-    for folder in config["data"] + validation_folders(config):
-        unrelaxed.update(load_by_id(folder, "unrelaxed"))
-        relaxed.update(load_by_id(folder, "relaxed"))
+    # A config's own validation folders (families held out whole) count too.
+    unrelaxed, relaxed = pairs_by_id(config)
     groups = defaultdict(list)
     for ident in sorted(model_rows):
         groups[str(unrelaxed[ident].info.get(args.group_by, ""))].append(ident)

@@ -65,6 +65,16 @@ def validation_folders(config):
     return [folders] if isinstance(folders, str) else list(folders)
 
 
+def pairs_by_id(config):
+    """Unrelaxed and relaxed structures by id of a training config's data
+    and validation folders."""
+    unrelaxed, relaxed = {}, {}
+    for folder in config["data"] + validation_folders(config):
+        unrelaxed.update(load_by_id(folder, "unrelaxed"))
+        relaxed.update(load_by_id(folder, "relaxed"))
+    return unrelaxed, relaxed
+
+
 def validation_ids(args, tmp):
     """The validation split of the training config, as `e3relax eval` makes it."""
     table, rows = eval_rows(args.e3relax, args.model, args.train_config, tmp, args.fixed_cell)
@@ -192,11 +202,8 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         ids = validation_ids(args, tmp)
-        unrelaxed, relaxed = {}, {}
-        # A config's own validation folder (a family held out whole) too.
-        for folder in config["data"] + validation_folders(config):
-            unrelaxed.update(load_by_id(folder, "unrelaxed"))
-            relaxed.update(load_by_id(folder, "relaxed"))
+        # A config's own validation folders (families held out whole) too.
+        unrelaxed, relaxed = pairs_by_id(config)
         chosen = sorted(random.Random(args.seed).sample(ids, min(args.pairs, len(ids))))
         inputs = [unrelaxed[i] for i in chosen]
         write(str(tmp / "in.extxyz"), inputs)
@@ -233,6 +240,8 @@ def main():
     earlier = json.loads(args.input_runs.read_text()) if args.input_runs else None
     if earlier is not None and earlier["pairs"] != chosen:
         sys.exit(f"{args.input_runs}: its pairs are not this run's (other seed or split?)")
+    if earlier is not None:
+        starts.pop("unrelaxed", None)
     for optimizer in args.optimizers.split(","):
         if earlier is not None:
             key = f"{optimizer} from unrelaxed"
@@ -240,7 +249,6 @@ def main():
                 sys.exit(f"{args.input_runs}: no '{key}' runs")
             results["runs"][key] = earlier["runs"][key]
             results["summary"][key] = earlier["summary"][key]
-            starts.pop("unrelaxed", None)
         for name, structures in starts.items():
             runs = []
             for pair_id, atoms in zip(chosen, structures):
