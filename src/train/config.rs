@@ -53,6 +53,14 @@ pub struct TrainConfig {
     /// `true` (the default) is how the first weight-decay models were
     /// trained.
     pub decay_volume_prior: bool,
+    /// Keep the volume prior where it starts (the volume baseline's
+    /// least-squares per-element volumes and `g` = 0.5, or the loaded
+    /// model's values when fine-tuning): it is not trained at all, so the
+    /// network's start is the volume baseline's prediction and the layers
+    /// learn only the change from it. Trained, the prior drifts into an
+    /// internal scale that the layers undo, and a new structure type then
+    /// has no composition volume to fall back on (model card).
+    pub hold_volume_prior: bool,
     pub amsgrad: bool,
     pub beta1: f64,
     pub beta2: f64,
@@ -191,6 +199,7 @@ impl Default for TrainConfig {
             lr: 1e-4,
             weight_decay: 0.0,
             decay_volume_prior: true,
+            hold_volume_prior: false,
             amsgrad: true,
             beta1: 0.9,
             beta2: 0.999,

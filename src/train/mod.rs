@@ -170,6 +170,11 @@ pub fn train_shared(
             model.config().num_layers
         )));
     }
+    if config.hold_volume_prior && !model.config().volume_prior {
+        return Err(Error::InvalidArgument(
+            "training config: hold_volume_prior needs a model with a volume prior (model.volume_prior)".into(),
+        ));
+    }
     let single_points = if config.single_points.is_empty() {
         None
     } else {
@@ -232,7 +237,31 @@ pub fn train_shared(
         crate::io::write_atomically(&output.join("train_config.json"), json.as_bytes())?;
     }
 
-    let params = model.named_parameters();
+    // The parameters training changes: all, or all but a held prior.
+    let held = if config.hold_volume_prior {
+        model.parameter_names(crate::model::network::ParameterGroup::PhysicalPrior)
+    } else {
+        Default::default()
+    };
+    let params: BTreeMap<String, tch::Tensor> = model
+        .named_parameters()
+        .into_iter()
+        .filter_map(|(name, p)| {
+            if held.contains(&name) {
+                // No gradient is even computed for it.
+                let _ = p.set_requires_grad(false);
+                None
+            } else {
+                Some((name, p))
+            }
+        })
+        .collect();
+    if !held.is_empty() {
+        log(&format!(
+            "volume prior held at its start ({}), not trained",
+            held.iter().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
     let mut opt = AdamW::new(
         &params,
         config.beta1,

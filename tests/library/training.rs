@@ -742,3 +742,73 @@ fn mpirun_training_takes_the_single_process_steps() {
     let resumed = relative_weight_difference(&single, &killed);
     assert!(resumed < 1e-5, "{resumed:e}");
 }
+
+/// The volume prior's tensors in a run's exported best model.
+fn volume_prior_of(run: &Path) -> Vec<(String, Vec<f64>)> {
+    let mut tensors = tch::Tensor::read_safetensors(run.join("best/model.safetensors")).unwrap();
+    tensors.retain(|(name, _)| name.starts_with("volume_prior."));
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    tensors
+        .into_iter()
+        .map(|(name, t)| {
+            let values = Vec::<f64>::try_from(t.to_kind(tch::Kind::Double).flatten(0, -1));
+            (name, values.unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_held_volume_prior_stays_at_the_volume_baselines_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), 1);
+    let train = |name: &str, epochs: &str, hold: &str| {
+        let run = dir.path().join(name);
+        let out = e3relax()
+            .args(["train", "--config", config.to_str().unwrap()])
+            .args(["-o", run.to_str().unwrap(), "-q"])
+            .args(["--set", "model.volume_prior=true"])
+            .args(["--set", &format!("max_epochs={epochs}")])
+            .args(["--set", &format!("hold_volume_prior={hold}")])
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{log}");
+        (volume_prior_of(&run), log)
+    };
+    let (held_short, log) = train("held-1", "1", "true");
+    assert!(log.contains("volume prior held at its start"), "{log}");
+    let (held_long, _) = train("held-3", "3", "true");
+    let (trained, _) = train("trained-3", "3", "false");
+    let names: Vec<&str> = held_long.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["volume_prior.log_volume", "volume_prior.weight"]);
+    // Held: the weight g is the baseline's 0.5, and three epochs leave the
+    // per-element volumes exactly where one epoch left them: the fit on
+    // the training pairs, not the untrained default.
+    assert_eq!(held_long, held_short);
+    assert_eq!(held_long[1].1, vec![0.5]);
+    let oxygen = held_long[0].1[8];
+    let untrained = e3relax::model::network::DEFAULT_ATOM_VOLUME.ln();
+    assert!((oxygen - untrained).abs() > 1e-3, "{oxygen}");
+    // Trained, the same three epochs move them.
+    assert_ne!(trained[1].1, vec![0.5]);
+    assert_ne!(trained[0].1[8], oxygen);
+}
+
+#[test]
+fn holding_a_volume_prior_the_model_has_not_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), 1);
+    let out = e3relax()
+        .args(["train", "--config", config.to_str().unwrap()])
+        .args(["-o", dir.path().join("run").to_str().unwrap(), "-q"])
+        .args(["--set", "hold_volume_prior=true"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        log.contains("hold_volume_prior needs a model with a volume prior"),
+        "{log}"
+    );
+    assert!(!dir.path().join("run").exists());
+}
