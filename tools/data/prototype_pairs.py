@@ -7,8 +7,13 @@ at most 24 atoms) of one of the training pairs' reduced compositions is
 relaxed first with the labels' potential (CHGNet 0.3.0 weights of the
 chgnet 0.4.2 wheel, ASE FIRE with FrechetCellFilter, fmax 0.05 eV/Å, at
 most 500 steps; rejected when it does not converge, comes closer than 0.6 Å,
-more than doubles its volume or ends above 5 eV/atom). Its relaxed
-structure is a new prototype when it is
+more than doubles its volume or ends above 5 eV/atom). It is then shaken
+(`--shakes`, 3 by default: rattled by 0.05 Å, strained up to 2 % and
+relaxed again; a crystal that ends more than 5 meV/atom lower is replaced
+by the lower one and shaken in turn; one still falling after the last
+shake is rejected), because a symmetric crystal relaxes within its own
+symmetry and can stop at a saddle. Its relaxed structure is a new
+prototype when it is
 
 * distinct: no prototype made before has the same composition and
   structure (pymatgen's StructureMatcher, which compares up to the
@@ -70,12 +75,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "measure"))
 from make_pairs import (  # noqa: E402
-    FRAME_EVERY, make_input, min_distance, random_crystal, similar_elements)
+    FRAME_EVERY, make_input, min_distance, random_crystal, random_strain, similar_elements)
 from residual_steps import label_calculator  # noqa: E402
 from single_points import (  # noqa: E402
     complete_frames, composition_of, frame_text, read_frames, training_side)
 
 CHILDREN = 3
+# The prototype's stability test (`settle`): rattle (Å), strain, and the
+# energy drop (eV/atom) that makes a shaken crystal the new prototype.
+SHAKES = 3
+SHAKE_RATTLE = 0.05
+SHAKE_STRAIN = 0.02
+SHAKE_DROP = 0.005
 SYMPREC = 0.1  # Å, for the prototype's space group label
 
 
@@ -122,6 +133,35 @@ def rejection(start, relaxed, energy, converged, volume_limit=0.6):
     if energy / len(relaxed) > 5:
         return "energy above 5 eV/atom"
     return None
+
+
+def settle(relaxed, energy, calculator, rng, shakes):
+    """The prototype at a minimum of the labeller, not at a saddle: a
+    symmetric random crystal relaxes within its symmetry (its forces keep
+    it) and can stop where only a symmetry-breaking move goes down. Up to
+    `shakes` times the relaxed crystal is rattled (SHAKE_RATTLE Å) and
+    strained (up to SHAKE_STRAIN) and relaxed again; when that ends more
+    than SHAKE_DROP eV/atom lower, the lower structure replaces it and is
+    shaken in turn. Returns (relaxed, energy, None), or (None, None, why)
+    when a shaken relaxation is rejected or the crystal still falls after
+    the last shake. Measured on the first 137 families (made without it):
+    in 69 a rattled and strained child ended more than 20 meV/atom below
+    its prototype or 10 % away in volume (data/README.md)."""
+    for _ in range(shakes):
+        shaken = relaxed.copy()
+        shaken.calc = None
+        shaken.set_cell(shaken.cell[:] @ random_strain(rng, SHAKE_STRAIN), scale_atoms=True)
+        shaken.positions += rng.normal(0.0, SHAKE_RATTLE, size=shaken.positions.shape)
+        again, lower, _, converged, _ = relax(shaken, calculator, keep_frames=False)
+        why = rejection(shaken, again, lower, converged)
+        if why:
+            return None, None, f"shaken: {why}"
+        if lower / len(again) > energy / len(relaxed) - SHAKE_DROP:
+            return relaxed, energy, None
+        relaxed, energy = again, lower
+    if shakes == 0:
+        return relaxed, energy, None
+    return None, None, f"still falling after {shakes} shakes (a saddle, not a minimum)"
 
 
 def structure(atoms):
@@ -279,6 +319,9 @@ def make_family(job, args, compositions, prototypes, calculator, similar, out, w
     why = rejection(start, relaxed, energy, converged, volume_limit=1.0)
     if why:
         return "rejected", f"prototype: {why}"
+    relaxed, energy, why = settle(relaxed, energy, calculator, rng, args.shakes)
+    if why:
+        return "rejected", f"prototype: {why}"
     duplicate = prototypes.duplicate_of(relaxed)
     if duplicate:
         return "duplicate", duplicate
@@ -287,7 +330,7 @@ def make_family(job, args, compositions, prototypes, calculator, similar, out, w
                       for e, n in sorted(relaxed.symbols.formula.count().items()))
     prototype = f"relaxed-pyxtal:spg{group}:{formula}:{args.seed}-{job}"
     relaxed.info = {"prototype": prototype, "space_group": group, "steps": steps,
-                    "energy": energy, "job": job}
+                    "energy": energy, "job": job, "shakes": args.shakes}
     prototypes.add(relaxed)
     append(out / "prototypes.extxyz", frame_text(relaxed))
     children = 0
@@ -341,6 +384,9 @@ def main():
     parser.add_argument("--e3relax", default="target/release/e3relax")
     parser.add_argument("--fixed-cell", action="store_true")
     parser.add_argument("--count", type=int, default=100000, help="jobs to run")
+    parser.add_argument("--shakes", type=int, default=SHAKES,
+                        help="stability test of each prototype (0: none, as runs before "
+                             "2026-12-07 were made; a run resumes with the value it began with)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--minutes", type=float, default=None, help="stop after this long")
