@@ -392,8 +392,8 @@ def fallen_child(prototype, energy, children, args):
         drop = final_energy / len(final) - per_atom
         change = final.get_volume() / len(final) / volume - 1
         if drop < -args.max_child_drop or abs(change) > args.max_child_volume:
-            return (f"a perturbed child fell {1000 * -drop:.0f} meV/atom lower, "
-                    f"{100 * change:+.0f} % in volume (not a minimum)")
+            return (f"a perturbed child ended {1000 * drop:+.0f} meV/atom and "
+                    f"{100 * change:+.0f} % in volume from it (not a minimum)")
     return None
 
 
