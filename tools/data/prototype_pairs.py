@@ -335,6 +335,7 @@ def make_family(job, args, compositions, prototypes, calculator, similar, out, w
                     "energy": energy, "job": job, "shakes": args.shakes}
     prototypes.add(relaxed)
     append(out / "prototypes.extxyz", frame_text(relaxed))
+    prototype_energy = energy  # the children's relaxations below reuse `energy`
     children = []
     for child in range(CHILDREN):
         ident = f"proto-{args.seed}-{job}-{child}"
@@ -361,7 +362,7 @@ def make_family(job, args, compositions, prototypes, calculator, similar, out, w
         for f in frames:
             f.info.update({"id": ident, "prototype": prototype})
         children.append((ident, kind, start, final, energy, frames))
-    fell = fallen_child(relaxed, energy, [c for c in children if c], args)
+    fell = fallen_child(relaxed, prototype_energy, [c for c in children if c], args)
     if fell:
         return "rejected", f"{prototype}: {fell}"
     for c in children:
