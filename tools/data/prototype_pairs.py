@@ -90,6 +90,12 @@ SHAKE_RATTLE = 0.05
 SHAKE_STRAIN = 0.02
 SHAKE_DROP = 0.005
 SYMPREC = 0.1  # Å, for the prototype's space group label
+# A family's stability test (`fallen_child` here, and
+# tools/measure/prototype_stability.py on packed folders): how far below
+# its prototype (eV/atom) and how far from its volume per atom (relative)
+# a perturbed child may end.
+MAX_CHILD_DROP = 0.02
+MAX_CHILD_VOLUME = 0.10
 
 
 def relax(start, calculator, keep_frames):
@@ -149,6 +155,8 @@ def settle(relaxed, energy, calculator, rng, shakes):
     the last shake. Measured on the first 137 families (made without it):
     in 69 a rattled and strained child ended more than 20 meV/atom below
     its prototype or 10 % away in volume (data/README.md)."""
+    if shakes == 0:
+        return relaxed, energy, None
     for _ in range(shakes):
         shaken = relaxed.copy()
         shaken.calc = None
@@ -161,8 +169,6 @@ def settle(relaxed, energy, calculator, rng, shakes):
         if lower / len(again) > energy / len(relaxed) - SHAKE_DROP:
             return relaxed, energy, None
         relaxed, energy = again, lower
-    if shakes == 0:
-        return relaxed, energy, None
     return None, None, f"still falling after {shakes} shakes (a saddle, not a minimum)"
 
 
@@ -377,6 +383,20 @@ def make_family(job, args, compositions, prototypes, calculator, similar, out, w
     return "made", f"{prototype} with {len(children)} pairs"
 
 
+def child_change(prototype, prototype_e_per_atom, child, child_e_per_atom):
+    """A relaxed child's energy per atom minus its prototype's (eV/atom),
+    and its volume per atom relative to the prototype's, minus 1."""
+    drop = child_e_per_atom - prototype_e_per_atom
+    change = (child.get_volume() / len(child)) / (prototype.get_volume() / len(prototype)) - 1
+    return drop, change
+
+
+def child_fell(drop, change, max_drop, max_volume):
+    """Whether a perturbed child with this `child_change` found another,
+    lower structure than its prototype."""
+    return drop < -max_drop or abs(change) > max_volume
+
+
 def fallen_child(prototype, energy, children, args):
     """Why the family is not kept, or None: a perturbed child (the
     prototype itself rattled and strained) that relaxed to more than
@@ -385,14 +405,12 @@ def fallen_child(prototype, energy, children, args):
     structure, so the prototype is not a minimum its children come back
     to (the test of tools/measure/prototype_stability.py, made before any
     pair is written)."""
-    per_atom = energy / len(prototype)
-    volume = prototype.get_volume() / len(prototype)
     for _, kind, _, final, final_energy, _ in children:
         if kind != "perturb":
             continue
-        drop = final_energy / len(final) - per_atom
-        change = final.get_volume() / len(final) / volume - 1
-        if drop < -args.max_child_drop or abs(change) > args.max_child_volume:
+        drop, change = child_change(prototype, energy / len(prototype),
+                                    final, final_energy / len(final))
+        if child_fell(drop, change, args.max_child_drop, args.max_child_volume):
             return (f"a perturbed child ended {1000 * drop:+.0f} meV/atom and "
                     f"{100 * change:+.0f} % in volume from it (not a minimum)")
     return None
@@ -418,10 +436,10 @@ def main():
     parser.add_argument("--shakes", type=int, default=0,
                         help="shake test of each prototype before its children (the seed-4 "
                              "run used 3; measured too weak: its families' children still fell)")
-    parser.add_argument("--max-child-drop", type=float, default=0.02,
+    parser.add_argument("--max-child-drop", type=float, default=MAX_CHILD_DROP,
                         help="eV/atom a perturbed child may end below its prototype; a family "
                              "with one lower is rejected (inf: keep all, as before 2026-12-07)")
-    parser.add_argument("--max-child-volume", type=float, default=0.10,
+    parser.add_argument("--max-child-volume", type=float, default=MAX_CHILD_VOLUME,
                         help="relative change of volume per atom allowed to a perturbed child")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)

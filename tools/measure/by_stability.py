@@ -14,10 +14,12 @@ its id `proto-SEED-JOB-CHILD` -> `SEED-JOB`, the tail of its prototype.
 
 import argparse
 import csv
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from residual_steps import eval_rows  # noqa: E402
 
 METRICS = ("coordinate_mae", "shape_deviation", "volume_error")
 
@@ -33,15 +35,9 @@ def main():
               for r in csv.DictReader(open(args.stability))}
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
-        table = Path(tmp) / "eval.csv"
         for model in args.models:
-            done = subprocess.run(
-                [args.e3relax, "eval", "--model", model, "--validation-of", args.validation_of,
-                 "-q", "--no-fixed-point", "--csv", str(table)],
-                capture_output=True, text=True)
-            if done.returncode != 0:
-                sys.exit(f"e3relax eval of {model} failed:\n{done.stderr}")
-            rows[model] = {r["id"]: r for r in csv.DictReader(open(table))}
+            _, table = eval_rows(args.e3relax, model, args.validation_of, tmp)
+            rows[model] = {r["id"]: r for r in table}
 
     def family(ident):
         parts = ident.split("-")

@@ -23,25 +23,31 @@ families as exclude_from_training values of `prototype`.
 import argparse
 import csv
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "data"))
+from prototype_pairs import (  # noqa: E402
+    MAX_CHILD_DROP, MAX_CHILD_VOLUME, child_change, child_fell, read_frames)
+
 
 def read_any(folder, name):
-    import ase.io
-
+    """A run folder's `name.extxyz` or a packed folder's `name.extxyz.gz`;
+    [] when it has neither."""
     for suffix in (".extxyz.gz", ".extxyz"):
         path = Path(folder) / f"{name}{suffix}"
         if path.exists():
-            return ase.io.read(path, ":")
+            return read_frames(path)
     return []
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path)
-    parser.add_argument("--drop", type=float, default=0.02, help="eV/atom")
-    parser.add_argument("--volume", type=float, default=0.10, help="relative, per atom")
+    parser.add_argument("--drop", type=float, default=MAX_CHILD_DROP, help="eV/atom")
+    parser.add_argument("--volume", type=float, default=MAX_CHILD_VOLUME,
+                        help="relative, per atom")
     parser.add_argument("--csv", type=Path, required=True)
     parser.add_argument("--exclude-config", type=Path)
     args = parser.parse_args()
@@ -61,14 +67,14 @@ def main():
             if r.info["source"] != "prototype-perturb":
                 continue
             p = prototypes[name]
-            drop = r.info["e_per_atom"] - p.get_potential_energy() / len(p)
-            volume = (r.get_volume() / len(r)) / (p.get_volume() / len(p)) - 1
+            drop, volume = child_change(p, p.get_potential_energy() / len(p),
+                                        r, r.info["e_per_atom"])
             family["perturbed"] += 1
             family["drop"] = min(family["drop"], drop)
             family["volume"] = max(family["volume"], abs(volume), key=abs)
     rows = []
     for (folder, name), f in sorted(families.items()):
-        stable = f["drop"] >= -args.drop and abs(f["volume"]) <= args.volume
+        stable = not child_fell(f["drop"], f["volume"], args.drop, args.volume)
         rows.append({"folder": folder, "prototype": name, "pairs": f["pairs"],
                      "perturbed_children": f["perturbed"],
                      "lowest_energy_change_ev_per_atom": f"{f['drop']:.4f}",

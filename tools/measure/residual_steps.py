@@ -55,8 +55,10 @@ def eval_rows(e3relax, model, train_config, tmp, fixed_cell=False):
            "--csv", str(table_csv)]
     if fixed_cell:
         cmd.append("--fixed-cell")
-    table = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return table, list(csv.DictReader(table_csv.open()))
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"e3relax eval of {model} failed:\n{done.stderr}")
+    return done.stdout, list(csv.DictReader(table_csv.open()))
 
 
 def validation_folders(config):
