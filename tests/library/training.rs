@@ -566,8 +566,11 @@ fn single_point_labels_train_the_surface_heads() {
             }
         }
     }
-    // A model without the heads (a member of the shipped ensemble) has
-    // nothing to read.
+    // A model without the heads has nothing to read.
+    let plain = dir.path().join("plain-model");
+    crate::common::small_model(&crate::common::small_config().invariant(), 1)
+        .save(&plain)
+        .unwrap();
     let out = e3relax()
         .args([
             "relax",
@@ -578,10 +581,7 @@ fn single_point_labels_train_the_surface_heads() {
             "-o",
             trusted.to_str().unwrap(),
             "--model",
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("models/default/members/seed-2")
-                .to_str()
-                .unwrap(),
+            plain.to_str().unwrap(),
             "--surface-trust",
             "1",
         ])

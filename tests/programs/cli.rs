@@ -592,11 +592,11 @@ fn relax_writes_the_ensemble_uncertainty() {
 #[test]
 fn calibrate_refuses_a_model_without_surface_heads() {
     let dir = tempfile::tempdir().unwrap();
-    // A member of the shipped ensemble: a model without the heads.
-    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default/members/seed-2");
-    for name in ["config.json", "model.safetensors"] {
-        std::fs::copy(shipped.join(name), dir.path().join(name)).unwrap();
-    }
+    // A model without the heads.
+    let config = crate::common::small_config().invariant();
+    crate::common::small_model(&config, 1)
+        .save(dir.path())
+        .unwrap();
     let pairs = fixture("pairs/bulk-small");
     let out = e3relax(&[
         "calibrate",
@@ -643,7 +643,10 @@ fn relax_line_search_records_its_step_and_needs_surface_heads() {
             .unwrap();
         assert!((0.0..=1.0).contains(&step), "{step}");
     }
-    let plain = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/default/members/seed-2");
+    let plain = dir.path().join("plain-model");
+    crate::common::small_model(&crate::common::small_config().invariant(), 1)
+        .save(&plain)
+        .unwrap();
     let out = e3relax(&[
         "relax",
         input.to_str().unwrap(),
