@@ -151,6 +151,14 @@ pub struct TrainConfig {
     pub energy_loss_weight: f64,
     pub force_loss_weight: f64,
     pub virial_loss_weight: f64,
+    /// Surface pre-training: every optimiser step is one batch of
+    /// `single_point_batch_size` single-point labels alone (no relaxation
+    /// loss) and an epoch is as many steps as there are such batches in
+    /// the labels. The validation pairs are still evaluated every round
+    /// (the log shows what the untrained relaxation layers do), and the
+    /// newest EMA weights are always the run's `best`: the start of a
+    /// second run that trains the relaxation with `init_from`.
+    pub surface_pretraining: bool,
 }
 
 /// The learning-rate schedule of a run.
@@ -233,6 +241,7 @@ impl Default for TrainConfig {
             energy_loss_weight: 0.1,
             force_loss_weight: 1.0,
             virial_loss_weight: 1.0,
+            surface_pretraining: false,
         }
     }
 }
@@ -442,7 +451,7 @@ impl TrainConfig {
         {
             return bad("layer_loss_weights must be finite and non-negative".into());
         }
-        if let Some(model) = &self.model {
+        if let (Some(model), None) = (&self.model, &self.init_from) {
             if !self.layer_loss_weights.is_empty()
                 && self.layer_loss_weights.len() != model.num_layers
             {
@@ -465,11 +474,19 @@ impl TrainConfig {
                 return bad(format!("{name} must be in [0, 100], got {weight}"));
             }
         }
-        if let Some(model) = &self.model {
+        // With init_from the model config is the fine-tuned model's own
+        // (checked when it loads); a `model` field beside it is ignored.
+        if let (Some(model), None) = (&self.model, &self.init_from) {
             model.validate()?;
             if !self.single_points.is_empty() && !model.surface_heads {
                 return bad("single_points trains the energy-surface heads: set model.surface_heads to true".into());
             }
+        }
+        if self.surface_pretraining && self.single_points.is_empty() {
+            return bad(
+                "surface_pretraining trains on single-point labels alone: give single_points"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -298,7 +298,17 @@ pub fn train_shared(
         ..Default::default()
     };
     let start = Instant::now() - std::time::Duration::from_secs_f64(state.elapsed_seconds);
-    let batches = train_pairs.len().div_ceil(config.batch_size);
+    // Pre-training steps through the single-point labels, a relaxation
+    // run through the training pairs.
+    let batches = match (&single_points, config.surface_pretraining) {
+        (Some(set), true) => set.points.len().div_ceil(config.single_point_batch_size),
+        _ => train_pairs.len().div_ceil(config.batch_size),
+    };
+    if config.surface_pretraining {
+        log(&format!(
+            "surface pre-training: {batches} single-point batches per epoch, no relaxation loss"
+        ));
+    }
     let mut stopped_early = false;
     let mut stopped_by_caller = false;
     let mut skipped_in_a_row = 0;
@@ -306,9 +316,16 @@ pub fn train_shared(
     while state.epoch < config.max_epochs {
         let mut order: Vec<usize> = (0..train_pairs.len()).collect();
         state.rng.shuffle(&mut order);
+        // A pre-training step has no relaxation pairs: empty chunks.
+        let chunks: Vec<&[usize]> = if config.surface_pretraining {
+            vec![&[]; batches]
+        } else {
+            order.chunks(config.batch_size).collect()
+        };
         let mut loss_sum = 0.0;
-        for (b, chunk) in order.chunks(config.batch_size).enumerate() {
+        for (b, &chunk) in chunks.iter().enumerate() {
             let (part, totals) = match collective {
+                _ if config.surface_pretraining => (None, None),
                 None => (
                     Some(training_batch(
                         &train_pairs,
@@ -434,6 +451,7 @@ pub fn train_shared(
             &mut state,
             writes.then_some(output),
             collective,
+            config.surface_pretraining,
         )?;
         state.after_round(improved, config);
         let round = RoundLog {

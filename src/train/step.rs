@@ -84,6 +84,7 @@ pub(super) fn optimiser_step(
     collective: Option<&dyn Collective>,
 ) -> StepOutcome {
     let mut loss = Tensor::zeros([], (Kind::Float, model.device()));
+    let surface_only = part.is_none();
     if let Some((batch, target_positions, target_lattice, totals)) = part {
         let outputs = model.network.forward(batch);
         loss += match totals {
@@ -115,9 +116,11 @@ pub(super) fn optimiser_step(
             loss += surface;
         }
     }
-    if collective.is_some() {
+    if collective.is_some() || surface_only {
         // Every parameter gets a gradient (zero where this part did not
-        // reach it), so that all processes sum the same list.
+        // reach it), so that all processes sum the same list and a
+        // surface-only step (pre-training) leaves the relaxation layers
+        // with a zero gradient rather than none.
         for p in params.values() {
             loss += p.sum(Kind::Float) * 0.0;
         }

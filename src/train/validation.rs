@@ -17,8 +17,10 @@ use crate::model::Model;
 use crate::relax::RelaxOptions;
 
 /// Evaluates the EMA weights on the validation pairs; when they beat the
-/// best so far, records that and saves them as `output/best` (`None`: a
-/// process that does not write). Returns the model's and Dummy's means.
+/// best so far (or always, with `newest_is_best`: pre-training, which the
+/// validation pairs do not judge), records that and saves them as
+/// `output/best` (`None`: a process that does not write). Returns the
+/// model's and Dummy's means.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn validation_round(
     model: &Model,
@@ -29,12 +31,13 @@ pub(super) fn validation_round(
     state: &mut TrainState,
     output: Option<&Path>,
     collective: Option<&dyn Collective>,
+    newest_is_best: bool,
 ) -> Result<(Metrics, Metrics, bool)> {
     swap_values(params, &ema.shadow);
     let means = validation_means(model, pairs, options, collective);
     let improved = means
         .as_ref()
-        .map(|(m, _)| m.coordinate_mae < state.best_coordinate_mae)
+        .map(|(m, _)| newest_is_best || m.coordinate_mae < state.best_coordinate_mae)
         .unwrap_or(false);
     let saved = match (&means, improved) {
         (Ok((m, _)), true) => {

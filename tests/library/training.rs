@@ -812,3 +812,93 @@ fn holding_a_volume_prior_the_model_has_not_is_refused() {
     );
     assert!(!dir.path().join("run").exists());
 }
+
+/// Surface pre-training steps through the single-point labels alone: the
+/// relaxation loss is off (the volume prior, which only the relaxation
+/// reaches, stays at the baseline's fit while the heads move), an epoch is
+/// one pass of label batches, the newest weights are always `best`, and a
+/// second run trains the relaxation from them with `init_from`.
+#[test]
+fn surface_pretraining_trains_on_single_points_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), 1);
+    let labels = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/single-points");
+    let single_points = format!("single_points=[{:?}]", labels.to_str().unwrap());
+    let pretrain = |name: &str, epochs: &str| {
+        let run = dir.path().join(name);
+        let out = e3relax()
+            .args(["train", "--config", config.to_str().unwrap()])
+            .args(["-o", run.to_str().unwrap(), "-q"])
+            .args(["--set", "model.volume_prior=true"])
+            .args(["--set", "model.surface_heads=true"])
+            .args(["--set", &single_points])
+            .args(["--set", "single_point_batch_size=4"])
+            .args(["--set", "surface_pretraining=true"])
+            .args(["--set", &format!("max_epochs={epochs}")])
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{log}");
+        (run, log)
+    };
+    let (short, log) = pretrain("pre-1", "1");
+    // 20 labels in batches of 4.
+    assert!(
+        log.contains("surface pre-training: 5 single-point batches per epoch"),
+        "{log}"
+    );
+    let (long, _) = pretrain("pre-3", "3");
+    assert_eq!(volume_prior_of(&short), volume_prior_of(&long));
+    let head = |run: &Path| {
+        let mut tensors =
+            tch::Tensor::read_safetensors(run.join("best/model.safetensors")).unwrap();
+        tensors.retain(|(name, _)| name == "surface_heads.force_vector.weight");
+        Vec::<f64>::try_from(tensors[0].1.to_kind(tch::Kind::Double).flatten(0, -1)).unwrap()
+    };
+    assert_ne!(head(&short), head(&long));
+    // Three rounds of five steps; the best is the newest round's.
+    let metrics = std::fs::read_to_string(long.join("metrics.csv")).unwrap();
+    let rounds: Vec<Vec<&str>> = metrics
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let steps: Vec<&str> = rounds.iter().map(|r| r[1]).collect();
+    assert_eq!(steps, ["5", "10", "15"]);
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(long.join("checkpoint/state.json")).unwrap())
+            .unwrap();
+    let last: f64 = rounds[2][4].parse().unwrap();
+    let best = state["best_coordinate_mae"].as_f64().unwrap();
+    assert!((best - last).abs() < 1e-9, "{best} against {last}");
+    // The relaxation, trained from the pre-trained weights.
+    let run = dir.path().join("after");
+    let out = e3relax()
+        .args(["train", "--config", config.to_str().unwrap()])
+        .args(["-o", run.to_str().unwrap(), "-q"])
+        .args([
+            "--set",
+            &format!("init_from={:?}", long.join("best").to_str().unwrap()),
+        ])
+        .args(["--set", &single_points])
+        .args(["--set", "single_point_batch_size=4"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(run.join("best/model.safetensors").exists());
+    // Pre-training without labels is refused by name.
+    let out = e3relax()
+        .args(["train", "--config", config.to_str().unwrap()])
+        .args(["-o", dir.path().join("none").to_str().unwrap(), "-q"])
+        .args(["--set", "surface_pretraining=true"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(log.contains("surface_pretraining"), "{log}");
+    assert!(!dir.path().join("none").exists());
+}
