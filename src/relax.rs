@@ -131,6 +131,12 @@ impl RelaxOptions {
                     t.force, t.virial
                 ));
             }
+            if !(t.sharpness.is_finite() && t.sharpness >= 1.0) {
+                return bad(format!(
+                    "surface_trust sharpness must be a finite number of at least 1, got {}",
+                    t.sharpness
+                ));
+            }
         }
         Ok(())
     }

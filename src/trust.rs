@@ -18,14 +18,20 @@
 //! (`ModelConfig::surface_heads`): a crystal whose predicted forces and
 //! virial at the input are no larger than the heads' own output on relaxed
 //! crystals is probably at its minimum already, so its change is shrunk by
-//! `r^2 / (1 + r^2)`, `r^2 = (F/f)^2 + (W/w)^2`, with `F` the root mean
+//! `r^2p / (1 + r^2p)`, `r^2 = (F/f)^2 + (W/w)^2`, with `F` the root mean
 //! square of the predicted forces on the atoms that may move (eV/Å), `W`
 //! the Frobenius norm of the predicted virial per atom (eV/atom; left out
 //! for a fixed cell) and `f`, `w` the heads' root-mean-square output on
 //! relaxed crystals never trained on ([`SurfaceTrust`], measured by
 //! `e3relax calibrate` into the model's `surface_trust.json`). The heads
 //! read the input itself, not the prediction: unlike the scales above,
-//! they can tell a relaxed input from one that needs a small move.
+//! they can tell a relaxed input from one that needs a small move. The
+//! sharpness `p` (1 unless the calibration file says otherwise) makes the
+//! gate steeper around `r = 1`, where it always halves the change: a
+//! larger `p` holds back the crystals the heads read as at rest more
+//! firmly and lets the clearly strained ones move more, which is what the
+//! heads' overlap between relaxed and unrelaxed inputs rewards (the model
+//! card measures it).
 
 use std::path::Path;
 
@@ -141,6 +147,14 @@ pub struct SurfaceTrust {
     pub force: f64,
     /// Virial per atom, eV/atom.
     pub virial: f64,
+    /// The gate's sharpness `p` (`r^2p / (1 + r^2p)`); calibration files
+    /// written before it existed mean 1.
+    #[serde(default = "unit_sharpness")]
+    pub sharpness: f64,
+}
+
+fn unit_sharpness() -> f64 {
+    1.0
 }
 
 /// `surface_trust.json`: the scales and what they were measured on.
@@ -182,10 +196,20 @@ impl SurfaceCalibration {
                 )));
             }
         }
-        let SurfaceTrust { force, virial } = calibration.scales;
+        let SurfaceTrust {
+            force,
+            virial,
+            sharpness,
+        } = calibration.scales;
         if !(force.is_finite() && force > 0.0 && virial.is_finite() && virial > 0.0) {
             return Err(Error::Model(format!(
                 "{}: the scales must be positive and finite (force {force}, virial {virial})",
+                path.display()
+            )));
+        }
+        if !(sharpness.is_finite() && sharpness >= 1.0) {
+            return Err(Error::Model(format!(
+                "{}: sharpness must be a finite number of at least 1, got {sharpness}",
                 path.display()
             )));
         }
@@ -206,6 +230,7 @@ impl SurfaceCalibration {
             scales: SurfaceTrust {
                 force: rms(readings.iter().map(|r| r.force_rms).collect()),
                 virial: rms(readings.iter().map(|r| r.virial_norm).collect()),
+                sharpness: 1.0,
             },
             structures: readings.len(),
             data,
@@ -220,10 +245,11 @@ impl SurfaceTrust {
         SurfaceTrust {
             force: k * self.force,
             virial: k * self.virial,
+            sharpness: self.sharpness,
         }
     }
 
-    /// The factor of a crystal's change, `r^2 / (1 + r^2)`; the virial
+    /// The factor of a crystal's change, `r^2p / (1 + r^2p)`; the virial
     /// counts only where the cell may change.
     pub fn factor(&self, reading: &SurfaceReading, fixed_cell: bool) -> f64 {
         let ratio = |value: f64, scale: f64| {
@@ -239,10 +265,11 @@ impl SurfaceTrust {
         if !fixed_cell {
             r2 += ratio(reading.virial_norm, self.virial).powi(2);
         }
-        if r2.is_infinite() {
+        let gate = r2.powf(self.sharpness);
+        if gate.is_infinite() {
             1.0
         } else {
-            r2 / (1.0 + r2)
+            gate / (1.0 + gate)
         }
     }
 }
@@ -396,6 +423,7 @@ mod tests {
         let scales = SurfaceTrust {
             force: 0.5,
             virial: 0.2,
+            sharpness: 1.0,
         };
         let at_rest = SurfaceReading {
             force_rms: 0.0,
@@ -418,12 +446,78 @@ mod tests {
         assert_eq!(
             SurfaceTrust {
                 force: 0.0,
-                virial: 0.0
+                virial: 0.0,
+                sharpness: 1.0,
             }
             .factor(&far, false),
             1.0
         );
         assert_eq!(scales.times(2.0).force, 1.0);
+    }
+
+    #[test]
+    fn a_sharper_gate_halves_at_the_scale_and_separates_more_on_either_side() {
+        let gentle = SurfaceTrust {
+            force: 1.0,
+            virial: 1.0,
+            sharpness: 1.0,
+        };
+        let sharp = SurfaceTrust {
+            sharpness: 3.0,
+            ..gentle
+        };
+        let reading = |force_rms: f64| SurfaceReading {
+            force_rms,
+            virial_norm: 0.0,
+        };
+        // At the scale (r = 1) both halve the change.
+        assert!((sharp.factor(&reading(1.0), false) - 0.5).abs() < 1e-15);
+        // Below it the sharper gate holds back more, above it less; the
+        // slow obvious formula r^6 / (1 + r^6).
+        for r in [0.2f64, 0.5, 0.9, 1.1, 2.0, 5.0] {
+            let expected = r.powi(6) / (1.0 + r.powi(6));
+            let got = sharp.factor(&reading(r), false);
+            assert!(
+                (got - expected).abs() < 1e-14,
+                "r {r}: {got} against {expected}"
+            );
+            let softer = gentle.factor(&reading(r), false);
+            if r < 1.0 {
+                assert!(got < softer);
+            } else {
+                assert!(got > softer);
+            }
+        }
+        // K scales the reading, not the sharpness.
+        assert_eq!(sharp.times(2.0).sharpness, 3.0);
+        assert_eq!(sharp.factor(&reading(0.0), false), 0.0);
+        assert_eq!(sharp.factor(&reading(1e200), false), 1.0);
+    }
+
+    #[test]
+    fn calibration_files_without_a_sharpness_mean_one_and_bad_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |text: &str| std::fs::write(dir.path().join(SURFACE_TRUST_FILE), text).unwrap();
+        write(r#"{"force": 0.6, "virial": 0.3, "structures": 5, "data": []}"#);
+        let old = SurfaceCalibration::load(dir.path()).unwrap();
+        assert_eq!(old.scales.sharpness, 1.0);
+        write(r#"{"force": 0.6, "virial": 0.3, "sharpness": 3, "structures": 5, "data": []}"#);
+        assert_eq!(
+            SurfaceCalibration::load(dir.path())
+                .unwrap()
+                .scales
+                .sharpness,
+            3.0
+        );
+        for bad in ["0", "0.5", "-1"] {
+            write(&format!(
+                r#"{{"force": 0.6, "virial": 0.3, "sharpness": {bad}, "structures": 5, "data": []}}"#
+            ));
+            let error = SurfaceCalibration::load(dir.path())
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("sharpness"), "{bad}: {error}");
+        }
     }
 
     #[test]

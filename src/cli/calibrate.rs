@@ -29,6 +29,20 @@ pub struct CalibrateArgs {
     /// `relax` and the libraries use unless told otherwise)
     #[arg(long, value_name = "K", value_parser = super::relax::parse_positive)]
     default: Option<f64>,
+    /// The gate's sharpness p: a crystal's change is scaled by
+    /// r^2p / (1 + r^2p); 1 is the gentlest gate, larger values hold back
+    /// crystals the heads read as at rest more firmly
+    #[arg(long, value_name = "P", default_value_t = 1.0, value_parser = parse_sharpness)]
+    sharpness: f64,
+}
+
+fn parse_sharpness(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if p.is_finite() && p >= 1.0 => Ok(p),
+        _ => Err(format!(
+            "expected a finite number of at least 1, got {text}"
+        )),
+    }
 }
 
 pub fn run(args: CalibrateArgs) -> Result<()> {
@@ -49,16 +63,18 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     let data = args.data.iter().map(|d| d.display().to_string()).collect();
     let mut calibration = SurfaceCalibration::measure(&readings, data)?;
     calibration.default = args.default;
+    calibration.scales.sharpness = args.sharpness;
     let path = args.model.join(SURFACE_TRUST_FILE);
     let text = serde_json::to_string_pretty(&calibration)
         .map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
     e3relax::io::write_atomically(&path, format!("{text}\n").as_bytes())?;
     println!(
-        "{}: force scale {:.4} eV/Å, virial scale {:.4} eV/atom (root mean square over {} relaxed structures)",
+        "{}: force scale {:.4} eV/Å, virial scale {:.4} eV/atom (root mean square over {} relaxed structures), sharpness {}",
         path.display(),
         calibration.scales.force,
         calibration.scales.virial,
-        calibration.structures
+        calibration.structures,
+        calibration.scales.sharpness
     );
     if let Some(k) = calibration.default {
         println!(

@@ -238,7 +238,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
             });
         }
         if let Some(t) = options.surface_trust {
-            json["surface_trust"] = serde_json::json!({"force": t.force, "virial": t.virial});
+            json["surface_trust"] =
+                serde_json::json!({"force": t.force, "virial": t.virial, "sharpness": t.sharpness});
         }
         json["line_search"] = serde_json::json!(options.line_search);
         println!("{json}");
@@ -246,8 +247,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
         println!("{}", report.table());
         if let Some(t) = options.surface_trust {
             println!(
-                "with the surface trust: force scale {:.4} eV/Å, virial scale {:.4} eV/atom (--no-surface-trust: the raw prediction)",
-                t.force, t.virial
+                "with the surface trust: force scale {:.4} eV/Å, virial scale {:.4} eV/atom, sharpness {} (--no-surface-trust: the raw prediction)",
+                t.force, t.virial, t.sharpness
             );
         }
         if options.line_search {
