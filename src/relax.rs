@@ -131,7 +131,7 @@ impl RelaxOptions {
                     t.force, t.virial
                 ));
             }
-            if !(t.sharpness.is_finite() && t.sharpness >= 1.0) {
+            if !crate::trust::SurfaceTrust::sharpness_is_valid(t.sharpness) {
                 return bad(format!(
                     "surface_trust sharpness must be a finite number of at least 1, got {}",
                     t.sharpness

@@ -207,7 +207,7 @@ impl SurfaceCalibration {
                 path.display()
             )));
         }
-        if !(sharpness.is_finite() && sharpness >= 1.0) {
+        if !SurfaceTrust::sharpness_is_valid(sharpness) {
             return Err(Error::Model(format!(
                 "{}: sharpness must be a finite number of at least 1, got {sharpness}",
                 path.display()
@@ -240,6 +240,12 @@ impl SurfaceCalibration {
 }
 
 impl SurfaceTrust {
+    /// Whether `p` is a sharpness the gate accepts: finite and at least 1
+    /// (the calibration file, the CLI and `RelaxOptions` all check this).
+    pub fn sharpness_is_valid(p: f64) -> bool {
+        p.is_finite() && p >= 1.0
+    }
+
     /// Both scales times `k` (the CLI's `--surface-trust K`).
     pub fn times(self, k: f64) -> SurfaceTrust {
         SurfaceTrust {

@@ -8,7 +8,7 @@ use clap::Args;
 use e3relax::dataset::Dataset;
 use e3relax::relax::read_surface;
 use e3relax::runtime::DeviceRequest;
-use e3relax::trust::{SurfaceCalibration, SURFACE_TRUST_FILE};
+use e3relax::trust::{SurfaceCalibration, SurfaceTrust, SURFACE_TRUST_FILE};
 use e3relax::{Error, Model, Result};
 
 #[derive(Args, Debug)]
@@ -38,7 +38,7 @@ pub struct CalibrateArgs {
 
 fn parse_sharpness(text: &str) -> std::result::Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(p) if p.is_finite() && p >= 1.0 => Ok(p),
+        Ok(p) if SurfaceTrust::sharpness_is_valid(p) => Ok(p),
         _ => Err(format!(
             "expected a finite number of at least 1, got {text}"
         )),
