@@ -280,9 +280,9 @@ impl Relaxer {
                 "surface_trust must be a finite number above 0, got {k}"
             )));
         }
-        if !self.model.config().surface_heads {
+        if !self.model.reads_surface() {
             return Err(Error::Model(format!(
-                "{}: this model has no energy-surface heads (config.json: surface_heads), which the surface trust reads",
+                "{}: this model has no energy-surface heads (config.json: surface_heads) and no surface reader, which the surface trust reads",
                 dir.display()
             )));
         }
@@ -293,9 +293,7 @@ impl Relaxer {
     /// does not choose: the `default` K of the model's `surface_trust.json`
     /// (loaded from `dir`), or none (the raw prediction).
     pub fn default_surface_trust(&self, dir: &Path) -> Result<Option<crate::trust::SurfaceTrust>> {
-        if !self.model.config().surface_heads
-            || !dir.join(crate::trust::SURFACE_TRUST_FILE).is_file()
-        {
+        if !self.model.reads_surface() || !dir.join(crate::trust::SURFACE_TRUST_FILE).is_file() {
             return Ok(None);
         }
         let calibration = crate::trust::SurfaceCalibration::load(dir)?;
@@ -305,7 +303,7 @@ impl Relaxer {
     /// Whether this relaxer's model can run the energy-surface line search
     /// (`RelaxOptions::line_search`): an error names what it lacks.
     pub fn check_line_search(&self) -> Result<()> {
-        if self.model.config().surface_heads {
+        if self.model.reads_surface() {
             Ok(())
         } else {
             Err(Error::InvalidArgument(
@@ -738,7 +736,7 @@ fn run_heads(
     reader: &str,
 ) -> Result<crate::model::surface_heads::SurfacePrediction> {
     let _guard = tch::no_grad_guard();
-    model.network.surface(batch).ok_or_else(|| {
+    model.surface(batch).ok_or_else(|| {
         Error::Model(format!(
             "this model has no energy-surface heads (config.json: surface_heads), which {reader} reads"
         ))

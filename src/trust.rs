@@ -171,9 +171,36 @@ pub struct SurfaceCalibration {
     /// option); absent: the raw prediction unless asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<f64>,
+    /// A model directory inside this one whose energy-surface heads read
+    /// the inputs (and whose readings the scales were measured on); absent:
+    /// the model's own heads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reader: Option<String>,
 }
 
 impl SurfaceCalibration {
+    /// The surface reader's directory that `model_dir`'s calibration file
+    /// names, if there is a file and it names one; an error for a file that
+    /// cannot be read or a reader that is not a folder inside `model_dir`.
+    pub fn reader_of(model_dir: &Path) -> Result<Option<std::path::PathBuf>> {
+        if !model_dir.join(SURFACE_TRUST_FILE).is_file() {
+            return Ok(None);
+        }
+        let calibration = SurfaceCalibration::load(model_dir)?;
+        Ok(calibration.reader.map(|r| model_dir.join(r)))
+    }
+
+    /// Whether `name` may name a surface reader: a relative path of plain
+    /// folder names (no `..`, no root), so that the reader lives inside
+    /// the model directory and travels with it when it is installed.
+    pub fn reader_name_is_valid(name: &str) -> bool {
+        let path = Path::new(name);
+        !name.is_empty()
+            && path
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+    }
+
     /// The scales of a model directory, or an error saying how to make
     /// them.
     pub fn load(model_dir: &Path) -> Result<SurfaceCalibration> {
@@ -213,6 +240,21 @@ impl SurfaceCalibration {
                 path.display()
             )));
         }
+        if let Some(reader) = &calibration.reader {
+            if !SurfaceCalibration::reader_name_is_valid(reader) {
+                return Err(Error::Model(format!(
+                    "{}: reader must be a folder inside the model directory (a relative path without `..`), got {reader:?}",
+                    path.display()
+                )));
+            }
+            if !model_dir.join(reader).is_dir() {
+                return Err(Error::Model(format!(
+                    "{}: reader {reader:?} is not a folder of {}",
+                    path.display(),
+                    model_dir.display()
+                )));
+            }
+        }
         Ok(calibration)
     }
 
@@ -235,6 +277,7 @@ impl SurfaceCalibration {
             structures: readings.len(),
             data,
             default: None,
+            reader: None,
         })
     }
 }
@@ -524,6 +567,48 @@ mod tests {
                 .to_string();
             assert!(error.contains("sharpness"), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn a_surface_reader_must_be_a_folder_inside_the_model_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |reader: &str| {
+            std::fs::write(
+                dir.path().join(SURFACE_TRUST_FILE),
+                format!(
+                    r#"{{"force": 0.6, "virial": 0.3, "structures": 5, "data": [], "reader": {reader:?}}}"#
+                ),
+            )
+            .unwrap()
+        };
+        // No file, or a file without a reader: the model's own heads.
+        assert_eq!(SurfaceCalibration::reader_of(dir.path()).unwrap(), None);
+        std::fs::write(
+            dir.path().join(SURFACE_TRUST_FILE),
+            r#"{"force": 0.6, "virial": 0.3, "structures": 5, "data": []}"#,
+        )
+        .unwrap();
+        assert_eq!(SurfaceCalibration::reader_of(dir.path()).unwrap(), None);
+        std::fs::create_dir_all(dir.path().join("surface-reader")).unwrap();
+        write("surface-reader");
+        assert_eq!(
+            SurfaceCalibration::reader_of(dir.path()).unwrap(),
+            Some(dir.path().join("surface-reader"))
+        );
+        for (bad, why) in [
+            ("missing", "not a folder"),
+            ("../surface-reader", "inside the model directory"),
+            ("/tmp", "inside the model directory"),
+            ("", "inside the model directory"),
+        ] {
+            write(bad);
+            let error = SurfaceCalibration::reader_of(dir.path())
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(why), "{bad}: {error}");
+        }
+        assert!(SurfaceCalibration::reader_name_is_valid("readers/forces"));
+        assert!(!SurfaceCalibration::reader_name_is_valid("./reader"));
     }
 
     #[test]

@@ -34,6 +34,23 @@ pub struct CalibrateArgs {
     /// crystals the heads read as at rest more firmly
     #[arg(long, value_name = "P", default_value_t = 1.0, value_parser = parse_sharpness)]
     sharpness: f64,
+    /// A model directory inside --model (e.g. `surface-reader`) whose
+    /// energy-surface heads read the inputs in the model's place: the
+    /// scales are measured with it and surface_trust.json names it.
+    /// Without it the reader the present surface_trust.json names, if any,
+    /// stays (otherwise the model's own heads read)
+    #[arg(long, value_name = "NAME", value_parser = parse_reader)]
+    reader: Option<String>,
+}
+
+fn parse_reader(text: &str) -> std::result::Result<String, String> {
+    if SurfaceCalibration::reader_name_is_valid(text) {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "expected a folder inside the model directory (a relative path without `..`), got {text:?}"
+        ))
+    }
 }
 
 fn parse_sharpness(text: &str) -> std::result::Result<f64, String> {
@@ -47,10 +64,21 @@ fn parse_sharpness(text: &str) -> std::result::Result<f64, String> {
 
 pub fn run(args: CalibrateArgs) -> Result<()> {
     let device = args.device.parse::<DeviceRequest>()?.resolve()?;
-    let model = Model::load(&args.model, device)?;
-    if !model.config().surface_heads {
+    let mut model = Model::load(&args.model, device)?;
+    let reader = match &args.reader {
+        Some(name) => {
+            let dir = args.model.join(name);
+            let reader = Model::load(&dir, device)?;
+            model = model.with_surface_reader(reader, &dir.display().to_string())?;
+            Some(name.clone())
+        }
+        // Model::load read the present file: keep the reader it named.
+        None if model.has_surface_reader() => SurfaceCalibration::load(&args.model)?.reader,
+        None => None,
+    };
+    if !model.reads_surface() {
         return Err(Error::Model(format!(
-            "{}: this model has no energy-surface heads (config.json: surface_heads), so it has no surface trust to calibrate",
+            "{}: this model has no energy-surface heads (config.json: surface_heads), so it has no surface trust to calibrate (or name a surface reader with --reader)",
             args.model.display()
         )));
     }
@@ -64,6 +92,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     let mut calibration = SurfaceCalibration::measure(&readings, data)?;
     calibration.default = args.default;
     calibration.scales.sharpness = args.sharpness;
+    calibration.reader = reader;
     let path = args.model.join(SURFACE_TRUST_FILE);
     let text = serde_json::to_string_pretty(&calibration)
         .map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
@@ -76,6 +105,11 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         calibration.structures,
         calibration.scales.sharpness
     );
+    if let Some(reader) = &calibration.reader {
+        println!(
+            "the surface is read by {reader} (a network of its own, inside the model directory)"
+        );
+    }
     if let Some(k) = calibration.default {
         println!(
             "the model's predictions use the surface trust with K = {k} unless told otherwise"

@@ -61,8 +61,8 @@ pub struct EvalArgs {
     /// where it is not much larger than K times the members' spread
     #[arg(long, value_name = "K", requires = "uncertainty")]
     spread_trust: Option<f64>,
-    /// Shrink each prediction where the model's energy-surface heads find
-    /// the input at rest, with K times the model's surface_trust.json
+    /// Shrink each prediction where the model's surface reader (or its
+    /// energy-surface heads) finds the input at rest, with K times the model's surface_trust.json
     /// scales (see `e3relax relax --surface-trust`)
     #[arg(long, value_name = "K", value_parser = super::relax::parse_positive)]
     surface_trust: Option<f64>,
@@ -70,8 +70,8 @@ pub struct EvalArgs {
     /// trust
     #[arg(long, conflicts_with = "surface_trust")]
     no_surface_trust: bool,
-    /// Go along each predicted move only as far as the model's
-    /// energy-surface heads find the energy falling (see `e3relax relax
+    /// Go along each predicted move only as far as the model's surface
+    /// reader (or its energy-surface heads) finds the energy falling (see `e3relax relax
     /// --line-search`)
     #[arg(long)]
     line_search: bool,
@@ -238,8 +238,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             });
         }
         if let Some(t) = options.surface_trust {
-            json["surface_trust"] =
-                serde_json::json!({"force": t.force, "virial": t.virial, "sharpness": t.sharpness});
+            json["surface_trust"] = serde_json::json!({"force": t.force, "virial": t.virial, "sharpness": t.sharpness, "reader": relaxer.model().has_surface_reader()});
         }
         json["line_search"] = serde_json::json!(options.line_search);
         println!("{json}");
@@ -250,6 +249,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 "with the surface trust: force scale {:.4} eV/Å, virial scale {:.4} eV/atom, sharpness {} (--no-surface-trust: the raw prediction)",
                 t.force, t.virial, t.sharpness
             );
+        }
+        if relaxer.model().has_surface_reader()
+            && (options.surface_trust.is_some() || options.line_search)
+        {
+            println!("the energy surface is read by the model's surface reader (surface_trust.json: reader)");
         }
         if options.line_search {
             println!("with the energy-surface line search along each predicted move");

@@ -85,12 +85,13 @@ pub struct RelaxArgs {
     #[arg(long, value_name = "K", requires = "uncertainty")]
     spread_trust: Option<f64>,
     /// Surface trust: shrink each crystal's predicted change where the
-    /// model's energy-surface heads find the input at rest (forces and
-    /// virial no larger than K times their typical output on relaxed
-    /// crystals, the model's surface_trust.json); 1 is the measured
-    /// scale. Leaves relaxed and experimental inputs nearly alone (see the
-    /// model card). Needs a model with surface heads [default: the
-    /// model's own default, if its surface_trust.json has one]
+    /// model's surface reader (or its own energy-surface heads) finds the
+    /// input at rest (forces and virial no larger than K times their
+    /// typical output on relaxed crystals, the model's surface_trust.json);
+    /// 1 is the measured scale. Leaves relaxed and experimental inputs
+    /// nearly alone (see the model card). Needs a model with a surface
+    /// reader or surface heads [default: the model's own default, if its
+    /// surface_trust.json has one]
     #[arg(long, value_name = "K", value_parser = parse_positive)]
     surface_trust: Option<f64>,
     /// The raw prediction, also for a model whose default is the surface
@@ -98,12 +99,12 @@ pub struct RelaxArgs {
     #[arg(long, conflicts_with = "surface_trust")]
     no_surface_trust: bool,
     /// Energy-surface line search: go along each crystal's predicted move
-    /// only as far as the model's energy-surface heads find the energy
-    /// falling (their forces and virial integrated along the path), so an
-    /// input near its minimum moves less. Writes each step as info
-    /// `e3relax_line_search_step` (0: the input, 1: the prediction). Needs
-    /// a model with surface heads; costs five passes of the heads (see the
-    /// model card)
+    /// only as far as the model's surface reader (or its own
+    /// energy-surface heads) finds the energy falling (forces and virial
+    /// integrated along the path), so an input near its minimum moves
+    /// less. Writes each step as info `e3relax_line_search_step` (0: the
+    /// input, 1: the prediction). Needs a model with a surface reader or
+    /// surface heads; costs five passes of them (see the model card)
     #[arg(long)]
     line_search: bool,
     /// Relax only shard K of N (K from 0 to N-1, e.g. `--shard

@@ -167,12 +167,12 @@ fn parse_load_options(text: &str) -> Result<LoadOptions, Error> {
 /// [strain, displacement]` shrinks each predicted change towards the input
 /// where it is no larger than these scales (the trust policy).
 /// `surface_trust: K` shrinks each predicted change where the model's
-/// energy-surface heads find the input at rest (forces and virial no
-/// larger than K times the scales in the model's `surface_trust.json`;
-/// needs a model with surface heads); without the key a model whose
-/// `surface_trust.json` names a `default` K uses it, and `null` asks for
-/// the raw prediction. `line_search: true` goes along each predicted move
-/// only as far as the heads find the energy falling (needs surface heads).
+/// surface reader (the `reader` its `surface_trust.json` names, else its
+/// own energy-surface heads) finds the input at rest (forces and virial no
+/// larger than K times the scales in that file); without the key a model
+/// whose `surface_trust.json` names a `default` K uses it, and `null` asks
+/// for the raw prediction. `line_search: true` goes along each predicted
+/// move only as far as the reader finds the energy falling.
 /// On success `*model` is the new handle (free it with
 /// `e3relax_free`); on failure it is set to NULL.
 ///

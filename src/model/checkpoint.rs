@@ -16,8 +16,24 @@ pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 
 impl Model {
-    /// Loads a model directory onto `device` (f32).
+    /// Loads a model directory onto `device` (f32), with the surface reader
+    /// its `surface_trust.json` names, if any (see
+    /// [`Model::with_surface_reader`]).
     pub fn load(dir: &Path, device: Device) -> Result<Model> {
+        let model = Model::load_network(dir, device)?;
+        match crate::trust::SurfaceCalibration::reader_of(dir)? {
+            None => Ok(model),
+            Some(reader_dir) => {
+                // The reader's own directory is read as a plain network: a
+                // reader of a reader is not followed.
+                let reader = Model::load_network(&reader_dir, device)?;
+                model.with_surface_reader(reader, &reader_dir.display().to_string())
+            }
+        }
+    }
+
+    /// A model directory's network alone (config.json + model.safetensors).
+    fn load_network(dir: &Path, device: Device) -> Result<Model> {
         let shown = dir.display().to_string();
         if !dir.is_dir() {
             return Err(Error::Model(format!(
@@ -254,5 +270,96 @@ mod tests {
         assert!(model
             .parameter_names(ParameterGroup::PhysicalPrior)
             .is_empty());
+    }
+
+    /// A model directory whose surface_trust.json names a reader: loading
+    /// it brings the reader along, the surface is read by the reader's heads
+    /// (not the model's own), copies and device moves keep it, and a reader
+    /// that builds another graph is refused.
+    #[test]
+    fn a_surface_reader_named_by_the_model_directory_reads_the_surface() {
+        use crate::model::batch::Batch;
+        let config = ModelConfig {
+            surface_heads: true,
+            ..ModelConfig::with_size(8, 2, 4)
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let main = Model::new(&config, 1).unwrap();
+        let reader = Model::new(&config, 2).unwrap();
+        main.save(dir.path()).unwrap();
+        reader.save(&dir.path().join("surface-reader")).unwrap();
+        let a = 4.1;
+        let rock_salt = crate::Structure::new(
+            [
+                [0.0, a / 2.0, a / 2.0],
+                [a / 2.0, 0.0, a / 2.0],
+                [a / 2.0, a / 2.0, 0.0],
+            ],
+            vec![[0.0; 3], [a / 2.0 + 0.07, 0.0, 0.03]],
+            vec![11, 17],
+        )
+        .unwrap();
+        let forces = |m: &Model| -> Vec<f64> {
+            let batch = Batch::new(&[&rock_salt], m.config(), m.device(), m.kind(), false).unwrap();
+            let _guard = tch::no_grad_guard();
+            Vec::try_from(m.surface(&batch).unwrap().forces.flatten(0, -1)).unwrap()
+        };
+        let own = forces(&Model::load(dir.path(), tch::Device::Cpu).unwrap());
+        assert_eq!(own, forces(&main));
+        std::fs::write(
+            dir.path().join(crate::trust::SURFACE_TRUST_FILE),
+            r#"{"force": 0.6, "virial": 0.3, "structures": 5, "data": [], "reader": "surface-reader"}"#,
+        )
+        .unwrap();
+        let loaded = Model::load(dir.path(), tch::Device::Cpu).unwrap();
+        assert!(loaded.has_surface_reader());
+        let read = forces(&loaded);
+        assert_eq!(read, forces(&reader));
+        assert_ne!(read, own);
+        assert_eq!(forces(&loaded.duplicate().unwrap()), read);
+        // The relaxation itself is the model's own.
+        let batch = Batch::new(
+            &[&rock_salt],
+            &config,
+            tch::Device::Cpu,
+            loaded.kind(),
+            false,
+        )
+        .unwrap();
+        let _guard = tch::no_grad_guard();
+        let last = |m: &Model| -> Vec<f64> {
+            Vec::try_from(
+                m.network
+                    .forward(&batch)
+                    .last()
+                    .unwrap()
+                    .positions
+                    .flatten(0, -1),
+            )
+            .unwrap()
+        };
+        assert_eq!(last(&loaded), last(&main));
+        // A reader with another graph radius cannot read the model's
+        // batch, and one without heads reads nothing.
+        let other_graph = ModelConfig {
+            graph_radius: 5.0,
+            ..config.clone()
+        };
+        for (reader_config, why) in [
+            (other_graph, "must build the model's graph"),
+            (
+                ModelConfig::with_size(8, 2, 4),
+                "needs energy-surface heads",
+            ),
+        ] {
+            Model::new(&reader_config, 3)
+                .unwrap()
+                .save_replacing(&dir.path().join("surface-reader"))
+                .unwrap();
+            let error = Model::load(dir.path(), tch::Device::Cpu)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(why), "{error}");
+        }
     }
 }

@@ -16,6 +16,12 @@ use crate::model::network::E3Relax;
 pub struct Model {
     pub vs: VarStore,
     pub network: E3Relax,
+    /// A second network whose energy-surface heads read the inputs in this
+    /// model's place (the surface trust and the line search), where the
+    /// model directory names one (`surface_trust.json`: `reader`): a
+    /// network trained on the labeller's single points alone reads them
+    /// more truly than heads that share a trunk with the relaxation.
+    surface_reader: Option<Box<Model>>,
 }
 
 impl Model {
@@ -33,7 +39,11 @@ impl Model {
         tch::manual_seed(seed);
         let vs = VarStore::new(Device::Cpu);
         let network = E3Relax::new(&vs.root(), config);
-        Ok(Model { vs, network })
+        Ok(Model {
+            vs,
+            network,
+            surface_reader: None,
+        })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -129,19 +139,73 @@ impl Model {
         })
     }
 
-    /// An independent copy (its own parameters, same device and values),
-    /// for running predictions on another thread.
+    /// An independent copy (its own parameters, same device and values,
+    /// its own copy of the surface reader), for running predictions on
+    /// another thread.
     pub fn duplicate(&self) -> Result<Model> {
-        let copy = Model::new(self.config(), 0)?.to_device(self.device())?;
+        let mut copy = Model::new(self.config(), 0)?.to_device(self.device())?;
         copy.assign(self.named_parameters(), "model copy")?;
+        if let Some(reader) = &self.surface_reader {
+            copy.surface_reader = Some(Box::new(reader.duplicate()?));
+        }
         Ok(copy)
     }
 
-    /// Moves the parameters to a device.
+    /// Moves the parameters (and the surface reader's) to a device.
     pub fn to_device(mut self, device: Device) -> Result<Model> {
         if device != self.vs.device() {
             self.vs.set_device(device);
         }
+        if let Some(reader) = self.surface_reader.take() {
+            self.surface_reader = Some(Box::new(reader.to_device(device)?));
+        }
         Ok(self)
+    }
+
+    /// This model with `reader`'s energy-surface heads reading its inputs
+    /// (see [`Model::surface`]). The reader must have heads and take the
+    /// same batches (graph, element table, wrapping), since it reads the
+    /// batch this model was given; `source` names it in errors.
+    pub fn with_surface_reader(mut self, reader: Model, source: &str) -> Result<Model> {
+        if !reader.config().surface_heads {
+            return Err(Error::Model(format!(
+                "{source}: a surface reader needs energy-surface heads (config.json: surface_heads)"
+            )));
+        }
+        let (ours, theirs) = (self.config(), reader.config());
+        if ours.graph_settings() != theirs.graph_settings()
+            || ours.wrap_positions != theirs.wrap_positions
+            || ours.max_atomic_number() != theirs.max_atomic_number()
+        {
+            return Err(Error::Model(format!(
+                "{source}: a surface reader must build the model's graph (graph_radius, max_neighbors, symmetric_graph, shell_tolerance, wrap_positions and num_elements as in the model's config.json)"
+            )));
+        }
+        let reader = reader.to_device(self.device())?;
+        self.surface_reader = Some(Box::new(reader));
+        Ok(self)
+    }
+
+    /// Whether this model can read the energy surface of its inputs: its
+    /// own heads or a surface reader's.
+    pub fn reads_surface(&self) -> bool {
+        self.surface_reader.is_some() || self.config().surface_heads
+    }
+
+    /// Whether the surface is read by a separate reader network.
+    pub fn has_surface_reader(&self) -> bool {
+        self.surface_reader.is_some()
+    }
+
+    /// The energy-surface heads on the input as given (the reader's where
+    /// there is one); `None` for a model that cannot read the surface.
+    pub fn surface(
+        &self,
+        batch: &crate::model::batch::Batch,
+    ) -> Option<crate::model::surface_heads::SurfacePrediction> {
+        match &self.surface_reader {
+            Some(reader) => reader.network.surface(batch),
+            None => self.network.surface(batch),
+        }
     }
 }

@@ -611,6 +611,88 @@ fn calibrate_refuses_a_model_without_surface_heads() {
     assert!(!dir.path().join("surface_trust.json").exists());
 }
 
+/// `calibrate --reader NAME` gives a model without heads of its own the
+/// surface trust: the scales are the reader's, surface_trust.json names
+/// it, `relax --surface-trust` uses it, and a recalibration without
+/// `--reader` keeps it; a reader outside the model directory is refused.
+#[test]
+fn calibrate_with_a_surface_reader_gives_the_model_the_surface_trust() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::common::small_config().invariant();
+    crate::common::small_model(&config, 1)
+        .save(dir.path())
+        .unwrap();
+    let reader_config = e3relax::ModelConfig {
+        surface_heads: true,
+        ..config.clone()
+    };
+    crate::common::small_model(&reader_config, 2)
+        .save(&dir.path().join("surface-reader"))
+        .unwrap();
+    let pairs = fixture("pairs/bulk-small");
+    let model = dir.path().to_str().unwrap();
+    let calibrate = |extra: &[&str]| {
+        let mut args = vec![
+            "calibrate",
+            "--model",
+            model,
+            "--data",
+            pairs.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        e3relax(&args)
+    };
+    let out = calibrate(&["--reader", "../elsewhere"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("inside the model directory"));
+    assert!(!dir.path().join("surface_trust.json").exists());
+    let out = calibrate(&["--reader", "surface-reader", "--sharpness", "3"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = || -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("surface_trust.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let first = read();
+    assert_eq!(first["reader"], "surface-reader", "{first}");
+    assert!(first["force"].as_f64().unwrap() > 0.0, "{first}");
+    let out = calibrate(&["--sharpness", "3"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read(), first);
+    let output = dir.path().join("trusted.extxyz");
+    let out = e3relax(&[
+        "relax",
+        pairs.join("unrelaxed.extxyz").to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+        "--model",
+        model,
+        "--surface-trust",
+        "1",
+        "-q",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = e3relax::io::read_file(&output, None).unwrap();
+    assert!(got.iter().all(|s| {
+        s.info_value("e3relax_surface_factor")
+            .and_then(|f| f.parse::<f64>().ok())
+            .is_some_and(|f| (0.0..=1.0).contains(&f))
+    }));
+}
+
 /// `relax --line-search` records each crystal's step (between 0: the
 /// input, and 1: the raw prediction), and is refused by name for a model
 /// without energy-surface heads.
