@@ -24,8 +24,8 @@ impl Model {
         match crate::trust::SurfaceCalibration::reader_of(dir)? {
             None => Ok(model),
             Some(reader_dir) => {
-                // The reader's own directory is read as a plain network: a
-                // reader of a reader is not followed.
+                // The reader's own directory is read as a plain network
+                // (with_surface_reader would drop a reader of it anyway).
                 let reader = Model::load_network(&reader_dir, device)?;
                 model.with_surface_reader(reader, &reader_dir.display().to_string())
             }

@@ -165,8 +165,10 @@ impl Model {
     /// This model with `reader`'s energy-surface heads reading its inputs
     /// (see [`Model::surface`]). The reader must have heads and take the
     /// same batches (graph, element table, wrapping), since it reads the
-    /// batch this model was given; `source` names it in errors.
-    pub fn with_surface_reader(mut self, reader: Model, source: &str) -> Result<Model> {
+    /// batch this model was given; `source` names it in errors. A reader
+    /// of the reader is not followed (dropped here, so no caller keeps one).
+    pub fn with_surface_reader(mut self, mut reader: Model, source: &str) -> Result<Model> {
+        reader.surface_reader = None;
         if !reader.config().surface_heads {
             return Err(Error::Model(format!(
                 "{source}: a surface reader needs energy-surface heads (config.json: surface_heads)"
