@@ -171,23 +171,87 @@ pub struct SurfaceCalibration {
     /// option); absent: the raw prediction unless asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<f64>,
-    /// A model directory inside this one whose energy-surface heads read
-    /// the inputs (and whose readings the scales were measured on); absent:
-    /// the model's own heads.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reader: Option<String>,
+    /// Model directories inside this one whose energy-surface heads read
+    /// the inputs, their readings averaged (and the scales measured on
+    /// that average); empty: the model's own heads. The file's `reader`
+    /// is one name or a list of them.
+    #[serde(
+        default,
+        rename = "reader",
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "one_or_many::serialize",
+        deserialize_with = "one_or_many::deserialize"
+    )]
+    pub readers: Vec<String>,
+}
+
+/// `reader` in `surface_trust.json`: a name (one reader, as files written
+/// before several existed have it) or a list of names.
+mod one_or_many {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Names {
+        One(String),
+        Many(Vec<String>),
+    }
+
+    pub fn serialize<S: Serializer>(names: &[String], out: S) -> Result<S::Ok, S::Error> {
+        match names {
+            [one] => out.serialize_str(one),
+            many => out.collect_seq(many),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(input: D) -> Result<Vec<String>, D::Error> {
+        match Names::deserialize(input).map_err(|_| {
+            serde::de::Error::custom("reader must be a folder name or a list of folder names")
+        })? {
+            Names::One(name) => Ok(vec![name]),
+            Names::Many(names) if names.is_empty() => Err(serde::de::Error::custom(
+                "reader must name at least one folder (or be left out)",
+            )),
+            Names::Many(names) => Ok(names),
+        }
+    }
 }
 
 impl SurfaceCalibration {
-    /// The surface reader's directory that `model_dir`'s calibration file
-    /// names, if there is a file and it names one; an error for a file that
-    /// cannot be read or a reader that is not a folder inside `model_dir`.
-    pub fn reader_of(model_dir: &Path) -> Result<Option<std::path::PathBuf>> {
+    /// The surface readers' directories that `model_dir`'s calibration
+    /// file names (none without a file or a `reader`); an error for a file
+    /// that cannot be read or a reader that is not a folder inside
+    /// `model_dir`.
+    pub fn readers_of(model_dir: &Path) -> Result<Vec<std::path::PathBuf>> {
         if !model_dir.join(SURFACE_TRUST_FILE).is_file() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         let calibration = SurfaceCalibration::load(model_dir)?;
-        Ok(calibration.reader.map(|r| model_dir.join(r)))
+        Ok(calibration
+            .readers
+            .iter()
+            .map(|r| model_dir.join(r))
+            .collect())
+    }
+
+    /// Why `names` cannot name the surface readers of a model directory,
+    /// if they cannot: an empty list, a name that is not a folder inside
+    /// it, or a name given twice.
+    pub fn readers_problem(names: &[String]) -> Option<String> {
+        if names.is_empty() {
+            return Some("reader must name at least one folder (or be left out)".into());
+        }
+        for (i, name) in names.iter().enumerate() {
+            if !SurfaceCalibration::reader_name_is_valid(name) {
+                return Some(format!(
+                    "reader must be a folder inside the model directory (a relative path without `..`), got {name:?}"
+                ));
+            }
+            if names[..i].contains(name) {
+                return Some(format!("reader {name:?} is named twice"));
+            }
+        }
+        None
     }
 
     /// Whether `name` may name a surface reader: a relative path of plain
@@ -240,13 +304,12 @@ impl SurfaceCalibration {
                 path.display()
             )));
         }
-        if let Some(reader) = &calibration.reader {
-            if !SurfaceCalibration::reader_name_is_valid(reader) {
-                return Err(Error::Model(format!(
-                    "{}: reader must be a folder inside the model directory (a relative path without `..`), got {reader:?}",
-                    path.display()
-                )));
+        if !calibration.readers.is_empty() {
+            if let Some(problem) = SurfaceCalibration::readers_problem(&calibration.readers) {
+                return Err(Error::Model(format!("{}: {problem}", path.display())));
             }
+        }
+        for reader in &calibration.readers {
             if !model_dir.join(reader).is_dir() {
                 return Err(Error::Model(format!(
                     "{}: reader {reader:?} is not a folder of {}",
@@ -277,7 +340,7 @@ impl SurfaceCalibration {
             structures: readings.len(),
             data,
             default: None,
-            reader: None,
+            readers: Vec::new(),
         })
     }
 }
@@ -570,45 +633,95 @@ mod tests {
     }
 
     #[test]
-    fn a_surface_reader_must_be_a_folder_inside_the_model_directory() {
+    fn surface_readers_must_be_folders_inside_the_model_directory() {
         let dir = tempfile::tempdir().unwrap();
         let write = |reader: &str| {
             std::fs::write(
                 dir.path().join(SURFACE_TRUST_FILE),
                 format!(
-                    r#"{{"force": 0.6, "virial": 0.3, "structures": 5, "data": [], "reader": {reader:?}}}"#
+                    r#"{{"force": 0.6, "virial": 0.3, "structures": 5, "data": [], "reader": {reader}}}"#
                 ),
             )
             .unwrap()
         };
         // No file, or a file without a reader: the model's own heads.
-        assert_eq!(SurfaceCalibration::reader_of(dir.path()).unwrap(), None);
+        assert!(SurfaceCalibration::readers_of(dir.path())
+            .unwrap()
+            .is_empty());
         std::fs::write(
             dir.path().join(SURFACE_TRUST_FILE),
             r#"{"force": 0.6, "virial": 0.3, "structures": 5, "data": []}"#,
         )
         .unwrap();
-        assert_eq!(SurfaceCalibration::reader_of(dir.path()).unwrap(), None);
-        std::fs::create_dir_all(dir.path().join("surface-reader")).unwrap();
-        write("surface-reader");
+        assert!(SurfaceCalibration::readers_of(dir.path())
+            .unwrap()
+            .is_empty());
+        for name in ["surface-reader", "surface-reader-2"] {
+            std::fs::create_dir_all(dir.path().join(name)).unwrap();
+        }
+        // One name (as files before several readers have it) or a list.
+        write(r#""surface-reader""#);
         assert_eq!(
-            SurfaceCalibration::reader_of(dir.path()).unwrap(),
-            Some(dir.path().join("surface-reader"))
+            SurfaceCalibration::readers_of(dir.path()).unwrap(),
+            vec![dir.path().join("surface-reader")]
+        );
+        write(r#"["surface-reader", "surface-reader-2"]"#);
+        assert_eq!(
+            SurfaceCalibration::readers_of(dir.path()).unwrap(),
+            vec![
+                dir.path().join("surface-reader"),
+                dir.path().join("surface-reader-2")
+            ]
         );
         for (bad, why) in [
-            ("missing", "not a folder"),
-            ("../surface-reader", "inside the model directory"),
-            ("/tmp", "inside the model directory"),
-            ("", "inside the model directory"),
+            (r#""missing""#, "not a folder"),
+            (r#"["surface-reader", "missing"]"#, "not a folder"),
+            (r#""../surface-reader""#, "inside the model directory"),
+            (r#""/tmp""#, "inside the model directory"),
+            (r#""""#, "inside the model directory"),
+            (
+                r#"["surface-reader", "../x"]"#,
+                "inside the model directory",
+            ),
+            (r#"[]"#, "at least one folder"),
+            (r#"["surface-reader", "surface-reader"]"#, "named twice"),
+            (r#"3"#, "a folder name or a list of folder names"),
         ] {
             write(bad);
-            let error = SurfaceCalibration::reader_of(dir.path())
+            let error = SurfaceCalibration::readers_of(dir.path())
                 .unwrap_err()
                 .to_string();
             assert!(error.contains(why), "{bad}: {error}");
         }
         assert!(SurfaceCalibration::reader_name_is_valid("readers/forces"));
         assert!(!SurfaceCalibration::reader_name_is_valid("./reader"));
+    }
+
+    /// One reader is written back as a name (files stay readable by the
+    /// versions before several readers), several as a list.
+    #[test]
+    fn readers_are_written_as_a_name_or_a_list() {
+        let mut calibration = SurfaceCalibration::measure(
+            &[SurfaceReading {
+                force_rms: 0.5,
+                virial_norm: 0.25,
+            }],
+            vec!["data".into()],
+        )
+        .unwrap();
+        let text = serde_json::to_value(&calibration).unwrap();
+        assert!(text.get("reader").is_none(), "{text}");
+        calibration.readers = vec!["surface-reader".into()];
+        let text = serde_json::to_value(&calibration).unwrap();
+        assert_eq!(text["reader"], "surface-reader");
+        calibration.readers.push("surface-reader-2".into());
+        let text = serde_json::to_value(&calibration).unwrap();
+        assert_eq!(
+            text["reader"],
+            serde_json::json!(["surface-reader", "surface-reader-2"])
+        );
+        let back: SurfaceCalibration = serde_json::from_value(text).unwrap();
+        assert_eq!(back, calibration);
     }
 
     #[test]

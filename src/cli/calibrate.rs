@@ -36,11 +36,12 @@ pub struct CalibrateArgs {
     sharpness: f64,
     /// A model directory inside --model (e.g. `surface-reader`) whose
     /// energy-surface heads read the inputs in the model's place: the
-    /// scales are measured with it and surface_trust.json names it.
-    /// Without it the reader the present surface_trust.json names, if any,
-    /// stays (otherwise the model's own heads read)
-    #[arg(long, value_name = "NAME", value_parser = parse_reader)]
-    reader: Option<String>,
+    /// scales are measured with it and surface_trust.json names it. Given
+    /// more than once, the readers' readings are averaged. Without it the
+    /// readers the present surface_trust.json names, if any, stay
+    /// (otherwise the model's own heads read)
+    #[arg(long = "reader", value_name = "NAME", value_parser = parse_reader)]
+    readers: Vec<String>,
 }
 
 fn parse_reader(text: &str) -> std::result::Result<String, String> {
@@ -65,16 +66,23 @@ fn parse_sharpness(text: &str) -> std::result::Result<f64, String> {
 pub fn run(args: CalibrateArgs) -> Result<()> {
     let device = args.device.parse::<DeviceRequest>()?.resolve()?;
     let mut model = Model::load(&args.model, device)?;
-    let reader = match &args.reader {
-        Some(name) => {
+    let readers = if args.readers.is_empty() {
+        // Model::load read the present file: keep the readers it named.
+        match model.has_surface_reader() {
+            true => SurfaceCalibration::load(&args.model)?.readers,
+            false => Vec::new(),
+        }
+    } else {
+        if let Some(problem) = SurfaceCalibration::readers_problem(&args.readers) {
+            return Err(Error::InvalidArgument(format!("--reader: {problem}")));
+        }
+        model = model.without_surface_readers();
+        for name in &args.readers {
             let dir = args.model.join(name);
             let reader = Model::load(&dir, device)?;
             model = model.with_surface_reader(reader, &dir.display().to_string())?;
-            Some(name.clone())
         }
-        // Model::load read the present file: keep the reader it named.
-        None if model.has_surface_reader() => SurfaceCalibration::load(&args.model)?.reader,
-        None => None,
+        args.readers.clone()
     };
     if !model.reads_surface() {
         return Err(Error::Model(format!(
@@ -92,7 +100,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     let mut calibration = SurfaceCalibration::measure(&readings, data)?;
     calibration.default = args.default;
     calibration.scales.sharpness = args.sharpness;
-    calibration.reader = reader;
+    calibration.readers = readers;
     let path = args.model.join(SURFACE_TRUST_FILE);
     let text = serde_json::to_string_pretty(&calibration)
         .map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
@@ -105,10 +113,15 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         calibration.structures,
         calibration.scales.sharpness
     );
-    if let Some(reader) = &calibration.reader {
-        println!(
+    match calibration.readers.as_slice() {
+        [] => {}
+        [reader] => println!(
             "the surface is read by {reader} (a network of its own, inside the model directory)"
-        );
+        ),
+        readers => println!(
+            "the surface is read by {} (networks of their own, inside the model directory; their readings averaged)",
+            readers.join(", ")
+        ),
     }
     if let Some(k) = calibration.default {
         println!(

@@ -238,7 +238,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             });
         }
         if let Some(t) = options.surface_trust {
-            json["surface_trust"] = serde_json::json!({"force": t.force, "virial": t.virial, "sharpness": t.sharpness, "reader": relaxer.model().has_surface_reader()});
+            json["surface_trust"] = serde_json::json!({"force": t.force, "virial": t.virial, "sharpness": t.sharpness, "reader": relaxer.model().has_surface_reader(), "readers": relaxer.model().surface_reader_count()});
         }
         json["line_search"] = serde_json::json!(options.line_search);
         println!("{json}");
@@ -250,10 +250,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 t.force, t.virial, t.sharpness
             );
         }
-        if relaxer.model().has_surface_reader()
-            && (options.surface_trust.is_some() || options.line_search)
-        {
-            println!("the energy surface is read by the model's surface reader (surface_trust.json: reader)");
+        let readers = relaxer.model().surface_reader_count();
+        if readers > 0 && (options.surface_trust.is_some() || options.line_search) {
+            match readers {
+                1 => println!("the energy surface is read by the model's surface reader (surface_trust.json: reader)"),
+                n => println!("the energy surface is read by the model's {n} surface readers, their readings averaged (surface_trust.json: reader)"),
+            }
         }
         if options.line_search {
             println!("with the energy-surface line search along each predicted move");

@@ -16,20 +16,18 @@ pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 
 impl Model {
-    /// Loads a model directory onto `device` (f32), with the surface reader
-    /// its `surface_trust.json` names, if any (see
+    /// Loads a model directory onto `device` (f32), with the surface
+    /// readers its `surface_trust.json` names, if any (see
     /// [`Model::with_surface_reader`]).
     pub fn load(dir: &Path, device: Device) -> Result<Model> {
-        let model = Model::load_network(dir, device)?;
-        match crate::trust::SurfaceCalibration::reader_of(dir)? {
-            None => Ok(model),
-            Some(reader_dir) => {
-                // The reader's own directory is read as a plain network
-                // (with_surface_reader would drop a reader of it anyway).
-                let reader = Model::load_network(&reader_dir, device)?;
-                model.with_surface_reader(reader, &reader_dir.display().to_string())
-            }
+        let mut model = Model::load_network(dir, device)?;
+        for reader_dir in crate::trust::SurfaceCalibration::readers_of(dir)? {
+            // A reader's own directory is read as a plain network
+            // (with_surface_reader would drop readers of it anyway).
+            let reader = Model::load_network(&reader_dir, device)?;
+            model = model.with_surface_reader(reader, &reader_dir.display().to_string())?;
         }
+        Ok(model)
     }
 
     /// A model directory's network alone (config.json + model.safetensors).
@@ -274,8 +272,8 @@ mod tests {
 
     /// A model directory whose surface_trust.json names a reader: loading
     /// it brings the reader along, the surface is read by the reader's heads
-    /// (not the model's own), copies and device moves keep it, and a reader
-    /// that builds another graph is refused.
+    /// (not the model's own; with two readers, their mean), copies keep
+    /// them, and a reader that builds another graph is refused.
     #[test]
     fn a_surface_reader_named_by_the_model_directory_reads_the_surface() {
         use crate::model::batch::Batch;
@@ -317,6 +315,34 @@ mod tests {
         assert_eq!(read, forces(&reader));
         assert_ne!(read, own);
         assert_eq!(forces(&loaded.duplicate().unwrap()), read);
+        // Two readers: the surface is their mean (the slow, obvious
+        // average of the two readers read alone).
+        let second = Model::new(&config, 4).unwrap();
+        second.save(&dir.path().join("surface-reader-2")).unwrap();
+        std::fs::write(
+            dir.path().join(crate::trust::SURFACE_TRUST_FILE),
+            r#"{"force": 0.6, "virial": 0.3, "structures": 5, "data": [], "reader": ["surface-reader", "surface-reader-2"]}"#,
+        )
+        .unwrap();
+        let both = Model::load(dir.path(), tch::Device::Cpu).unwrap();
+        assert_eq!(both.surface_reader_count(), 2);
+        let mean: Vec<f64> = forces(&reader)
+            .iter()
+            .zip(forces(&second))
+            .map(|(a, b)| (a + b) / 2.0)
+            .collect();
+        let averaged = forces(&both);
+        assert_ne!(averaged, read);
+        for (x, y) in averaged.iter().zip(&mean) {
+            assert!((x - y).abs() < 1e-6, "{averaged:?} against {mean:?}");
+        }
+        assert_eq!(forces(&both.duplicate().unwrap()), averaged);
+        assert_eq!(forces(&both.without_surface_readers()), own);
+        std::fs::write(
+            dir.path().join(crate::trust::SURFACE_TRUST_FILE),
+            r#"{"force": 0.6, "virial": 0.3, "structures": 5, "data": [], "reader": "surface-reader"}"#,
+        )
+        .unwrap();
         // The relaxation itself is the model's own.
         let batch = Batch::new(
             &[&rock_salt],

@@ -16,12 +16,14 @@ use crate::model::network::E3Relax;
 pub struct Model {
     pub vs: VarStore,
     pub network: E3Relax,
-    /// A second network whose energy-surface heads read the inputs in this
-    /// model's place (the surface trust and the line search), where the
-    /// model directory names one (`surface_trust.json`: `reader`): a
-    /// network trained on the labeller's single points alone reads them
-    /// more truly than heads that share a trunk with the relaxation.
-    surface_reader: Option<Box<Model>>,
+    /// Networks whose energy-surface heads read the inputs in this model's
+    /// place (the surface trust and the line search), their readings
+    /// averaged, where the model directory names them
+    /// (`surface_trust.json`: `reader`): a network trained on the
+    /// labeller's single points alone reads them more truly than heads
+    /// that share a trunk with the relaxation, and the mean of several
+    /// independently trained ones more truly than one.
+    surface_readers: Vec<Model>,
 }
 
 impl Model {
@@ -42,7 +44,7 @@ impl Model {
         Ok(Model {
             vs,
             network,
-            surface_reader: None,
+            surface_readers: Vec::new(),
         })
     }
 
@@ -140,35 +142,39 @@ impl Model {
     }
 
     /// An independent copy (its own parameters, same device and values,
-    /// its own copy of the surface reader), for running predictions on
+    /// its own copies of the surface readers), for running predictions on
     /// another thread.
     pub fn duplicate(&self) -> Result<Model> {
         let mut copy = Model::new(self.config(), 0)?.to_device(self.device())?;
         copy.assign(self.named_parameters(), "model copy")?;
-        if let Some(reader) = &self.surface_reader {
-            copy.surface_reader = Some(Box::new(reader.duplicate()?));
-        }
+        copy.surface_readers = self
+            .surface_readers
+            .iter()
+            .map(Model::duplicate)
+            .collect::<Result<_>>()?;
         Ok(copy)
     }
 
-    /// Moves the parameters (and the surface reader's) to a device.
+    /// Moves the parameters (and the surface readers') to a device.
     pub fn to_device(mut self, device: Device) -> Result<Model> {
         if device != self.vs.device() {
             self.vs.set_device(device);
         }
-        if let Some(reader) = self.surface_reader.take() {
-            self.surface_reader = Some(Box::new(reader.to_device(device)?));
-        }
+        self.surface_readers = std::mem::take(&mut self.surface_readers)
+            .into_iter()
+            .map(|reader| reader.to_device(device))
+            .collect::<Result<_>>()?;
         Ok(self)
     }
 
-    /// This model with `reader`'s energy-surface heads reading its inputs
-    /// (see [`Model::surface`]). The reader must have heads and take the
-    /// same batches (graph, element table, wrapping), since it reads the
-    /// batch this model was given; `source` names it in errors. A reader
-    /// of the reader is not followed (dropped here, so no caller keeps one).
+    /// This model with `reader`'s energy-surface heads reading its inputs,
+    /// beside the readers it has (see [`Model::surface`]). The reader must
+    /// have heads and take the same batches (graph, element table,
+    /// wrapping), since it reads the batch this model was given; `source`
+    /// names it in errors. Readers of the reader are not followed (dropped
+    /// here, so no caller keeps them).
     pub fn with_surface_reader(mut self, mut reader: Model, source: &str) -> Result<Model> {
-        reader.surface_reader = None;
+        reader.surface_readers.clear();
         if !reader.config().surface_heads {
             return Err(Error::Model(format!(
                 "{source}: a surface reader needs energy-surface heads (config.json: surface_heads)"
@@ -184,30 +190,56 @@ impl Model {
             )));
         }
         let reader = reader.to_device(self.device())?;
-        self.surface_reader = Some(Box::new(reader));
+        self.surface_readers.push(reader);
         Ok(self)
+    }
+
+    /// This model reading the surface with its own heads (its surface
+    /// readers dropped).
+    pub fn without_surface_readers(mut self) -> Model {
+        self.surface_readers.clear();
+        self
     }
 
     /// Whether this model can read the energy surface of its inputs: its
     /// own heads or a surface reader's.
     pub fn reads_surface(&self) -> bool {
-        self.surface_reader.is_some() || self.config().surface_heads
+        !self.surface_readers.is_empty() || self.config().surface_heads
     }
 
-    /// Whether the surface is read by a separate reader network.
+    /// Whether the surface is read by separate reader networks.
     pub fn has_surface_reader(&self) -> bool {
-        self.surface_reader.is_some()
+        !self.surface_readers.is_empty()
     }
 
-    /// The energy-surface heads on the input as given (the reader's where
-    /// there is one); `None` for a model that cannot read the surface.
+    /// How many reader networks read the surface (0: the model's own
+    /// heads, if it has them).
+    pub fn surface_reader_count(&self) -> usize {
+        self.surface_readers.len()
+    }
+
+    /// The energy-surface heads on the input as given (the readers' mean
+    /// where there are readers); `None` for a model that cannot read the
+    /// surface.
     pub fn surface(
         &self,
         batch: &crate::model::batch::Batch,
     ) -> Option<crate::model::surface_heads::SurfacePrediction> {
-        match &self.surface_reader {
-            Some(reader) => reader.network.surface(batch),
-            None => self.network.surface(batch),
+        let Some((first, others)) = self.surface_readers.split_first() else {
+            return self.network.surface(batch);
+        };
+        let mut sum = first.network.surface(batch)?;
+        for reader in others {
+            let reading = reader.network.surface(batch)?;
+            sum.energy_per_atom += reading.energy_per_atom;
+            sum.forces += reading.forces;
+            sum.virial_per_atom += reading.virial_per_atom;
         }
+        let count = self.surface_readers.len() as f64;
+        Some(crate::model::surface_heads::SurfacePrediction {
+            energy_per_atom: sum.energy_per_atom / count,
+            forces: sum.forces / count,
+            virial_per_atom: sum.virial_per_atom / count,
+        })
     }
 }

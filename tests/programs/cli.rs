@@ -614,7 +614,8 @@ fn calibrate_refuses_a_model_without_surface_heads() {
 /// `calibrate --reader NAME` gives a model without heads of its own the
 /// surface trust: the scales are the reader's, surface_trust.json names
 /// it, `relax --surface-trust` uses it, and a recalibration without
-/// `--reader` keeps it; a reader outside the model directory is refused.
+/// `--reader` keeps it; a reader outside the model directory is refused;
+/// `--reader` twice averages two readers.
 #[test]
 fn calibrate_with_a_surface_reader_gives_the_model_the_surface_trust() {
     let dir = tempfile::tempdir().unwrap();
@@ -691,6 +692,55 @@ fn calibrate_with_a_surface_reader_gives_the_model_the_surface_trust() {
             .and_then(|f| f.parse::<f64>().ok())
             .is_some_and(|f| (0.0..=1.0).contains(&f))
     }));
+    // Two readers: --reader twice names both, their average has scales of
+    // its own, and eval says the readings are averaged; a name given twice
+    // is refused and leaves the file as it was.
+    crate::common::small_model(&reader_config, 3)
+        .save(&dir.path().join("surface-reader-2"))
+        .unwrap();
+    let out = calibrate(&["--reader", "surface-reader", "--reader", "surface-reader"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("named twice"));
+    assert_eq!(read(), first);
+    let out = calibrate(&[
+        "--reader",
+        "surface-reader",
+        "--reader",
+        "surface-reader-2",
+        "--sharpness",
+        "3",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let both = read();
+    assert_eq!(
+        both["reader"],
+        serde_json::json!(["surface-reader", "surface-reader-2"]),
+        "{both}"
+    );
+    assert_ne!(both["force"], first["force"], "{both}");
+    let out = e3relax(&[
+        "eval",
+        "--model",
+        model,
+        "--data",
+        pairs.to_str().unwrap(),
+        "--surface-trust",
+        "1",
+        "--no-fixed-point",
+        "-q",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("2 surface readers, their readings averaged")
+    );
 }
 
 /// `relax --line-search` records each crystal's step (between 0: the
