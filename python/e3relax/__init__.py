@@ -404,13 +404,14 @@ class Model:
     the scale of its coordinate error; pymatgen: the ``uncertainty`` site property and the same keys in
     ``properties``). ``trust=(strain, displacement)``: the trust policy
     (see the README). ``surface_trust=K``: shrink each prediction where the
-    model's surface reader (the ``reader`` its ``surface_trust.json``
-    names, else its own energy-surface heads) finds the input at rest
-    (forces and virial no larger than K times that file's scales);
+    model's surface readers (the ``reader`` its ``surface_trust.json``
+    names, one folder or several averaged, else its own energy-surface
+    heads) find the input at rest (forces and virial no larger than K
+    times that file's scales);
     ``None`` (default): the model's own default (``surface_trust.json``'s
     ``default``, else the raw prediction); ``False``: the raw prediction.
     ``line_search=True``: go along each predicted move only as far as the
-    reader finds the energy falling (see the README).
+    readers find the energy falling (see the README).
     """
 
     def __init__(self, path=None, device="cpu", symmetry_tolerance=1e-3, batch_size=16, uncertainty=False,

@@ -167,12 +167,13 @@ fn parse_load_options(text: &str) -> Result<LoadOptions, Error> {
 /// [strain, displacement]` shrinks each predicted change towards the input
 /// where it is no larger than these scales (the trust policy).
 /// `surface_trust: K` shrinks each predicted change where the model's
-/// surface reader (the `reader` its `surface_trust.json` names, else its
-/// own energy-surface heads) finds the input at rest (forces and virial no
-/// larger than K times the scales in that file); without the key a model
+/// surface readers (the `reader`s its `surface_trust.json` names, their
+/// readings averaged, else its own energy-surface heads) find the input
+/// at rest (forces and virial no larger than K times the scales in that
+/// file); without the key a model
 /// whose `surface_trust.json` names a `default` K uses it, and `null` asks
 /// for the raw prediction. `line_search: true` goes along each predicted
-/// move only as far as the reader finds the energy falling.
+/// move only as far as the readers find the energy falling.
 /// On success `*model` is the new handle (free it with
 /// `e3relax_free`); on failure it is set to NULL.
 ///
