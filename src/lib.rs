@@ -60,6 +60,7 @@ pub mod profile;
 pub mod relax;
 pub mod rng;
 pub mod runtime;
+pub mod separation;
 pub mod structure;
 pub mod symmetry;
 pub mod train;

@@ -474,6 +474,7 @@ impl Relaxer {
                 options.fixed_cell,
             )?;
         }
+        keep_atoms_apart(structures, &mut first, options.fixed_cell);
         Ok(first)
     }
 }
@@ -599,10 +600,21 @@ pub fn predict_with_progress(
                 )
             })?;
         }
+        keep_atoms_apart(chunk, &mut relaxed, options.fixed_cell);
         results.extend(relaxed);
         on_batch(chunk.len());
     }
     Ok(results)
+}
+
+/// Every prediction's move shortened where it would bring two atoms
+/// closer than its input allows ([`crate::separation`]): the last step
+/// before a prediction is returned.
+fn keep_atoms_apart(inputs: &[Structure], relaxations: &mut [Relaxation], fixed_cell: bool) {
+    for (input, r) in inputs.iter().zip(relaxations.iter_mut()) {
+        let predicted = std::mem::replace(&mut r.relaxed, input.clone());
+        r.relaxed = crate::separation::keep_apart(input, predicted, fixed_cell);
+    }
 }
 
 /// The prediction shrunk by the surface trust's factor for this input's

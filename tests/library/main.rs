@@ -11,4 +11,5 @@ mod gradients;
 mod invariance;
 mod network;
 mod reference;
+mod separation;
 mod training;
