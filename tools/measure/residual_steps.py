@@ -237,8 +237,11 @@ def main():
         train_ids = set(relaxed) - set(ids)
         starts["volume baseline"] = volume_baseline(inputs, [relaxed[i] for i in train_ids])
     labels = {i: label_energy(relaxed[i]) for i in chosen}
-    results = {"pairs": chosen, "e3relax_seconds": e3relax_seconds, "runs": {}, "summary": {}}
     sources = {i: relaxed[i].info.get("source", "") for i in chosen}
+    # The labels' energies and sources travel with the runs, so that
+    # residual_compare.py can judge every crystal without the data.
+    results = {"pairs": chosen, "e3relax_seconds": e3relax_seconds,
+               "label_energies": labels, "sources": sources, "runs": {}, "summary": {}}
     earlier = json.loads(args.input_runs.read_text()) if args.input_runs else None
     if earlier is not None and earlier["pairs"] != chosen:
         sys.exit(f"{args.input_runs}: its pairs are not this run's (other seed or split?)")
