@@ -23,6 +23,9 @@ pub struct EvalRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     pub model: Metrics,
+    /// The model's coordinate error with the relaxed cell or the relaxed
+    /// fractional coordinates put in (see [`metrics::ErrorSplit`]).
+    pub error_split: metrics::ErrorSplit,
     pub dummy: Metrics,
     /// The volume baseline, when evaluated.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -34,6 +37,8 @@ pub struct EvalRow {
 pub struct EvalReport {
     pub rows: Vec<EvalRow>,
     pub model: Metrics,
+    /// Means of the rows' error splits.
+    pub error_split: metrics::ErrorSplit,
     pub dummy: Metrics,
     /// The volume baseline's means, when evaluated.
     pub baseline: Option<Metrics>,
@@ -82,6 +87,10 @@ impl EvalReport {
             out += &ratios("baseline / Dummy", b, &self.dummy);
             out += &ratios("E3Relax / baseline", &self.model, b);
         }
+        out += &format!(
+            "E3Relax coord MAE with the relaxed cell put in: {:.4} Å; with the relaxed fractional coordinates put in: {:.4} Å\n",
+            self.error_split.with_relaxed_cell, self.error_split.with_relaxed_fractions
+        );
         out + &format!(
             "{} structures, {:.2} s ({:.1} structures/s)",
             self.rows.len(),
@@ -223,6 +232,11 @@ pub fn evaluate_grouped(
                 &prediction.relaxed.positions,
                 &pair.target,
             ),
+            error_split: metrics::split(
+                &prediction.relaxed.lattice,
+                &prediction.relaxed.positions,
+                &pair.target,
+            ),
             dummy: metrics::dummy(&pair.unrelaxed, &pair.target),
             baseline: volumes.map(|v| {
                 let b = v.predict(&pair.unrelaxed);
@@ -234,9 +248,11 @@ pub fn evaluate_grouped(
     let dummy_mean = metrics::mean(&rows.iter().map(|r| r.dummy).collect::<Vec<_>>());
     let baseline =
         volumes.map(|_| metrics::mean(&rows.iter().filter_map(|r| r.baseline).collect::<Vec<_>>()));
+    let error_split = metrics::mean_split(&rows.iter().map(|r| r.error_split).collect::<Vec<_>>());
     Ok(EvalReport {
         rows,
         model: model_mean,
+        error_split,
         dummy: dummy_mean,
         baseline,
         seconds,
@@ -614,6 +630,7 @@ mod tests {
     fn table_prints_ratios_and_no_nan_for_a_fixed_cell_set() {
         let report = EvalReport {
             rows: Vec::new(),
+            error_split: Default::default(),
             model: Metrics {
                 coordinate_mae: 0.1,
                 shape_deviation: 0.0,
@@ -656,6 +673,7 @@ mod tests {
             natoms: 2,
             group: group.map(str::to_string),
             model: metrics(model, 2.0 * model, 3.0 * model),
+            error_split: Default::default(),
             dummy: metrics(dummy, dummy, dummy),
             baseline: Some(metrics(dummy / 2.0, dummy, dummy)),
         };
@@ -667,6 +685,7 @@ mod tests {
                 row(None, 0.3, 0.3),
             ],
             model: Metrics::default(),
+            error_split: Default::default(),
             dummy: Metrics::default(),
             baseline: None,
             seconds: 1.0,

@@ -114,6 +114,46 @@ pub fn mean(all: &[Metrics]) -> Metrics {
     }
 }
 
+/// Where a prediction's coordinate error comes from: its coordinate MAE
+/// with each half of it replaced by the truth. A coordinate error mixes
+/// the cell (every atom's Cartesian position scales with it) and the atoms'
+/// places in the cell; which of the two limits a model says where its
+/// next gain is.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct ErrorSplit {
+    /// The prediction's fractional coordinates in the relaxed cell, Å:
+    /// what is left with a perfect cell.
+    pub with_relaxed_cell: f64,
+    /// The relaxed fractional coordinates in the predicted cell, Å: what
+    /// is left with perfect places in the cell.
+    pub with_relaxed_fractions: f64,
+}
+
+/// [`ErrorSplit`] of a predicted lattice and positions against a target.
+pub fn split(lattice: &Mat3, positions: &[Vec3], target: &Target) -> ErrorSplit {
+    let fractions = |l: &Mat3, p: &[Vec3]| -> Vec<Vec3> {
+        let inverse = linalg::inverse(l).expect("validated lattice is invertible");
+        p.iter().map(|&x| linalg::vec_mat(x, &inverse)).collect()
+    };
+    let place =
+        |f: &[Vec3], l: &Mat3| -> Vec<Vec3> { f.iter().map(|&x| linalg::vec_mat(x, l)).collect() };
+    let predicted = place(&fractions(lattice, positions), &target.lattice);
+    let relaxed = place(&fractions(&target.lattice, &target.positions), lattice);
+    ErrorSplit {
+        with_relaxed_cell: compare(&target.lattice, &predicted, target).coordinate_mae,
+        with_relaxed_fractions: compare(lattice, &relaxed, target).coordinate_mae,
+    }
+}
+
+/// Mean of per-structure error splits (zeros for an empty list).
+pub fn mean_split(all: &[ErrorSplit]) -> ErrorSplit {
+    let n = all.len().max(1) as f64;
+    ErrorSplit {
+        with_relaxed_cell: all.iter().map(|m| m.with_relaxed_cell).sum::<f64>() / n,
+        with_relaxed_fractions: all.iter().map(|m| m.with_relaxed_fractions).sum::<f64>() / n,
+    }
+}
+
 /// The Dummy baseline of one pair: the unrelaxed structure as prediction.
 pub fn dummy(unrelaxed: &Structure, target: &Target) -> Metrics {
     compare(&unrelaxed.lattice, &unrelaxed.positions, target)
@@ -125,6 +165,42 @@ mod tests {
 
     fn cubic(a: f64) -> Mat3 {
         [[a, 0.0, 0.0], [0.0, a, 0.0], [0.0, 0.0, a]]
+    }
+
+    #[test]
+    fn the_error_split_puts_each_half_of_the_error_where_it_belongs() {
+        let target = Target {
+            lattice: cubic(4.0),
+            positions: vec![[0.0; 3], [2.0, 2.0, 2.0]],
+        };
+        // The right places in a cell 5 % too large: all of the error is
+        // the cell's.
+        let stretched = cubic(4.2);
+        let right_places = [[0.0; 3], [2.1, 2.1, 2.1]];
+        let s = split(&stretched, &right_places, &target);
+        assert!(s.with_relaxed_cell.abs() < 1e-12);
+        let whole = compare(&stretched, &right_places, &target).coordinate_mae;
+        assert!((whole - 0.05).abs() < 1e-12);
+        assert!((s.with_relaxed_fractions - whole).abs() < 1e-12);
+        // The right cell with one atom 0.3 Å off along x: all of it the
+        // atoms'.
+        let off = [[0.0; 3], [2.3, 2.0, 2.0]];
+        let s = split(&cubic(4.0), &off, &target);
+        assert!(s.with_relaxed_fractions.abs() < 1e-12);
+        assert!((s.with_relaxed_cell - 0.05).abs() < 1e-12);
+        // Both wrong: the slow way, atom by atom.
+        let both = [[0.1, 0.0, 0.0], [2.3, 2.2, 2.1]];
+        let s = split(&stretched, &both, &target);
+        let in_relaxed_cell: Vec<Vec3> = both.iter().map(|p| p.map(|x| x * 4.0 / 4.2)).collect();
+        let expected = compare(&cubic(4.0), &in_relaxed_cell, &target).coordinate_mae;
+        assert!((s.with_relaxed_cell - expected).abs() < 1e-12);
+        let relaxed_in_predicted: Vec<Vec3> = target
+            .positions
+            .iter()
+            .map(|p| p.map(|x| x * 4.2 / 4.0))
+            .collect();
+        let expected = compare(&stretched, &relaxed_in_predicted, &target).coordinate_mae;
+        assert!((s.with_relaxed_fractions - expected).abs() < 1e-12);
     }
 
     #[test]
