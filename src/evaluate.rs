@@ -32,6 +32,18 @@ pub struct EvalRow {
     pub baseline: Option<Metrics>,
 }
 
+/// One group's means ([`EvalReport::by_group`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GroupMeans {
+    /// The group's value of the grouping key.
+    pub group: String,
+    pub structures: usize,
+    pub model: Metrics,
+    pub error_split: metrics::ErrorSplit,
+    pub dummy: Metrics,
+    pub volume_baseline: Option<Metrics>,
+}
+
 /// The whole evaluation.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct EvalReport {
@@ -100,8 +112,8 @@ impl EvalReport {
     }
 
     /// Means per group (rows without a group value are `(none)`), groups in
-    /// alphabetical order: `(group, structures, model, dummy, baseline)`.
-    pub fn by_group(&self) -> Vec<(String, usize, Metrics, Metrics, Option<Metrics>)> {
+    /// alphabetical order.
+    pub fn by_group(&self) -> Vec<GroupMeans> {
         let mut groups: std::collections::BTreeMap<String, Vec<&EvalRow>> = Default::default();
         for r in &self.rows {
             let name = r.group.clone().unwrap_or_else(|| "(none)".into());
@@ -109,14 +121,21 @@ impl EvalReport {
         }
         groups
             .into_iter()
-            .map(|(name, rows)| {
+            .map(|(group, rows)| {
                 let mean = |f: fn(&EvalRow) -> Option<Metrics>| {
                     let all: Vec<Metrics> = rows.iter().filter_map(|r| f(r)).collect();
                     (!all.is_empty()).then(|| metrics::mean(&all))
                 };
-                let model = mean(|r| Some(r.model)).unwrap_or_default();
-                let dummy = mean(|r| Some(r.dummy)).unwrap_or_default();
-                (name, rows.len(), model, dummy, mean(|r| r.baseline))
+                GroupMeans {
+                    structures: rows.len(),
+                    model: mean(|r| Some(r.model)).unwrap_or_default(),
+                    error_split: metrics::mean_split(
+                        &rows.iter().map(|r| r.error_split).collect::<Vec<_>>(),
+                    ),
+                    dummy: mean(|r| Some(r.dummy)).unwrap_or_default(),
+                    volume_baseline: mean(|r| r.baseline),
+                    group,
+                }
             })
             .collect()
     }
@@ -128,7 +147,15 @@ impl EvalReport {
             "{:<24} {:>5} {:>24} {:>26} {:>26}\n",
             key, "n", "coord MAE (Å) /D /B", "shape (Å^2) /D /B", "volume (Å^3) /D /B"
         );
-        for (name, n, model, dummy, baseline) in self.by_group() {
+        for GroupMeans {
+            group: name,
+            structures: n,
+            model,
+            dummy,
+            volume_baseline: baseline,
+            ..
+        } in self.by_group()
+        {
             let cell = |f: fn(&Metrics) -> f64| {
                 let b = baseline
                     .as_ref()
@@ -691,14 +718,14 @@ mod tests {
             seconds: 1.0,
         };
         let groups = report.by_group();
-        let names: Vec<&str> = groups.iter().map(|g| g.0.as_str()).collect();
+        let names: Vec<&str> = groups.iter().map(|g| g.group.as_str()).collect();
         assert_eq!(names, ["(none)", "aflow", "random"]);
-        let (_, n, model, dummy, baseline) = &groups[2];
-        assert_eq!(*n, 2);
-        assert!((model.coordinate_mae - 0.4).abs() < 1e-12);
-        assert!((model.volume_error - 1.2).abs() < 1e-12);
-        assert!((dummy.coordinate_mae - 0.6).abs() < 1e-12);
-        assert!((baseline.unwrap().coordinate_mae - 0.3).abs() < 1e-12);
+        let random = &groups[2];
+        assert_eq!(random.structures, 2);
+        assert!((random.model.coordinate_mae - 0.4).abs() < 1e-12);
+        assert!((random.model.volume_error - 1.2).abs() < 1e-12);
+        assert!((random.dummy.coordinate_mae - 0.6).abs() < 1e-12);
+        assert!((random.volume_baseline.unwrap().coordinate_mae - 0.3).abs() < 1e-12);
         let table = report.group_table("source");
         let line = table.lines().find(|l| l.starts_with("random")).unwrap();
         // 0.4 Å, 0.667x of Dummy, 1.333x of the baseline.

@@ -201,15 +201,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
         e3relax::io::write_atomically(path, report.csv(calibration.as_ref()).as_bytes())?;
     }
     if args.json {
-        let mut json = serde_json::json!({"model": report.model, "dummy": report.dummy, "volume_baseline": report.baseline, "structures": report.rows.len(), "seconds": report.seconds});
+        let mut json = serde_json::json!({"model": report.model, "error_split": report.error_split, "dummy": report.dummy, "volume_baseline": report.baseline, "structures": report.rows.len(), "seconds": report.seconds});
         if args.group_by.is_some() {
-            json["groups"] = report
-                .by_group()
-                .into_iter()
-                .map(|(group, n, model, dummy, baseline)| {
-                    serde_json::json!({"group": group, "structures": n, "model": model, "dummy": dummy, "volume_baseline": baseline})
-                })
-                .collect();
+            json["groups"] = serde_json::json!(report.by_group());
         }
         if let Some(fixed) = &fixed {
             json["fixed_point"] = serde_json::json!({
