@@ -29,7 +29,7 @@ assert shutil.which("cargo") is None, "cargo is on PATH"
 import ase.build, numpy as np, e3relax
 package = pathlib.Path(e3relax.__file__).parent
 assert not str(package).startswith(repo), package
-for name in ["libe3relax.so", "LICENSE", "models/default/config.json", "models/default/model.safetensors", "models/default/surface_trust.json", "models/default/surface-reader/model.safetensors", "models/default/surface-reader-2/model.safetensors"]:
+for name in ["libe3relax.so", "LICENSE", "models/default/config.json", "models/default/model.safetensors", "models/default/surface_trust.json", "models/default/surface-reader/model.safetensors", "models/default/surface-reader-2/model.safetensors", "models/default/surface-reader-3/model.safetensors"]:
     assert (package / name).is_file(), f"{name} is not in the wheel"
 requires = importlib.metadata.requires("e3relax")
 assert any(r.replace(" ", "") == "torch==2.11.0" for r in requires), requires
