@@ -612,8 +612,9 @@ pub fn predict_with_progress(
 /// before a prediction is returned.
 fn keep_atoms_apart(inputs: &[Structure], relaxations: &mut [Relaxation], fixed_cell: bool) {
     for (input, r) in inputs.iter().zip(relaxations.iter_mut()) {
-        let predicted = std::mem::replace(&mut r.relaxed, input.clone());
-        r.relaxed = crate::separation::keep_apart(input, predicted, fixed_cell);
+        if let Some(shortened) = crate::separation::shortened(input, &r.relaxed, fixed_cell) {
+            r.relaxed = shortened;
+        }
     }
 }
 

@@ -65,12 +65,19 @@ fn apart(s: &Structure, floor: f64) -> bool {
 /// info `e3relax_move_shortened` (0 is the input, 1 the prediction) and
 /// frozen coordinates honoured again.
 pub fn keep_apart(input: &Structure, predicted: Structure, fixed_cell: bool) -> Structure {
+    shortened(input, &predicted, fixed_cell).unwrap_or(predicted)
+}
+
+/// The shortened prediction of [`keep_apart`], or `None` where `predicted`
+/// already keeps the floor (nothing is copied then: this runs on every
+/// prediction).
+pub fn shortened(input: &Structure, predicted: &Structure, fixed_cell: bool) -> Option<Structure> {
     let floor = floor(input);
-    if apart(&predicted, floor) {
-        return predicted;
+    if apart(predicted, floor) {
+        return None;
     }
-    let change = Change::of(input, &predicted);
-    let at = |t: f64| shrink_by(input, &predicted, &change, t, t);
+    let change = Change::of(input, predicted);
+    let at = |t: f64| shrink_by(input, predicted, &change, t, t);
     // The input keeps its own floor (floor <= its closest distance, which
     // the model's 0.5 Å minimum already checked), the prediction does not.
     let (mut kept, mut refused) = (0.0, 1.0);
@@ -84,7 +91,7 @@ pub fn keep_apart(input: &Structure, predicted: Structure, fixed_cell: bool) -> 
     }
     let mut shortened = at(kept);
     shortened.set_info("e3relax_move_shortened", format!("{kept:.4}"));
-    crate::frozen::honour(input, shortened, fixed_cell)
+    Some(crate::frozen::honour(input, shortened, fixed_cell))
 }
 
 #[cfg(test)]
