@@ -258,7 +258,8 @@ public:
 
     /// Many structures of different sizes in one call. `options_json` may
     /// change the handle's settings for this call only (`fixed_cell`,
-    /// `batch_size`, `symmetry_tolerance`, `trust`, `surface_trust`; see
+    /// `batch_size`, `symmetry_tolerance`, `trust`, `surface_trust`,
+    /// `line_search`; see
     /// e3relax_predict_with); every layer's structure comes from
     /// predict_layers.
     std::vector<Structure> predict_batch(const std::vector<Structure>& structures,

@@ -114,6 +114,12 @@ pub fn has_frozen(s: &Structure) -> bool {
 /// With `fixed_cell` the lattice is the input's and frozen coordinates are
 /// copied bit for bit.
 pub fn honour(input: &Structure, mut predicted: Structure, fixed_cell: bool) -> Structure {
+    if fixed_cell {
+        // Bit for bit, also where a path (a trust policy, the line search)
+        // rebuilt the cell from the input's and its strain, zero up to
+        // round-off.
+        predicted.lattice = input.lattice;
+    }
     let Some(flags) = input
         .selective_dynamics
         .as_ref()

@@ -525,7 +525,7 @@ contains
     !> counts, numbers and positions concatenated, lattices(3,3,nstructures).
     !> options (JSON, optional) changes the handle's settings for this call
     !> only: fixed_cell, batch_size, symmetry_tolerance, trust,
-    !> surface_trust (e3relax_predict_with; layers come from
+    !> surface_trust, line_search (e3relax_predict_with; layers come from
     !> e3relax_predict_layers).
     subroutine e3relax_predict_batch(model, nstructures, natoms, numbers, positions, lattices, &
             new_positions, new_lattices, options, ierr)
