@@ -127,11 +127,8 @@ pub fn honour(input: &Structure, mut predicted: Structure, fixed_cell: bool) -> 
     else {
         return predicted;
     };
-    let lattice = if fixed_cell {
-        input.lattice
-    } else {
-        predicted.lattice
-    };
+    // The input's with `fixed_cell` (set above).
+    let lattice = predicted.lattice;
     // Where each atom goes if it only follows the cell: x D, D = L^-1 L'.
     let carried: Vec<Vec3> = if fixed_cell {
         input.positions.clone()
