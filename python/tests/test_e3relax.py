@@ -451,10 +451,17 @@ def small_training_config(data, output, **changes):
 
 def test_ctrl_c_during_training_stops_at_a_checkpoint_and_raises(tmp_path):
     data = REPOSITORY / "tests/fixtures/pairs/bulk-small"
-    config = small_training_config(data, tmp_path / "run", max_epochs=100000, max_minutes=1.0)
+    # Only Ctrl-C (or the minute) may end this run: no early stop, which
+    # on the tiny fixture can end it before the signal arrives.
+    config = small_training_config(data, tmp_path / "run", max_epochs=100000, max_minutes=1.0,
+                                   early_stop_patience=100000)
     result = run_python(
         f"""
 import json, os, signal, threading, e3relax
+# As in an interactive Python, whatever the test runner inherited (a
+# shell's background job starts with SIGINT ignored, and Python then
+# leaves it ignored).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 rounds = []
 sent = []
 def interrupt():

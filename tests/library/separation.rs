@@ -1,4 +1,4 @@
-//! The shipped model on an input whose raw prediction merges two atoms:
+//! The shipped model on inputs whose raw prediction merges two atoms:
 //! what comes back keeps them apart, with the same space group, whatever
 //! option made the prediction.
 
@@ -34,23 +34,25 @@ fn closest_distance(s: &Structure) -> f64 {
     best
 }
 
-#[test]
-fn a_prediction_never_merges_two_atoms() {
+/// Relaxes `fixture` with the shipped model, raw and with the line search,
+/// and checks that no two atoms come closer than the floor and that the
+/// space group is kept. Returns the raw prediction.
+fn relax_keeping_apart(fixture: &str, expected_group: i32) -> (Structure, f64) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let input = e3relax::io::read_file(root.join("tests/fixtures/merging-o8si4.extxyz"), None)
+    let input = e3relax::io::read_file(root.join("tests/fixtures").join(fixture), None)
         .unwrap()
         .remove(0);
     let group = SpaceGroup::find(&input, 1e-3).unwrap().number;
-    assert_eq!(group, 183);
+    assert_eq!(group, expected_group, "{fixture}");
     let relaxer =
         Relaxer::from_model(Model::load(&root.join("models/default"), tch::Device::Cpu).unwrap());
     let floor = e3relax::separation::floor(&input);
-    assert_eq!(floor, 0.5, "the input's closest pair is 0.99 Å apart");
     let raw = RelaxOptions::default();
     let line_search = RelaxOptions {
         line_search: true,
         ..Default::default()
     };
+    let mut raw_out = None;
     for (name, options) in [("raw", raw), ("line search", line_search)] {
         let out = relaxer
             .relax_many(std::slice::from_ref(&input), &options)
@@ -58,25 +60,48 @@ fn a_prediction_never_merges_two_atoms() {
             .remove(0)
             .relaxed;
         let closest = closest_distance(&out);
-        assert!(closest >= floor - 1e-9, "{name}: atoms {closest} Å apart");
+        assert!(
+            closest >= floor - 1e-9,
+            "{fixture}, {name}: atoms {closest} Å apart"
+        );
         assert_eq!(
             SpaceGroup::find(&out, 1e-3).map_or(1, |g| g.number),
             group,
-            "{name}"
+            "{fixture}, {name}"
         );
         if name == "raw" {
-            // The network alone merges them: the move was shortened, not
-            // dropped, and the step is on the prediction for the user.
-            let step: f64 = out
-                .info_value("e3relax_move_shortened")
-                .expect("the raw move shortened")
-                .parse()
-                .unwrap();
-            assert!(step > 0.1 && step < 1.0, "step {step}");
-            assert!(
-                closest < floor + 1e-6,
-                "the longest step that keeps the floor: {closest}"
-            );
+            raw_out = Some(out);
         }
     }
+    (raw_out.unwrap(), floor)
+}
+
+#[test]
+fn a_prediction_never_merges_two_atoms() {
+    // A random Li4O2 training input, P6/mmm, with Li and O on the
+    // six-fold axis through the origin, whose network output puts two
+    // atoms closer than the floor.
+    let (out, floor) = relax_keeping_apart("merging-li4o2.extxyz", 191);
+    assert_eq!(floor, 0.5, "the input's closest pair is 0.85 Å apart");
+    // The network alone merges them: the move was shortened, not dropped,
+    // and the step is on the prediction for the user.
+    let step: f64 = out
+        .info_value("e3relax_move_shortened")
+        .expect("the raw move shortened")
+        .parse()
+        .unwrap();
+    assert!(step > 0.1 && step < 1.0, "step {step}");
+    let closest = closest_distance(&out);
+    assert!(
+        closest < floor + 1e-6,
+        "the longest step that keeps the floor: {closest}"
+    );
+}
+
+#[test]
+fn an_input_an_earlier_model_merged_stays_apart() {
+    // A random P6mm SiO2 input whose raw prediction merged two O atoms
+    // (0.05 Å apart) with an earlier default model.
+    let (_, floor) = relax_keeping_apart("merging-o8si4.extxyz", 183);
+    assert_eq!(floor, 0.5, "the input's closest pair is 0.99 Å apart");
 }

@@ -20,6 +20,12 @@ START of the file whose name ends in FILE (two files may name different
 starts alike). Files written before residual_steps.py kept the labels'
 energies and sources need `--data DIR` (folders with relaxed.extxyz[.gz]
 holding the pairs; needs ase).
+
+`--pool` takes files of different draws (other pairs) and pools them by
+crystal: a start's run of a crystal comes from the first file that has
+one, so a crystal drawn twice counts once, and every start is judged on
+the crystals that all of them ran (the count is printed). Shares are then
+printed in per cent too.
 """
 
 import argparse
@@ -46,6 +52,8 @@ def main():
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--reference", default="e3relax", help="start the others are compared with")
     parser.add_argument("--name", action="append", default=[], help="NEW=FILE:START")
+    parser.add_argument("--pool", action="store_true",
+                        help="files of different draws: pool them by crystal")
     parser.add_argument("--data", action="append", default=[], type=Path,
                         help="folders of the pairs, for files without label energies")
     args = parser.parse_args()
@@ -66,9 +74,11 @@ def main():
     for path in args.files:
         data = json.loads(path.read_text())
         if pairs is None:
-            pairs = data["pairs"]
+            pairs = list(data["pairs"])
+        elif args.pool:
+            pairs += [i for i in data["pairs"] if i not in pairs]
         elif data["pairs"] != pairs:
-            parser.error(f"{path}: other pairs than {args.files[0]}")
+            parser.error(f"{path}: other pairs than {args.files[0]} (pool draws with --pool)")
         for key, runs in data["runs"].items():
             opt, _, start = key.partition(" from ")
             if optimizer is None:
@@ -78,9 +88,11 @@ def main():
             for (file, old), new in renames.items():
                 if path.name.endswith(file) and start == old:
                     start = new
-            if start in starts and start != "unrelaxed":
+            if start in starts and start != "unrelaxed" and not args.pool:
                 parser.error(f"{path}: a second start named {start!r} (use --name)")
-            starts.setdefault(start, {r["id"]: r for r in runs})
+            by_crystal = starts.setdefault(start, {})
+            for r in runs:
+                by_crystal.setdefault(r["id"], r)
         sources.update(data.get("sources", {}))
         labels.update(data.get("label_energies", {}))
     for folder in args.data:
@@ -102,6 +114,10 @@ def main():
     if missing:
         parser.error(f"no label energy for {len(missing)} pairs ({missing[0]}, ...): give --data")
 
+    if args.pool:
+        drawn = len(pairs)
+        pairs = [i for i in pairs if all(i in runs for runs in starts.values())]
+        print(f"pooled: {len(pairs)} of {drawn} crystals have runs from every start")
     reference = starts.get(args.reference)
     inputs = starts["unrelaxed"]
     print(f"{optimizer}, {len(pairs)} pairs; differences are start minus {args.reference}")
@@ -115,13 +131,19 @@ def main():
         if name != "unrelaxed":
             more = [i for i in pairs if runs[i]["steps"] > inputs[i]["steps"]]
             line += f"  more than input {len(more)}"
+            if args.pool:
+                line += f" ({100 * len(more) / len(pairs):.1f} %)"
         above = [
             i
             for i in pairs
             if sources.get(i) != "random" and runs[i]["energy_per_atom"] - labels[i] > SAME_MINIMUM_EV
         ]
         kept = sum(sources.get(i) != "random" for i in pairs)
-        line += f"  above the label {len(above)}/{kept} {' '.join(above)}"
+        if args.pool:
+            line += (f"  same or lower {100 * (1 - len(above) / max(1, kept)):.1f} %"
+                     f"  above the label {len(above)}/{kept}")
+        else:
+            line += f"  above the label {len(above)}/{kept} {' '.join(above)}"
         print(line)
 
 

@@ -21,7 +21,9 @@ those ended in a lower minimum than the label's. `--jitter A` adds the
 input moved by A Å at random: a start no better than the input, whose
 step counts show the optimizer's own noise. `--input-runs EARLIER.json`
 reuses an earlier result's runs from the input (same pairs), which do
-not depend on the model.
+not depend on the model. `--rest-of A.json --rest-of B.json` relaxes every
+validation pair those earlier draws did not, so that the draws pooled
+count every crystal once.
 
   python3 tools/measure/residual_steps.py --model models/default \\
       --train-config models/default-training/train.json --pairs 40 \\
@@ -195,6 +197,10 @@ def main():
     parser.add_argument("--input-runs", type=Path, default=None, metavar="JSON",
                         help="take the runs from the unrelaxed input from this earlier result "
                              "(same pairs, model-independent) instead of relaxing them again")
+    parser.add_argument("--rest-of", type=Path, action="append", default=[], metavar="JSON",
+                        help="instead of drawing --pairs: every validation pair that none of "
+                             "these earlier results relaxed (repeatable), so that draws pooled "
+                             "with this one count each crystal once")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -206,7 +212,15 @@ def main():
         ids = validation_ids(args, tmp)
         # A config's own validation folders (families held out whole) too.
         unrelaxed, relaxed = pairs_by_id(config)
-        chosen = sorted(random.Random(args.seed).sample(ids, min(args.pairs, len(ids))))
+        if args.rest_of:
+            done = {i for f in args.rest_of for i in json.loads(f.read_text())["pairs"]}
+            unknown = done - set(ids)
+            if unknown:
+                sys.exit(f"--rest-of: {len(unknown)} of their pairs are not validation pairs "
+                         "of this config (other split?)")
+            chosen = sorted(set(ids) - done)
+        else:
+            chosen = sorted(random.Random(args.seed).sample(ids, min(args.pairs, len(ids))))
         inputs = [unrelaxed[i] for i in chosen]
         write(str(tmp / "in.extxyz"), inputs)
         cmd = [args.e3relax, "relax", str(tmp / "in.extxyz"), "-o", str(tmp / "pred.extxyz"),
