@@ -63,8 +63,9 @@ pub struct RelaxArgs {
     quiet: bool,
     /// Trust policy: shrink each crystal's predicted cell strain and atom
     /// moves towards the input where they are not much larger than these
-    /// error scales (e.g. 0.087,0.167, the shipped model's typical change
-    /// of already relaxed crystals); fewer crystals pushed away from a
+    /// error scales (e.g. 0.061,0.092: the shipped model's root-mean-square
+    /// change of already relaxed crystals, the "size of the change"
+    /// `e3relax eval` prints for any model); fewer crystals pushed away from a
     /// minimum they are already at, at some cost in accuracy elsewhere
     /// (see the model card)
     #[arg(long, value_name = "STRAIN,DISPLACEMENT", value_parser = super::eval::parse_trust)]
@@ -79,9 +80,9 @@ pub struct RelaxArgs {
     #[arg(long)]
     uncertainty: bool,
     /// With --uncertainty: shrink each crystal's mean predicted change where
-    /// it is not much larger than K times the members' spread of it (1 is
-    /// at least as accurate as the single model on every held-out number and
-    /// moves already relaxed crystals a fifth to a quarter less)
+    /// it is not much larger than K times the members' spread of it (with
+    /// the shipped ensemble, 1 moves already relaxed crystals about a fifth
+    /// less; its accuracy is in the model card)
     #[arg(long, value_name = "K", requires = "uncertainty")]
     spread_trust: Option<f64>,
     /// Surface trust: shrink each crystal's predicted change where the
