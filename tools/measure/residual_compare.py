@@ -52,6 +52,8 @@ def main():
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--reference", default="e3relax", help="start the others are compared with")
     parser.add_argument("--name", action="append", default=[], help="NEW=FILE:START")
+    parser.add_argument("--only", default=None,
+                        help="comma-separated starts to compare (the input is always kept)")
     parser.add_argument("--pool", action="store_true",
                         help="files of different draws: pool them by crystal")
     parser.add_argument("--data", action="append", default=[], type=Path,
@@ -88,6 +90,8 @@ def main():
             for (file, old), new in renames.items():
                 if path.name.endswith(file) and start == old:
                     start = new
+            if args.only and start != "unrelaxed" and start not in args.only.split(","):
+                continue
             if start in starts and start != "unrelaxed" and not args.pool:
                 parser.error(f"{path}: a second start named {start!r} (use --name)")
             by_crystal = starts.setdefault(start, {})
