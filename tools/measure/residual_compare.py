@@ -60,6 +60,7 @@ def main():
                         help="folders of the pairs, for files without label energies")
     args = parser.parse_args()
 
+    only = set(args.only.split(",")) if args.only else None
     renames = {}
     for item in args.name:
         new, _, where = item.partition("=")
@@ -90,7 +91,7 @@ def main():
             for (file, old), new in renames.items():
                 if path.name.endswith(file) and start == old:
                     start = new
-            if args.only and start != "unrelaxed" and start not in args.only.split(","):
+            if only is not None and start != "unrelaxed" and start not in only:
                 continue
             if start in starts and start != "unrelaxed" and not args.pool:
                 parser.error(f"{path}: a second start named {start!r} (use --name)")
